@@ -1,0 +1,180 @@
+"""Markdown and self-contained HTML reports from a results table."""
+import base64
+import datetime
+import html
+import os
+import os.path as osp
+from typing import Dict, List, Optional
+
+import matplotlib
+
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from analysis.results import summarize  # noqa: E402
+
+TASKS = (('box', 'Box'), ('mask', 'Mask'))
+SIZE_BINS = (('APs', 'small'), ('APm', 'medium'), ('APl', 'large'))
+TABLE_METRICS = ('AP', 'AP50', 'AP75', 'APs', 'APm', 'APl')
+
+
+def _cell(mean: float, ci: float, n: int) -> str:
+    """AP (x100) with its 95% interval over seeds, or why there is none."""
+    if n == 0 or mean != mean:
+        return '–'
+    if ci == ci:
+        return f'{100 * mean:.1f} ± {100 * ci:.1f}'
+    return f'{100 * mean:.1f}'
+
+
+def comparison_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """The report's main table: one row per model/arm/dataset."""
+    rows = []
+    for _, r in summary.iterrows():
+        row = {'model': r.model, 'arm': r.arm, 'dataset': r.dataset,
+               'status': r.status, 'seeds': int(r.n_seeds)}
+        for task, label in TASKS:
+            for m in TABLE_METRICS:
+                col = f'{task}_{m}'
+                row[f'{label} {m}'] = _cell(r[col], r[f'{col}_ci'],
+                                            int(r.n_seeds))
+        row['params (M)'] = ('–' if r.params != r.params
+                             else f'{r.params / 1e6:.2f}')
+        row['iters'] = '–' if r.iterations != r.iterations \
+            else f'{int(r.iterations)}'
+        row['wall (s)'] = '–' if r.wall_time_s != r.wall_time_s \
+            else f'{r.wall_time_s:.0f}'
+        row['runs'] = r.run_ids or '–'
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def plot_ap_by_size(summary: pd.DataFrame, path: str) -> Optional[str]:
+    """Grouped bars of APs/APm/APl per model, box and mask side by side.
+
+    Error bars are 95% intervals over seeds where there are two or more.
+    Returns None when no run has finished.
+    """
+    done = summary[summary.n_seeds > 0]
+    if done.empty:
+        return None
+    labels = [f'{r.model}/{r.arm}' + (f'\n{r.dataset}'
+                                      if summary.dataset.nunique() > 1
+                                      else '')
+              for _, r in done.iterrows()]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    x = np.arange(len(SIZE_BINS))
+    width = 0.8 / len(done)
+    for ax, (task, label) in zip(axes, TASKS):
+        for i, ((_, r), name) in enumerate(zip(done.iterrows(), labels)):
+            means = [100 * r[f'{task}_{m}'] for m, _ in SIZE_BINS]
+            cis = [100 * r[f'{task}_{m}_ci'] for m, _ in SIZE_BINS]
+            ax.bar(x + (i - (len(done) - 1) / 2) * width,
+                   np.nan_to_num(means), width, label=name,
+                   yerr=[0 if c != c else c for c in cis], capsize=3)
+        ax.set_xticks(x, [f'{b}\n({m})' for m, b in SIZE_BINS])
+        ax.set_title(f'{label} AP by object size')
+        ax.grid(axis='y', alpha=0.3)
+    axes[0].set_ylabel('AP (COCO, x100)')
+    axes[1].legend(fontsize=8, loc='upper left')
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _provenance(results_path: str, grid_path: Optional[str],
+                df: pd.DataFrame) -> List[str]:
+    done = df[df.status == 'finished']
+    datasets = []
+    for name, g in done.groupby('dataset'):
+        images = g.val_images.dropna()
+        instances = g.val_instances.dropna()
+        datasets.append(
+            f'{name}: {int(images.iloc[0]) if len(images) else "?"} '
+            f'evaluation images, '
+            f'{int(instances.iloc[0]) if len(instances) else "?"} instances')
+    return [
+        f'Results table: `{results_path}`',
+        f'Grid: `{grid_path}`' if grid_path else 'Grid: not given (runs '
+        'missing from the table cannot be listed as "not run")',
+        f'Runs: {len(done)} finished, {int((df.status == "failed").sum())} '
+        f'failed, {int((df.status == "not run").sum())} not run',
+        'Datasets: ' + ('; '.join(datasets) if datasets else 'none finished'),
+        'Metrics: COCO AP x100 from pycocotools (mmdet CocoMetric) on each '
+        'dataset\'s evaluation split; "± x" is the half-width of a t-based '
+        '95% interval over seeds, shown only with two or more seeds.',
+        f'Generated: {datetime.datetime.now().isoformat(timespec="seconds")}',
+    ]
+
+
+def _failures(df: pd.DataFrame) -> List[str]:
+    failed = df[df.status == 'failed']
+    return [f'{r.model}/{r.arm}/{r.dataset}/seed{int(r.seed)} '
+            f'(run {r.run_id}): {r.error}' for _, r in failed.iterrows()]
+
+
+def write_report(df: pd.DataFrame, out_dir: str, results_path: str,
+                 grid_path: Optional[str] = None,
+                 title: str = 'Instance segmentation grid report'
+                 ) -> Dict[str, str]:
+    """Write ``report.md``, ``report.html`` and figures into ``out_dir``.
+
+    Args:
+        df: Results rows, with ``not run`` rows for missing runs.
+        out_dir: Output directory (created).
+        results_path: Where ``df`` came from (printed as provenance).
+        grid_path: The grid file that defined the expected runs.
+
+    Returns:
+        Paths by kind: ``markdown``, ``html`` and ``ap_by_size`` (if drawn).
+    """
+    os.makedirs(out_dir, exist_ok=True)
+    summary = summarize(df)
+    table = comparison_table(summary)
+    figure = plot_ap_by_size(summary, osp.join(out_dir, 'ap_by_size.png'))
+    provenance = _provenance(results_path, grid_path, df)
+    failures = _failures(df)
+    paths = {'markdown': osp.join(out_dir, 'report.md'),
+             'html': osp.join(out_dir, 'report.html')}
+
+    md = [f'# {title}', '', '## Provenance', '']
+    md += [f'- {p}' for p in provenance]
+    md += ['', '## Comparison', '', table.to_markdown(index=False), '']
+    if figure:
+        md += ['## AP by object size', '',
+               f'![AP by COCO area bin]({osp.basename(figure)})', '']
+    if failures:
+        md += ['## Failed runs', ''] + [f'- {f}' for f in failures] + ['']
+    with open(paths['markdown'], 'w') as f:
+        f.write('\n'.join(md))
+
+    parts = [f'<h1>{html.escape(title)}</h1>', '<h2>Provenance</h2><ul>']
+    parts += [f'<li>{html.escape(p)}</li>' for p in provenance]
+    parts += ['</ul>', '<h2>Comparison</h2>',
+              table.to_html(index=False, border=0, classes='results')]
+    if figure:
+        with open(figure, 'rb') as f:
+            data = base64.b64encode(f.read()).decode()
+        parts += ['<h2>AP by object size</h2>',
+                  f'<img alt="AP by COCO area bin" '
+                  f'src="data:image/png;base64,{data}">']
+        paths['ap_by_size'] = figure
+    if failures:
+        parts += ['<h2>Failed runs</h2><ul>']
+        parts += [f'<li>{html.escape(x)}</li>' for x in failures] + ['</ul>']
+    style = ('body{font-family:sans-serif;max-width:1400px;margin:2em auto}'
+             'table.results{border-collapse:collapse;font-size:13px}'
+             'table.results td,table.results th{padding:3px 8px;'
+             'border-bottom:1px solid #ddd;text-align:right}'
+             'img{max-width:100%}')
+    with open(paths['html'], 'w') as f:
+        f.write(f'<!DOCTYPE html><html><head><meta charset="utf-8">'
+                f'<title>{html.escape(title)}</title><style>{style}</style>'
+                f'</head><body>{"".join(parts)}</body></html>')
+    return paths
+
+
+__all__ = ['write_report', 'comparison_table', 'plot_ap_by_size']

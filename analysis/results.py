@@ -1,0 +1,94 @@
+"""Results tables into pandas: load, align with a grid, aggregate seeds."""
+import math
+import os.path as osp
+from typing import List, Optional
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from experiments.run_store import COLUMNS, METRIC_COLUMNS
+
+GROUP = ['model', 'arm', 'dataset']
+
+
+def load_results(path: str) -> pd.DataFrame:
+    """Read a ``results.csv`` written by ``run_grid.py``.
+
+    Raises:
+        FileNotFoundError: naming the path.
+        ValueError: when required columns are missing.
+    """
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'{path}: results table does not exist '
+                                f'(run experiments/run_grid.py first)')
+    df = pd.read_csv(path)
+    missing = [c for c in ('run_id', 'model', 'arm', 'dataset', 'seed',
+                           'status') if c not in df.columns]
+    if missing:
+        raise ValueError(f'{path}: results table lacks column(s) '
+                         f'{", ".join(missing)}')
+    for column in COLUMNS:
+        if column not in df.columns:
+            df[column] = np.nan
+    return df[COLUMNS]
+
+
+def with_expected(results: pd.DataFrame,
+                  expected: Optional[pd.DataFrame]) -> pd.DataFrame:
+    """Add a ``not run`` row for every expected run without a result.
+
+    Args:
+        results: The results table.
+        expected: Columns model, arm, dataset, seed (e.g. from a grid's
+            expansion); None keeps ``results`` as it is.
+    """
+    if expected is None or expected.empty:
+        return results
+    keys = ['model', 'arm', 'dataset', 'seed']
+    have = set(map(tuple, results[keys].astype(str).values))
+    missing = [row for row in expected[keys].itertuples(index=False)
+               if tuple(map(str, row)) not in have]
+    if not missing:
+        return results
+    extra = pd.DataFrame(missing, columns=keys).assign(status='not run')
+    return pd.concat([results, extra.reindex(columns=results.columns)],
+                     ignore_index=True)
+
+
+def ci95_halfwidth(values: np.ndarray) -> float:
+    """Half-width of the t-based 95% interval of the mean; NaN for n < 2."""
+    values = values[~np.isnan(values)]
+    n = len(values)
+    if n < 2:
+        return float('nan')
+    return float(stats.t.ppf(0.975, n - 1) * values.std(ddof=1) / math.sqrt(n))
+
+
+def summarize(df: pd.DataFrame,
+              metrics: List[str] = METRIC_COLUMNS) -> pd.DataFrame:
+    """One row per model/arm/dataset over finished seeds.
+
+    Columns: ``status`` (e.g. ``3/3 finished``, ``not run``), ``n_seeds``,
+    ``<metric>`` (mean), ``<metric>_ci`` (95% half-width over seeds, NaN
+    with one seed), ``params``, ``iterations``, ``wall_time_s`` (mean),
+    ``run_ids``.
+    """
+    out = []
+    for key, group in df.groupby(GROUP, sort=False):
+        done = group[group.status == 'finished']
+        counts = group.status.value_counts()
+        status = ', '.join(f'{n}/{len(group)} {s}' for s, n in counts.items())
+        row = dict(zip(GROUP, key), status=status, n_seeds=len(done),
+                   seeds=','.join(str(int(s)) for s in sorted(done.seed)),
+                   run_ids=','.join(done.run_id.astype(str)))
+        for m in metrics:
+            values = done[m].to_numpy(dtype=float)
+            row[m] = float(np.nanmean(values)) if np.any(
+                ~np.isnan(values)) else float('nan')
+            row[f'{m}_ci'] = ci95_halfwidth(values)
+        for m in ('params', 'iterations', 'wall_time_s', 'val_images'):
+            values = done[m].to_numpy(dtype=float)
+            row[m] = float(np.mean(values)) if len(values) else float('nan')
+        out.append(row)
+    return pd.DataFrame(out)

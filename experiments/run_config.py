@@ -1,0 +1,147 @@
+"""Resolve one grid run into an mmengine ``Config`` and its stable id."""
+import hashlib
+import json
+from typing import Any, Dict
+
+from mmengine.config import Config, ConfigDict
+
+from experiments.datasets import PreparedDataset
+from experiments.grid_spec import GridSpecError, RunSpec, project_path
+
+
+class ConfigBuildError(ValueError):
+    """A run's config does not load, take its overrides, or build."""
+
+
+def _walk_to_parent(cfg: Config, key: str):
+    """The container holding the last component of dotted ``key``.
+
+    Raises:
+        KeyError: naming the first component that does not exist.
+    """
+    node: Any = cfg
+    parts = key.split('.')
+    for depth, part in enumerate(parts[:-1]):
+        prefix = '.'.join(parts[:depth + 1])
+        if isinstance(node, (dict, ConfigDict, Config)) and part in node:
+            node = node[part]
+        elif isinstance(node, (list, tuple)) and part.isdigit() and \
+                int(part) < len(node):
+            node = node[int(part)]
+        else:
+            raise KeyError(prefix)
+    return node
+
+
+def apply_overrides(cfg: Config, overrides: Dict[str, Any],
+                    where: str) -> None:
+    """Merge dotted-key overrides into ``cfg``, refusing misspelt paths.
+
+    Every component but the last must exist in the config (so a typo such as
+    ``model.backbon.depth`` is an error); the last may be new, because
+    plugin modules take arguments the base config does not list.
+    """
+    for key in overrides:
+        try:
+            _walk_to_parent(cfg, key)
+        except KeyError as e:
+            raise GridSpecError(
+                f'{where}: override "{key}": "{e.args[0]}" does not exist in '
+                f'the config') from None
+    cfg.merge_from_dict(dict(overrides), allow_list_keys=True)
+
+
+def _innermost_dataset(dataset_cfg: dict) -> dict:
+    # Wrappers (RepeatDataset, ClassBalancedDataset, ...) nest the real one.
+    while isinstance(dataset_cfg.get('dataset'), dict):
+        dataset_cfg = dataset_cfg['dataset']
+    return dataset_cfg
+
+
+def _set_num_classes(node: Any, num_classes: int) -> None:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == 'num_classes':
+                node[key] = num_classes
+            else:
+                _set_num_classes(value, num_classes)
+    elif isinstance(node, list):
+        for value in node:
+            _set_num_classes(value, num_classes)
+
+
+def set_dataset(cfg: Config, dataset: PreparedDataset) -> None:
+    """Point every dataloader and evaluator at ``dataset``.
+
+    Also sets every ``num_classes`` under ``cfg.model`` to the dataset's
+    number of classes, so one model config serves COCO and the built-in set.
+    """
+    root = dataset.data_root.rstrip('/') + '/'
+    splits = {'train_dataloader': ('train_ann', 'train_img'),
+              'val_dataloader': ('val_ann', 'val_img'),
+              'test_dataloader': ('val_ann', 'val_img')}
+    for loader, (ann, img) in splits.items():
+        if cfg.get(loader) is None:
+            continue
+        ds = _innermost_dataset(cfg[loader]['dataset'])
+        ds['data_root'] = root
+        ds['ann_file'] = getattr(dataset, ann)
+        ds['data_prefix'] = dict(img=getattr(dataset, img))
+        ds['metainfo'] = dict(classes=tuple(dataset.classes))
+    for name in ('val_evaluator', 'test_evaluator'):
+        evaluators = cfg.get(name)
+        if evaluators is None:
+            continue
+        for ev in evaluators if isinstance(evaluators, list) else [
+                evaluators]:
+            if 'ann_file' in ev or ev.get('type') == 'CocoMetric':
+                ev['ann_file'] = root + dataset.val_ann
+    _set_num_classes(cfg.model, len(dataset.classes))
+
+
+def resolve_config(run: RunSpec, dataset: PreparedDataset,
+                   grid_path: str) -> Config:
+    """The full config of one run (without its work dir).
+
+    Raises:
+        ConfigBuildError: The config file is missing or does not parse.
+        GridSpecError: An override names a path the config does not have.
+    """
+    path = project_path(run.config)
+    where = f'{grid_path}: run {run.label} ({run.config})'
+    try:
+        cfg = Config.fromfile(path)
+    except FileNotFoundError:
+        raise ConfigBuildError(f'{where}: config file does not exist') \
+            from None
+    except Exception as e:  # noqa: BLE001 -- report any parse failure
+        raise ConfigBuildError(f'{where}: config does not load: '
+                               f'{type(e).__name__}: {e}') from None
+    apply_overrides(cfg, run.overrides, where)
+    set_dataset(cfg, dataset)
+    cfg.randomness = dict(seed=run.seed, deterministic=False)
+    cfg.pop('work_dir', None)
+    return cfg
+
+
+def config_hash(cfg: Config) -> str:
+    """Stable id of a resolved config: sha1 of its canonical JSON, 12 hex."""
+    text = json.dumps(cfg.to_dict(), sort_keys=True, default=repr)
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def check_model_builds(cfg: Config, where: str) -> int:
+    """Build ``cfg.model`` once; return its parameter count.
+
+    Raises:
+        ConfigBuildError: With the builder's message, naming the run.
+    """
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+    register_all_modules(init_default_scope=True)
+    try:
+        model = MODELS.build(cfg.model)
+    except Exception as e:  # noqa: BLE001 -- any build failure is reported
+        raise ConfigBuildError(f'{where}: model does not build: '
+                               f'{type(e).__name__}: {e}') from None
+    return sum(p.numel() for p in model.parameters())

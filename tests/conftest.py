@@ -1,0 +1,28 @@
+import os.path as osp
+
+import pytest
+
+SHARED = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), '..',
+                  'shared')
+COCO128 = osp.join(SHARED, 'datasets', 'coco128-seg')
+
+
+@pytest.fixture(scope='session')
+def tiny_builtin(tmp_path_factory):
+    """A small built-in dataset shared by the tests that train."""
+    from experiments.synthetic_coco import SyntheticCocoSpec, generate
+    out = str(tmp_path_factory.mktemp('builtin'))
+    spec = SyntheticCocoSpec(num_train=8, num_val=4, image_size=96,
+                             num_classes=2, objects_per_image=(1, 3),
+                             size_mix=dict(small=0.5, medium=0.5, large=0.0),
+                             seed=3)
+    generate(spec, out, verbose=False)
+    return out
+
+
+@pytest.fixture
+def coco128():
+    if not osp.isfile(osp.join(COCO128, 'annotations',
+                               'instances_train2017.json')):
+        pytest.skip('../shared/datasets/coco128-seg is not available')
+    return COCO128
