@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from experiments.run_store import COLUMNS, METRIC_COLUMNS
+from experiments.run_store import COLUMNS, METRIC_COLUMNS, read_results_csv
 
 GROUP = ['model', 'arm', 'dataset']
 
@@ -22,7 +22,7 @@ def load_results(path: str) -> pd.DataFrame:
     if not osp.isfile(path):
         raise FileNotFoundError(f'{path}: results table does not exist '
                                 f'(run experiments/run_grid.py first)')
-    df = pd.read_csv(path)
+    df = read_results_csv(path)
     missing = [c for c in ('run_id', 'model', 'arm', 'dataset', 'seed',
                            'status') if c not in df.columns]
     if missing:

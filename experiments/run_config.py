@@ -121,6 +121,14 @@ def resolve_config(run: RunSpec, dataset: PreparedDataset,
     set_dataset(cfg, dataset)
     cfg.randomness = dict(seed=run.seed, deterministic=False)
     cfg.pop('work_dir', None)
+    # The child trains from the dumped config.py; a value Python source
+    # cannot spell (nan, inf, an object) must fail here, not in the child.
+    try:
+        Config.fromstring(cfg.pretty_text, '.py')
+    except Exception as e:  # noqa: BLE001
+        raise ConfigBuildError(f'{where}: the resolved config cannot be '
+                               f'written as a Python config: '
+                               f'{type(e).__name__}: {e}') from None
     return cfg
 
 

@@ -122,6 +122,23 @@ def collect_rows(run_dirs: List[str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
+TEXT_COLUMNS = ['run_id', 'grid', 'model', 'arm', 'dataset', 'status',
+                'config', 'work_dir', 'detections', 'finished_at', 'error',
+                'log_tail']
+
+
+def read_results_csv(path: str) -> pd.DataFrame:
+    """Read a results table without pandas' guessing on text columns.
+
+    By default pandas turns an arm called ``nan`` or ``null`` into NaN and a
+    run id such as ``123e4567`` into a float.
+    """
+    numeric = [c for c in COLUMNS if c not in TEXT_COLUMNS]
+    return pd.read_csv(path, dtype={c: str for c in TEXT_COLUMNS},
+                       keep_default_na=False,
+                       na_values={c: ['', 'nan', 'NaN'] for c in numeric})
+
+
 def write_results(work_dir: str, run_dirs: List[str]) -> str:
     """Rebuild ``results.csv`` from the sentinels of ``run_dirs``."""
     path = osp.join(work_dir, RESULTS)

@@ -52,12 +52,21 @@ fi
 
 log "installing build tools and dependencies"
 "${PIP[@]}" install -q "setuptools>=77,<82" wheel ninja
+"${PIP[@]}" install -q -r requirements/runtime.txt -r requirements/tests.txt
 # --no-deps: mmengine declares opencv-python (pip would take OpenCV 5);
 # requirements/runtime.txt lists what these packages really need.
 "${PIP[@]}" install -q --no-deps -r requirements/openmmlab.txt
-"${PIP[@]}" install -q -r requirements/runtime.txt -r requirements/tests.txt
 
-if ! "$VENV/bin/python" -c "import mmcv; from mmcv.ops import RoIAlign; assert mmcv.__version__ == '2.1.0'" 2>/dev/null; then
+mmcv_ok() {
+    # mmcv 2.1.0 with compiled ops, and with CUDA ops whenever torch has CUDA.
+    "$VENV/bin/python" - <<'PY' 2>/dev/null
+import mmcv, torch
+from mmcv.ops import RoIAlign, get_compiling_cuda_version
+assert mmcv.__version__ == "2.1.0"
+assert not torch.cuda.is_available() or get_compiling_cuda_version() != "not available"
+PY
+}
+if ! mmcv_ok; then
     log "building mmcv 2.1.0 with compiled ops (about 22 min on 2 cores the first time; pip caches the wheel)"
     mmcv_start=$(date +%s)
     MMCV_WITH_OPS=1 "${PIP[@]}" install --no-build-isolation --no-deps mmcv==2.1.0

@@ -1,0 +1,39 @@
+"""Shared pieces of the tests that build or train models."""
+import os.path as osp
+
+from mmengine.config import Config
+
+from experiments.datasets import prepare_dataset
+from experiments.grid_spec import DatasetSpec, project_path
+from experiments.run_config import set_dataset
+
+TINY_MASK_RCNN = 'configs/mask_rcnn/mask-rcnn_r18-tiny_fpn_builtin.py'
+
+
+def tiny_dataset_entry(root: str) -> dict:
+    """A grid ``datasets`` entry for the ``tiny_builtin`` fixture."""
+    return dict(data_root=root,
+                train_ann='annotations/instances_train.json',
+                train_img='train/', val_ann='annotations/instances_val.json',
+                val_img='val/')
+
+
+def tiny_config(root: str, work_dir: str, max_iters: int,
+                config: str = TINY_MASK_RCNN) -> Config:
+    """A tiny-model config on the fixture dataset, checkpointing every 2."""
+    cfg = Config.fromfile(project_path(config))
+    dataset = prepare_dataset(DatasetSpec(name='tiny',
+                                          **tiny_dataset_entry(root)),
+                              verbose=False)
+    set_dataset(cfg, dataset)
+    cfg.work_dir = work_dir
+    cfg.train_cfg.max_iters = max_iters
+    cfg.train_dataloader.batch_size = 2
+    cfg.default_hooks.checkpoint.interval = 2
+    cfg.default_hooks.logger.interval = 1
+    cfg.randomness = dict(seed=0)
+    return cfg
+
+
+def checkpoint_path(work_dir: str, iteration: int) -> str:
+    return osp.join(work_dir, f'iter_{iteration}.pth')

@@ -1,0 +1,86 @@
+import math
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis.report import write_report
+from analysis.results import (ci95_halfwidth, load_results, summarize,
+                              with_expected)
+from experiments.run_store import COLUMNS
+
+
+def _row(model, arm, seed, box, mask, status='finished'):
+    row = dict.fromkeys(COLUMNS, np.nan)
+    row.update(run_id=f'{model}{arm}{seed}', grid='g', model=model, arm=arm,
+               dataset='builtin', seed=seed, status=status, params=1.5e6,
+               iterations=10, wall_time_s=30.0, val_images=4,
+               val_instances=9, error='' if status == 'finished' else 'boom')
+    for task, value in (('box', box), ('mask', mask)):
+        for m in ('AP', 'AP50', 'AP75', 'APs', 'APm', 'APl'):
+            row[f'{task}_{m}'] = value
+    return row
+
+
+@pytest.fixture
+def results_csv(tmp_path):
+    rows = [_row('mask_rcnn', 'default', 0, 0.30, 0.25),
+            _row('mask_rcnn', 'default', 1, 0.32, 0.27),
+            _row('mask_rcnn', 'default', 2, 0.34, 0.29),
+            _row('centermask', 'eq2', 0, np.nan, np.nan, status='failed')]
+    path = tmp_path / 'results.csv'
+    pd.DataFrame(rows, columns=COLUMNS).to_csv(path, index=False)
+    return str(path)
+
+
+def test_summary_means_and_intervals_over_seeds(results_csv):
+    summary = summarize(load_results(results_csv))
+    mrcnn = summary[summary.model == 'mask_rcnn'].iloc[0]
+    assert mrcnn.n_seeds == 3 and mrcnn.status == '3/3 finished'
+    assert mrcnn.box_AP == pytest.approx(0.32)
+    # t(0.975, 2) * sd / sqrt(3) with sd = 0.02
+    assert mrcnn.box_AP_ci == pytest.approx(4.302653 * 0.02 / math.sqrt(3),
+                                            rel=1e-5)
+    assert math.isnan(ci95_halfwidth(np.array([0.3])))
+    failed = summary[summary.model == 'centermask'].iloc[0]
+    assert failed.n_seeds == 0 and failed.status == '1/1 failed'
+
+
+def test_report_from_partial_results_marks_missing_arms(tmp_path,
+                                                        results_csv):
+    expected = pd.DataFrame(
+        [('mask_rcnn', 'default', 'builtin', s) for s in range(3)]
+        + [('centermask', 'eq2', 'builtin', 0),
+           ('retinamask', 'default', 'builtin', 0)],
+        columns=['model', 'arm', 'dataset', 'seed'])
+    df = with_expected(load_results(results_csv), expected)
+    assert (df.status == 'not run').sum() == 1
+    paths = write_report(df, str(tmp_path / 'report'), results_csv,
+                         'grid.yaml')
+    md = open(paths['markdown']).read()
+    html = open(paths['html']).read()
+    rows = {line.split('|')[1].strip(): line for line in md.splitlines()
+            if line.startswith('| ') and 'model' not in line}
+    assert '1/1 not run' in rows['retinamask']
+    assert '1/1 failed' in rows['centermask']
+    assert '32.0 ± 5.0' in rows['mask_rcnn']  # box AP x100 with 95% CI
+    assert 'boom' in md  # the failed run's error is reported
+    assert results_csv in md and 'grid.yaml' in md
+    assert re.search(r'<img [^>]*src="data:image/png;base64,', html)
+    assert paths['ap_by_size'].endswith('.png')
+
+
+def test_report_with_nothing_finished(tmp_path):
+    path = tmp_path / 'results.csv'
+    pd.DataFrame([_row('a', 'default', 0, np.nan, np.nan, 'failed')],
+                 columns=COLUMNS).to_csv(path, index=False)
+    paths = write_report(load_results(str(path)), str(tmp_path / 'r'),
+                         str(path))
+    assert 'ap_by_size' not in paths
+    assert 'Failed runs' in open(paths['markdown']).read()
+
+
+def test_missing_results_table_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match='results.csv'):
+        load_results(str(tmp_path / 'results.csv'))
