@@ -71,15 +71,21 @@ def plot_ap_by_size(summary: pd.DataFrame, path: str) -> Optional[str]:
         for i, ((_, r), name) in enumerate(zip(done.iterrows(), labels)):
             means = [100 * r[f'{task}_{m}'] for m, _ in SIZE_BINS]
             cis = [100 * r[f'{task}_{m}_ci'] for m, _ in SIZE_BINS]
+            has_ci = any(c == c for c in cis)
             ax.bar(x + (i - (len(done) - 1) / 2) * width,
-                   np.nan_to_num(means), width, label=name,
-                   yerr=[0 if c != c else c for c in cis], capsize=3)
+                   np.nan_to_num(means), width,
+                   label=f'{name} (n={int(r.n_seeds)})',
+                   yerr=[0 if c != c else c for c in cis] if has_ci
+                   else None, capsize=3)
         ax.set_xticks(x, [f'{b}\n({m})' for m, b in SIZE_BINS])
         ax.set_title(f'{label} AP by object size')
         ax.grid(axis='y', alpha=0.3)
     axes[0].set_ylabel('AP (COCO, x100)')
     axes[1].legend(fontsize=8, loc='upper left')
-    fig.tight_layout()
+    fig.text(0.01, 0.01, 'Bars: mean over n seeds; error bars: 95% interval '
+             'over seeds (n >= 2). Datasets: '
+             + ', '.join(sorted(done.dataset.unique())), fontsize=8)
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
