@@ -124,8 +124,8 @@ def _failures(df: pd.DataFrame) -> List[str]:
 
 def write_report(df: pd.DataFrame, out_dir: str, results_path: str,
                  grid_path: Optional[str] = None,
-                 title: str = 'Instance segmentation grid report'
-                 ) -> Dict[str, str]:
+                 title: str = 'Instance segmentation grid report',
+                 description: str = '') -> Dict[str, str]:
     """Write ``report.md``, ``report.html`` and figures into ``out_dir``.
 
     Args:
@@ -133,6 +133,8 @@ def write_report(df: pd.DataFrame, out_dir: str, results_path: str,
         out_dir: Output directory (created).
         results_path: Where ``df`` came from (printed as provenance).
         grid_path: The grid file that defined the expected runs.
+        title: The report's heading.
+        description: What the grid is for (the grid's ``description``).
 
     Returns:
         Paths by kind: ``markdown``, ``html`` and ``ap_by_size`` (if drawn).
@@ -146,7 +148,7 @@ def write_report(df: pd.DataFrame, out_dir: str, results_path: str,
     paths = {'markdown': osp.join(out_dir, 'report.md'),
              'html': osp.join(out_dir, 'report.html')}
 
-    md = [f'# {title}', '', '## Provenance', '']
+    md = [f'# {title}', '', description, '', '## Provenance', '']
     md += [f'- {p}' for p in provenance]
     md += ['', '## Comparison', '', table.to_markdown(index=False), '']
     if figure:
@@ -157,7 +159,8 @@ def write_report(df: pd.DataFrame, out_dir: str, results_path: str,
     with open(paths['markdown'], 'w') as f:
         f.write('\n'.join(md))
 
-    parts = [f'<h1>{html.escape(title)}</h1>', '<h2>Provenance</h2><ul>']
+    parts = [f'<h1>{html.escape(title)}</h1>',
+             f'<p>{html.escape(description)}</p>', '<h2>Provenance</h2><ul>']
     parts += [f'<li>{html.escape(p)}</li>' for p in provenance]
     parts += ['</ul>', '<h2>Comparison</h2>',
               table.to_html(index=False, border=0, classes='results')]

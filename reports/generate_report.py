@@ -36,11 +36,12 @@ def main(argv=None) -> int:
         return 2
     expected = None
     results_path = args.results
-    title = 'Grid report'
+    title, description = 'Grid report', ''
     try:
         if args.grid:
             grid = load_grid(args.grid)
             title = f'Grid report: {grid.name}'
+            description = grid.description
             results_path = results_path or osp.join(
                 project_path(grid.work_dir), 'results.csv')
             expected = pd.DataFrame(
@@ -52,7 +53,8 @@ def main(argv=None) -> int:
         return 2
     out_dir = args.out or osp.join(osp.dirname(osp.abspath(results_path)),
                                    'report')
-    paths = write_report(df, out_dir, results_path, args.grid, title=title)
+    paths = write_report(df, out_dir, results_path, args.grid, title=title,
+                         description=description)
     print(f'report: {paths["html"]}')
     print(f'        {paths["markdown"]}')
     return 0

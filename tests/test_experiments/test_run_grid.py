@@ -147,3 +147,24 @@ def test_failing_runs_fail_alone(tiny_builtin, tmp_path):
     assert run_grid.main([grid]) == 0
     assert run_grid.main([grid, '--retry-failed', '--only', 'arm=crash']) \
         == 1
+
+
+@pytest.mark.slow
+def test_real_coco_dataset_plugs_in_by_path(coco128, tmp_path):
+    work_dir = tmp_path / 'work'
+    grid = tmp_path / 'g.yaml'
+    grid.write_text(yaml.safe_dump(dict(
+        work_dir=str(work_dir), models={'mask_rcnn': TINY_MASK_RCNN},
+        datasets={'coco128': dict(
+            data_root=coco128,
+            train_ann='annotations/instances_train2017.json',
+            train_img='images/train2017/',
+            val_ann='annotations/instances_train2017.json',
+            val_img='images/train2017/')},
+        overrides=TINY)))
+    assert run_grid.main([str(grid)]) == 0
+    row = read_results_csv(osp.join(work_dir, 'results.csv')).iloc[0]
+    assert row.status == 'finished' and row.val_images == 128
+    assert row.val_instances == 929
+    cfg = open(osp.join(row.work_dir, 'config.py')).read()
+    assert 'num_classes=80' in cfg and "'person'" in cfg

@@ -4,7 +4,6 @@ import os.path as osp
 import cv2
 import numpy as np
 import pytest
-from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
 from experiments.coco_check import check_coco
