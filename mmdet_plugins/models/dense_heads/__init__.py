@@ -1,0 +1,3 @@
+from .retinamask_head import RetinaMaskHead
+
+__all__ = ['RetinaMaskHead']

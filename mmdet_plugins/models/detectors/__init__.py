@@ -1,0 +1,3 @@
+from .retinamask import RetinaMask
+
+__all__ = ['RetinaMask']

@@ -1,0 +1,3 @@
+from .best_matching_assigner import BestMatchingAssigner
+
+__all__ = ['BestMatchingAssigner']
