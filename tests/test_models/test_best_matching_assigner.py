@@ -5,7 +5,7 @@ Rows are GTs, columns anchors. Without best matching (0.5 / 0.4):
   a1: best 0.38 (g1), 0.35 g2  -> negative
   a2: best 0.45 (g1)           -> ignored (between 0.4 and 0.5)
   a3: best 0.15 (g2)           -> negative
-  a4: best 0.22 (g3), 0.22 g4? no: g3 0.22, g4 0.21 -> negative
+  a4: best 0.22 (g3), 0.21 with g4 -> negative
   a5: best 0.00                -> negative
 Each GT's best IoU: g0 0.70 @a0, g1 0.45 @a2, g2 0.35 @a1, g3 0.22 @a4,
 g4 0.21 @a4.

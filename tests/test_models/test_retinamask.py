@@ -1,0 +1,150 @@
+import copy
+
+import pytest
+import torch
+from mmdet.registry import MODELS
+from mmdet.testing import demo_mm_inputs
+from mmdet.utils import register_all_modules
+from mmengine.config import Config
+
+import mmdet_plugins  # noqa: F401
+from experiments.grid_spec import project_path
+
+TINY = 'configs/retinamask/retinamask_r18-tiny_fpn_builtin.py'
+TINY_RETINANET = \
+    'configs/retinamask/retinanet_r18-tiny_fpn_builtin_retinamask-recipe.py'
+
+
+def _build(config=TINY, **test_cfg):
+    register_all_modules()
+    cfg = Config.fromfile(project_path(config))
+    cfg.model.test_cfg.update(test_cfg)
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    return model
+
+
+def _inputs(training):
+    packed = demo_mm_inputs(2, [[3, 128, 128], [3, 96, 128]], num_classes=3,
+                            with_mask=True)
+    for sample in packed['data_samples']:
+        h, w = sample.img_shape
+        sample.set_metainfo(dict(scale_factor=(0.5, 0.5),
+                                 ori_shape=(2 * h, 2 * w)))
+    return packed
+
+
+def test_loss_forward_backward_and_mask_gradients_reach_backbone():
+    model = _build().train()
+    data = model.data_preprocessor(_inputs(True), True)
+    losses = model(**data, mode='loss')
+    assert {'loss_cls', 'loss_bbox', 'loss_mask'} <= set(losses)
+    assert {f'sasl1_beta_{c}' for c in ('dx', 'dy', 'dw', 'dh')} <= set(
+        losses)
+    assert all(torch.isfinite(v).all() for v in losses.values())
+    # The mask loss alone back-propagates into the FPN and the backbone.
+    losses['loss_mask'].backward()
+    assert model.backbone.conv1.weight.grad.abs().sum() > 0
+    assert model.neck.fpn_convs[0].conv.weight.grad.abs().sum() > 0
+    # P6/P7 feed only the box head: no mask gradient there.
+    assert model.neck.fpn_convs[4].conv.weight.grad is None or \
+        model.neck.fpn_convs[4].conv.weight.grad.abs().sum() == 0
+
+
+@pytest.mark.parametrize('top_n', [100, 7])
+def test_predict_returns_boxes_labels_scores_masks(top_n):
+    model = _build(score_thr=0.0, mask=dict(max_per_img=top_n,
+                                            mask_thr_binary=0.5)).eval()
+    data = model.data_preprocessor(_inputs(False), False)
+    with torch.no_grad():
+        results = model(**data, mode='predict')
+    for sample in results:
+        pred = sample.pred_instances
+        n = len(pred)
+        assert n == min(top_n, 100)
+        assert pred.bboxes.shape == (n, 4) and pred.labels.shape == (n, )
+        assert pred.scores.shape == (n, )
+        assert pred.masks.shape == (n, *sample.ori_shape)
+        assert pred.masks.dtype == torch.bool
+        # Boxes are rescaled to the original image (scale factor 0.5).
+        assert pred.bboxes[:, 2].max() <= sample.ori_shape[1]
+        assert pred.bboxes[:, 2].max() > sample.img_shape[1]
+        assert torch.all(pred.scores[:-1] >= pred.scores[1:])
+
+
+def test_predict_with_no_detections_returns_empty_masks():
+    model = _build(score_thr=1.1).eval()
+    data = model.data_preprocessor(_inputs(False), False)
+    with torch.no_grad():
+        results = model(**data, mode='predict')
+    assert all(len(s.pred_instances) == 0 for s in results)
+    assert results[0].pred_instances.masks.shape[1:] == \
+        results[0].ori_shape
+
+
+def test_retinanet_baseline_has_no_mask_branch():
+    model = _build(TINY_RETINANET, score_thr=0.0).train()
+    assert not model.with_mask
+    data = model.data_preprocessor(_inputs(True), True)
+    assert 'loss_mask' not in model(**data, mode='loss')
+    model.eval()
+    data = model.data_preprocessor(_inputs(False), False)
+    with torch.no_grad():
+        pred = model(**data, mode='predict')[0].pred_instances
+    assert len(pred) == 100 and 'masks' not in pred
+
+
+def test_all_level_loss_equals_mmdet_per_level_loss():
+    """With a fixed loss and mmdet's normaliser the head is RetinaHead."""
+    register_all_modules()
+    cfg = Config.fromfile(project_path(TINY)).model
+    head_cfg = copy.deepcopy(cfg.bbox_head)
+    head_cfg.loss_normalizer = 'mmdet'
+    head_cfg.loss_bbox = dict(type='SmoothL1Loss', beta=0.11)
+    head_cfg.train_cfg = copy.deepcopy(cfg.train_cfg)
+    head_cfg.train_cfg.pop('mask')
+    ours = MODELS.build(head_cfg)
+    theirs_cfg = copy.deepcopy(head_cfg)
+    theirs_cfg.type = 'RetinaHead'
+    theirs_cfg.pop('loss_normalizer')
+    theirs = MODELS.build(theirs_cfg)
+    theirs.load_state_dict(ours.state_dict())
+    torch.manual_seed(1)
+    feats = [torch.randn(2, 64, 128 // s, 128 // s) for s in (8, 16, 32, 64,
+                                                              128)]
+    samples = _inputs(True)['data_samples']
+    for sample in samples:
+        sample.set_metainfo(dict(img_shape=(128, 128), pad_shape=(128, 128)))
+    a = ours.loss(feats, samples)
+    b = theirs.loss(feats, samples)
+    assert torch.allclose(a['loss_cls'], sum(b['loss_cls']), rtol=1e-5)
+    assert torch.allclose(a['loss_bbox'], sum(b['loss_bbox']), rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_short_cpu_training_lowers_the_loss(tiny_builtin):
+    """Thirty SGD steps on one real batch of the built-in dataset."""
+    from mmdet.registry import DATASETS
+    from mmengine.dataset import pseudo_collate
+
+    from helpers import tiny_config
+    register_all_modules()
+    cfg = tiny_config(tiny_builtin, '/tmp/unused', max_iters=1, config=TINY)
+    cfg.train_dataloader.dataset.pipeline = [
+        t for t in cfg.train_dataloader.dataset.pipeline
+        if t['type'] != 'RandomFlip']
+    dataset = DATASETS.build(cfg.train_dataloader.dataset)
+    batch = pseudo_collate([dataset[0], dataset[1]])
+    model = _build().train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    totals = []
+    for _ in range(30):
+        data = model.data_preprocessor(batch, True)
+        losses = model(**data, mode='loss')
+        total = sum(v for k, v in losses.items() if 'loss' in k)
+        optimizer.zero_grad()
+        total.backward()
+        optimizer.step()
+        totals.append(float(total))
+    assert sum(totals[-3:]) / 3 < 0.8 * sum(totals[:3]) / 3
