@@ -6,11 +6,21 @@ mmengine's) registries, so a config only needs::
     custom_imports = dict(imports=['mmdet_plugins'],
                           allow_failed_imports=False)
 
-Where things are:
+Where things are (one module per file under ``models/``):
 
 - ``engine/``: ``TrustedCheckpointRunner`` (resume on torch >= 2.6),
   ``FiniteLossHook`` (NaN/inf loss stops a run).
-- ``models/detectors/retinamask.py``: ``RetinaMask``.
+- ``models/layers/attention.py``: ``SE``, ``ESE`` (eSE), ``SpatialAttention``
+  (SAM).
+- ``models/backbones/vovnet.py``: ``VoVNet`` V1/V2, none/SE/eSE.
+- ``models/roi_extractors/adaptive_roi_extractor.py``:
+  ``AdaptiveRoIExtractor`` (Eq. 1 / Eq. 2 level assignment).
+- ``models/mask_heads/sag_mask_head.py``: ``SAGMaskHead`` (SAG-Mask).
+- ``models/dense_heads/centermask_fcos_head.py``: ``CenterMaskFCOSHead``.
+- ``models/detectors/centermask.py``: ``CenterMask`` (mask scoring via
+  mmdet's ``MaskIoUHead``, applied to mask scores only).
+- ``models/detectors/retinamask.py``: ``RetinaMask``; both detectors share
+  ``models/detectors/mask_on_detections.py``.
 - ``models/dense_heads/retinamask_head.py``: ``RetinaMaskHead``.
 - ``models/losses/self_adjusting_smooth_l1_loss.py``:
   ``SelfAdjustingSmoothL1Loss``.
@@ -19,9 +29,4 @@ Where things are:
 """
 from .engine import (FiniteLossHook, TrustedCheckpointRunner,
                      trust_checkpoints_under)
-from .models import (BestMatchingAssigner, RetinaMask, RetinaMaskHead,
-                     SelfAdjustingSmoothL1Loss)
-
-__all__ = ['FiniteLossHook', 'TrustedCheckpointRunner',
-           'trust_checkpoints_under', 'BestMatchingAssigner', 'RetinaMask',
-           'RetinaMaskHead', 'SelfAdjustingSmoothL1Loss']
+from .models import *  # noqa: F401,F403 -- registers every module

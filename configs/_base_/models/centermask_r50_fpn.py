@@ -1,0 +1,98 @@
+# CenterMask R-50-FPN (Lee & Park, CVPR 2020) as the official code builds it:
+# - FCOS with CenterMask's settings: GN towers (4 convs), centerness on the
+#   regression branch, GIoU, center sampling (radius 1.5), normalised
+#   regression, focal loss (0.25, 2), pre-NMS top 1000, NMS 0.6, score
+#   sqrt(cls x centerness) (official; score_mode='product' is mmdet's);
+# - mask branch on FCOS's detached top-100 detections + GT boxes (IoU >=
+#   0.5): RoIAlign 14x14 (aligned, sampling ratio 0) on P3-P5 with the
+#   adaptive assignment (Eq. 2), SAG-Mask (4 x conv 256 + SAM), 28x28 masks;
+# - MaskIoU mask scoring (segm scores only); masks for the top 50 at test.
+# Table 1's arms switch these parts off one by one (see the grids).
+model = dict(
+    type='CenterMask',
+    data_preprocessor=dict(
+        type='DetDataPreprocessor',
+        mean=[103.530, 116.280, 123.675],
+        std=[1.0, 1.0, 1.0],
+        bgr_to_rgb=False,
+        pad_size_divisor=32,
+        pad_mask=True),
+    backbone=dict(
+        type='ResNet',
+        depth=50,
+        num_stages=4,
+        out_indices=(0, 1, 2, 3),
+        frozen_stages=1,
+        norm_cfg=dict(type='BN', requires_grad=False),
+        norm_eval=True,
+        style='caffe',
+        init_cfg=dict(
+            type='Pretrained',
+            checkpoint='open-mmlab://detectron2/resnet50_caffe')),
+    neck=dict(
+        type='FPN',
+        in_channels=[256, 512, 1024, 2048],
+        out_channels=256,
+        start_level=1,
+        add_extra_convs='on_output',
+        num_outs=5,
+        relu_before_extra_convs=True),
+    bbox_head=dict(
+        type='CenterMaskFCOSHead',
+        score_mode='sqrt',
+        num_classes=80,
+        in_channels=256,
+        stacked_convs=4,
+        feat_channels=256,
+        strides=[8, 16, 32, 64, 128],
+        norm_on_bbox=True,
+        centerness_on_reg=True,
+        dcn_on_last_conv=False,
+        center_sampling=True,
+        center_sample_radius=1.5,
+        conv_bias=True,
+        norm_cfg=dict(type='GN', num_groups=32, requires_grad=True),
+        loss_cls=dict(
+            type='FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25,
+            loss_weight=1.0),
+        loss_bbox=dict(type='GIoULoss', loss_weight=1.0),
+        loss_centerness=dict(
+            type='CrossEntropyLoss', use_sigmoid=True, loss_weight=1.0)),
+    mask_roi_extractor=dict(
+        type='AdaptiveRoIExtractor',
+        mapping='eq2',
+        roi_layer=dict(type='RoIAlign', output_size=14, sampling_ratio=0,
+                       aligned=True),
+        out_channels=256,
+        featmap_strides=[8, 16, 32]),
+    mask_head=dict(
+        type='SAGMaskHead',
+        use_sam=True,
+        num_convs=4,
+        in_channels=256,
+        conv_out_channels=256,
+        num_classes=80,
+        loss_mask=dict(
+            type='CrossEntropyLoss', use_mask=True, loss_weight=1.0)),
+    maskiou_head=dict(
+        type='MaskIoUHead',
+        num_convs=4,
+        num_fcs=2,
+        roi_feat_size=14,
+        in_channels=256,
+        conv_out_channels=256,
+        fc_out_channels=1024,
+        num_classes=80,
+        loss_iou=dict(type='MSELoss', loss_weight=0.5)),
+    train_cfg=dict(
+        mask=dict(nms_pre=1000, score_thr=0.05,
+                  nms=dict(type='nms', iou_threshold=0.6), max_per_img=100,
+                  min_bbox_size=0, pos_iou_thr=0.5, mask_size=28,
+                  mask_thr_binary=0.5)),
+    test_cfg=dict(
+        nms_pre=1000,
+        min_bbox_size=0,
+        score_thr=0.05,
+        nms=dict(type='nms', iou_threshold=0.6),
+        max_per_img=100,
+        mask=dict(max_per_img=50, mask_thr_binary=0.5)))

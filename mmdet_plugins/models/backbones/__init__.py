@@ -1,0 +1,3 @@
+from .vovnet import VoVNet
+
+__all__ = ['VoVNet']
