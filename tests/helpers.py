@@ -37,3 +37,35 @@ def tiny_config(root: str, work_dir: str, max_iters: int,
 
 def checkpoint_path(work_dir: str, iteration: int) -> str:
     return osp.join(work_dir, f'iter_{iteration}.pth')
+
+
+def overfit_totals(config: str, root: str, steps: int = 30,
+                   lr: float = 0.01) -> list:
+    """Total loss of each SGD step on one fixed batch of two real images."""
+    import torch
+    from mmdet.registry import DATASETS, MODELS
+    from mmdet.utils import register_all_modules
+    from mmengine.dataset import pseudo_collate
+
+    register_all_modules()
+    cfg = tiny_config(root, '/tmp/unused', max_iters=1, config=config)
+    cfg.train_dataloader.dataset.pipeline = [
+        t for t in cfg.train_dataloader.dataset.pipeline
+        if t['type'] != 'RandomFlip']
+    dataset = DATASETS.build(cfg.train_dataloader.dataset)
+    batch = pseudo_collate([dataset[0], dataset[1]])
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    model.train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+    totals = []
+    for _ in range(steps):
+        data = model.data_preprocessor(batch, True)
+        losses = model(**data, mode='loss')
+        total = sum(v for k, v in losses.items() if 'loss' in k)
+        optimizer.zero_grad()
+        total.backward()
+        optimizer.step()
+        totals.append(float(total))
+    return totals

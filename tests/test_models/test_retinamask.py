@@ -125,26 +125,6 @@ def test_all_level_loss_equals_mmdet_per_level_loss():
 @pytest.mark.slow
 def test_short_cpu_training_lowers_the_loss(tiny_builtin):
     """Thirty SGD steps on one real batch of the built-in dataset."""
-    from mmdet.registry import DATASETS
-    from mmengine.dataset import pseudo_collate
-
-    from helpers import tiny_config
-    register_all_modules()
-    cfg = tiny_config(tiny_builtin, '/tmp/unused', max_iters=1, config=TINY)
-    cfg.train_dataloader.dataset.pipeline = [
-        t for t in cfg.train_dataloader.dataset.pipeline
-        if t['type'] != 'RandomFlip']
-    dataset = DATASETS.build(cfg.train_dataloader.dataset)
-    batch = pseudo_collate([dataset[0], dataset[1]])
-    model = _build().train()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    totals = []
-    for _ in range(30):
-        data = model.data_preprocessor(batch, True)
-        losses = model(**data, mode='loss')
-        total = sum(v for k, v in losses.items() if 'loss' in k)
-        optimizer.zero_grad()
-        total.backward()
-        optimizer.step()
-        totals.append(float(total))
+    from helpers import overfit_totals
+    totals = overfit_totals(TINY, tiny_builtin)
     assert sum(totals[-3:]) / 3 < 0.8 * sum(totals[:3]) / 3
