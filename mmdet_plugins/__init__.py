@@ -30,3 +30,7 @@ Where things are (one module per file under ``models/``):
 from .engine import (FiniteLossHook, TrustedCheckpointRunner,
                      trust_checkpoints_under)
 from .models import *  # noqa: F401,F403 -- registers every module
+from .models import __all__ as _models_all
+
+__all__ = ['FiniteLossHook', 'TrustedCheckpointRunner',
+           'trust_checkpoints_under', *_models_all]

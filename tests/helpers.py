@@ -69,3 +69,16 @@ def overfit_totals(config: str, root: str, steps: int = 30,
         optimizer.step()
         totals.append(float(total))
     return totals
+
+
+def demo_inputs() -> dict:
+    """Two random images (128x128, 96x128) with 3-class boxes and masks,
+    whose original images were twice as large (scale factor 0.5)."""
+    from mmdet.testing import demo_mm_inputs
+    packed = demo_mm_inputs(2, [[3, 128, 128], [3, 96, 128]], num_classes=3,
+                            with_mask=True)
+    for sample in packed['data_samples']:
+        h, w = sample.img_shape
+        sample.set_metainfo(dict(scale_factor=(0.5, 0.5),
+                                 ori_shape=(2 * h, 2 * w)))
+    return packed

@@ -1,12 +1,12 @@
 import pytest
 import torch
 from mmdet.registry import MODELS
-from mmdet.testing import demo_mm_inputs
 from mmdet.utils import register_all_modules
 from mmengine.config import Config
 
 import mmdet_plugins  # noqa: F401
 from experiments.grid_spec import project_path
+from helpers import demo_inputs
 from mmdet_plugins.models.mask_heads import SAGMaskHead
 
 TINY = 'configs/centermask/centermask_r18-tiny_fpn_builtin.py'
@@ -27,19 +27,11 @@ def _build(config=TINY, model_overrides=None, **test_cfg):
     return model
 
 
-def _inputs():
-    packed = demo_mm_inputs(2, [[3, 128, 128], [3, 96, 128]], num_classes=3,
-                            with_mask=True)
-    for sample in packed['data_samples']:
-        h, w = sample.img_shape
-        sample.set_metainfo(dict(scale_factor=(0.5, 0.5),
-                                 ori_shape=(2 * h, 2 * w)))
-    return packed
 
 
 def _predict(model):
     model.eval()
-    data = model.data_preprocessor(_inputs(), False)
+    data = model.data_preprocessor(demo_inputs(), False)
     with torch.no_grad():
         return model(**data, mode='predict')
 
@@ -47,7 +39,7 @@ def _predict(model):
 @pytest.mark.parametrize('config', [TINY, TINY_VOVNET])
 def test_loss_forward_backward(config):
     model = _build(config).train()
-    data = model.data_preprocessor(_inputs(), True)
+    data = model.data_preprocessor(demo_inputs(), True)
     losses = model(**data, mode='loss')
     assert set(losses) == {'loss_cls', 'loss_bbox', 'loss_centerness',
                            'loss_mask', 'loss_mask_iou'}
@@ -82,7 +74,7 @@ def test_mask_scores_are_box_score_times_predicted_iou():
     model = _build(score_thr=0.0, mask=dict(max_per_img=5,
                                             mask_thr_binary=0.5))
     model.eval()
-    data = model.data_preprocessor(_inputs(), False)
+    data = model.data_preprocessor(demo_inputs(), False)
     with torch.no_grad():
         x = model.extract_feat(data['inputs'])
         dets = model.bbox_head.predict(x, data['data_samples'],

@@ -3,12 +3,12 @@ import copy
 import pytest
 import torch
 from mmdet.registry import MODELS
-from mmdet.testing import demo_mm_inputs
 from mmdet.utils import register_all_modules
 from mmengine.config import Config
 
 import mmdet_plugins  # noqa: F401
 from experiments.grid_spec import project_path
+from helpers import demo_inputs
 
 TINY = 'configs/retinamask/retinamask_r18-tiny_fpn_builtin.py'
 TINY_RETINANET = \
@@ -25,19 +25,11 @@ def _build(config=TINY, **test_cfg):
     return model
 
 
-def _inputs(training):
-    packed = demo_mm_inputs(2, [[3, 128, 128], [3, 96, 128]], num_classes=3,
-                            with_mask=True)
-    for sample in packed['data_samples']:
-        h, w = sample.img_shape
-        sample.set_metainfo(dict(scale_factor=(0.5, 0.5),
-                                 ori_shape=(2 * h, 2 * w)))
-    return packed
 
 
 def test_loss_forward_backward_and_mask_gradients_reach_backbone():
     model = _build().train()
-    data = model.data_preprocessor(_inputs(True), True)
+    data = model.data_preprocessor(demo_inputs(), True)
     losses = model(**data, mode='loss')
     assert {'loss_cls', 'loss_bbox', 'loss_mask'} <= set(losses)
     assert {f'sasl1_beta_{c}' for c in ('dx', 'dy', 'dw', 'dh')} <= set(
@@ -56,7 +48,7 @@ def test_loss_forward_backward_and_mask_gradients_reach_backbone():
 def test_predict_returns_boxes_labels_scores_masks(top_n):
     model = _build(score_thr=0.0, mask=dict(max_per_img=top_n,
                                             mask_thr_binary=0.5)).eval()
-    data = model.data_preprocessor(_inputs(False), False)
+    data = model.data_preprocessor(demo_inputs(), False)
     with torch.no_grad():
         results = model(**data, mode='predict')
     for sample in results:
@@ -75,7 +67,7 @@ def test_predict_returns_boxes_labels_scores_masks(top_n):
 
 def test_predict_with_no_detections_returns_empty_masks():
     model = _build(score_thr=1.1).eval()
-    data = model.data_preprocessor(_inputs(False), False)
+    data = model.data_preprocessor(demo_inputs(), False)
     with torch.no_grad():
         results = model(**data, mode='predict')
     assert all(len(s.pred_instances) == 0 for s in results)
@@ -86,10 +78,10 @@ def test_predict_with_no_detections_returns_empty_masks():
 def test_retinanet_baseline_has_no_mask_branch():
     model = _build(TINY_RETINANET, score_thr=0.0).train()
     assert not model.with_mask
-    data = model.data_preprocessor(_inputs(True), True)
+    data = model.data_preprocessor(demo_inputs(), True)
     assert 'loss_mask' not in model(**data, mode='loss')
     model.eval()
-    data = model.data_preprocessor(_inputs(False), False)
+    data = model.data_preprocessor(demo_inputs(), False)
     with torch.no_grad():
         pred = model(**data, mode='predict')[0].pred_instances
     assert len(pred) == 100 and 'masks' not in pred
@@ -113,7 +105,7 @@ def test_all_level_loss_equals_mmdet_per_level_loss():
     torch.manual_seed(1)
     feats = [torch.randn(2, 64, 128 // s, 128 // s) for s in (8, 16, 32, 64,
                                                               128)]
-    samples = _inputs(True)['data_samples']
+    samples = demo_inputs()['data_samples']
     for sample in samples:
         sample.set_metainfo(dict(img_shape=(128, 128), pad_shape=(128, 128)))
     a = ours.loss(feats, samples)
