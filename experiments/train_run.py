@@ -38,6 +38,13 @@ def prepare_config(run_dir: str) -> Config:
     # Resume from run_dir/last_checkpoint when an earlier attempt left one.
     cfg.resume = True
     cfg.load_from = None
+    # The harness evaluates once, with runner.test(). A validation that the
+    # train loop would run only after its last iteration (val_interval not
+    # reached earlier) would repeat that evaluation, so it is dropped.
+    loop = cfg.get('train_cfg', {})
+    last = loop.get('max_iters', loop.get('max_epochs'))
+    if last is not None and loop.get('val_interval', 1) >= last:
+        cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
     evaluators = cfg.test_evaluator
     for ev in evaluators if isinstance(evaluators, list) else [evaluators]:
         if ev.get('type') == 'CocoMetric':

@@ -4,3 +4,6 @@
 # that differ only in the mask branch.
 _base_ = './retinamask_r50_fpn_1x_coco.py'
 model = dict(mask_roi_extractor=None, mask_head=None)
+# Box-only: evaluate bbox (CocoMetric fails on a missing segm result).
+val_evaluator = dict(metric=['bbox'])
+test_evaluator = dict(metric=['bbox'])

@@ -65,6 +65,9 @@ def test_run_trains_evaluates_and_records_a_row(finished_grid):
         assert all({'image_id', 'category_id', 'score'} <= set(d)
                    for d in dets)
     assert osp.isfile(osp.join(run_dir, 'iter_2.pth'))
+    # Evaluated once (by runner.test()), not also by a final validation.
+    log = open(osp.join(run_dir, 'run.log')).read()
+    assert log.count('Evaluate annotation type *bbox*') == 1
 
 
 @pytest.mark.slow
@@ -168,3 +171,20 @@ def test_real_coco_dataset_plugs_in_by_path(coco128, tmp_path):
     assert row.val_instances == 929
     cfg = open(osp.join(row.work_dir, 'config.py')).read()
     assert 'num_classes=80' in cfg and "'person'" in cfg
+
+
+@pytest.mark.slow
+def test_box_only_model_reports_box_ap_only(tiny_builtin, tmp_path):
+    work_dir = tmp_path / 'work'
+    grid = tmp_path / 'g.yaml'
+    grid.write_text(yaml.safe_dump(dict(
+        work_dir=str(work_dir),
+        models={'retinanet': 'configs/retinamask/'
+                'retinanet_r18-tiny_fpn_builtin_retinamask-recipe.py'},
+        datasets={'tiny': tiny_dataset_entry(tiny_builtin)},
+        # Two iterations from the focal-loss prior score below 0.05.
+        overrides={**TINY, 'model.test_cfg.score_thr': 0.0})))
+    assert run_grid.main([str(grid)]) == 0
+    row = read_results_csv(osp.join(work_dir, 'results.csv')).iloc[0]
+    assert row.status == 'finished' and 0 <= row.box_AP <= 1
+    assert row.mask_AP != row.mask_AP  # NaN: no masks, no segm metric
