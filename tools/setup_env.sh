@@ -67,7 +67,7 @@ assert not torch.cuda.is_available() or get_compiling_cuda_version() != "not ava
 PY
 }
 if ! mmcv_ok; then
-    log "building mmcv 2.1.0 with compiled ops (about 22 min on 2 cores the first time; pip caches the wheel)"
+    log "building mmcv 2.1.0 with compiled ops (10-20 min on 2 cores the first time; pip caches the wheel)"
     mmcv_start=$(date +%s)
     MMCV_WITH_OPS=1 "${PIP[@]}" install --no-build-isolation --no-deps mmcv==2.1.0
     log "mmcv ready after $(( $(date +%s) - mmcv_start )) s"
