@@ -16,6 +16,7 @@ alone. ``results.csv`` in the grid's work dir is rebuilt from the runs'
 sentinels after every run (see ``experiments/run_store.py``).
 """
 import argparse
+import dataclasses
 import os
 import os.path as osp
 import subprocess
@@ -34,6 +35,17 @@ from experiments.run_store import (FAILED, RESULTS, atomic_write_json,
                                    write_results)
 
 LOG_TAIL_LINES = 20
+
+
+@dataclasses.dataclass
+class PlannedRun:
+    """A grid run resolved and checked: what ``launch`` needs."""
+
+    run: RunSpec
+    run_id: str
+    run_dir: str
+    cfg: object
+    dataset: PreparedDataset
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -65,12 +77,11 @@ def select(runs: List[RunSpec], only: List[str]) -> List[RunSpec]:
 
 
 def plan(grid: GridSpec, runs: List[RunSpec], work_dir: str
-         ) -> Tuple[List[Tuple[RunSpec, str, object, PreparedDataset]],
-                    List[str]]:
+         ) -> Tuple[List[PlannedRun], List[str]]:
     """Resolve every run; collect every problem instead of stopping early.
 
     Returns:
-        (run, run_dir, config, dataset) per run, and the problems found.
+        The planned runs and the problems found.
     """
     problems: List[str] = []
     datasets: Dict[str, PreparedDataset] = {}
@@ -79,7 +90,7 @@ def plan(grid: GridSpec, runs: List[RunSpec], work_dir: str
             datasets[name] = prepare_dataset(grid.datasets[name], grid.path)
         except (CocoFormatError, ValueError) as e:
             problems.append(str(e))
-    planned, built = [], {}
+    planned, built = [], set()
     for run in runs:
         if run.dataset not in datasets:
             continue
@@ -90,14 +101,14 @@ def plan(grid: GridSpec, runs: List[RunSpec], work_dir: str
             # One build per model/arm/dataset: the seed does not change it.
             key = (run.model, run.arm, run.dataset)
             if key not in built:
-                built[key] = check_model_builds(
-                    cfg, f'{grid.path}: run {run.label}')
+                check_model_builds(cfg, f'{grid.path}: run {run.label}')
+                built.add(key)
         except (ConfigBuildError, GridSpecError) as e:
             problems.append(str(e))
             continue
         run_dir = osp.join(work_dir, run_dir_name(
             run.model, run.arm, run.dataset, run.seed, run_id))
-        planned.append((run, run_dir, cfg, dataset))
+        planned.append(PlannedRun(run, run_id, run_dir, cfg, dataset))
     return planned, problems
 
 
@@ -108,16 +119,15 @@ def _log_tail(path: str) -> str:
         return ''.join(f.readlines()[-LOG_TAIL_LINES:])
 
 
-def launch(run: RunSpec, run_dir: str, cfg, dataset: PreparedDataset,
-           grid: GridSpec) -> str:
+def launch(planned: PlannedRun, grid: GridSpec) -> str:
     """Train one run in a child process; return its final status."""
+    run, run_dir, dataset = planned.run, planned.run_dir, planned.dataset
     os.makedirs(run_dir, exist_ok=True)
-    run_id = osp.basename(run_dir).rsplit('__', 1)[1]
-    meta = dict(run_id=run_id, grid=grid.name, model=run.model, arm=run.arm,
+    meta = dict(run_id=planned.run_id, grid=grid.name, model=run.model, arm=run.arm,
                 dataset=run.dataset, seed=run.seed, config=run.config,
                 val_images=dataset.val_images,
                 val_instances=dataset.val_instances)
-    cfg.dump(osp.join(run_dir, 'config.py'))
+    planned.cfg.dump(osp.join(run_dir, 'config.py'))
     atomic_write_json(osp.join(run_dir, 'run.json'), meta)
     for stale in (FAILED, 'error.json'):
         if osp.isfile(osp.join(run_dir, stale)):
@@ -173,18 +183,19 @@ def main(argv=None) -> int:
 
     print(f'grid {grid.name}: {len(planned)} run(s), work dir {work_dir}')
     if args.dry_run:
-        for run, run_dir, _, _ in planned:
-            print(f'  {run_status(run_dir):11s} {run.label:45s} '
-                  f'{osp.basename(run_dir)}')
-            for key, value in run.overrides.items():
+        for p in planned:
+            print(f'  {run_status(p.run_dir):11s} {p.run.label:45s} '
+                  f'{osp.basename(p.run_dir)}')
+            for key, value in p.run.overrides.items():
                 print(f'      {key} = {value!r}')
         return 0
 
     os.makedirs(work_dir, exist_ok=True)
-    run_dirs = [d for _, d, _, _ in planned]
+    run_dirs = [p.run_dir for p in planned]
     write_results(work_dir, run_dirs)
     counts = dict(finished=0, failed=0, skipped=0)
-    for i, (run, run_dir, cfg, dataset) in enumerate(planned, 1):
+    for i, p in enumerate(planned, 1):
+        run, run_dir = p.run, p.run_dir
         status = run_status(run_dir)
         head = f'[{i}/{len(planned)}] {run.label}'
         if status == 'finished' or (status == 'failed'
@@ -197,7 +208,7 @@ def main(argv=None) -> int:
         print(f'{head}: {"resuming" if status == "interrupted" else "training"}'
               f' in {run_dir}', flush=True)
         start = time.time()
-        status = launch(run, run_dir, cfg, dataset, grid)
+        status = launch(p, grid)
         write_results(work_dir, run_dirs)
         counts[status] += 1
         row = read_json(osp.join(

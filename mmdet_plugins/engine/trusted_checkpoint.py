@@ -77,10 +77,5 @@ class TrustedCheckpointRunner(Runner):
             return super().load_checkpoint(filename, *args, **kwargs)
 
 
-def own_checkpoint_dirs() -> List[str]:
-    """The directories currently trusted (for tests and diagnostics)."""
-    return list(_trusted_roots)
-
-
 __all__ = ['TrustedCheckpointRunner', 'trust_checkpoints_under',
-           'load_from_local', 'own_checkpoint_dirs']
+           'load_from_local']
