@@ -10,6 +10,7 @@ A grid file::
       centermask:
         config: configs/...py
         overrides: {train_cfg.max_iters: 100}
+        gpus: 8                      # GPUs per run (torchrun); default 1
     arms:                            # default: one arm "default"
       default: {}
       eq2:
@@ -22,6 +23,11 @@ A grid file::
              val_img: val2017/}
     seeds: [0, 1, 2]                 # default: [0]
     overrides: {train_cfg.max_iters: 200}   # applied to every run first
+    gpus: 1                          # GPUs per run unless a model says
+
+A run on k GPUs runs k processes (``torchrun``) with the config's per-GPU
+batch size, as mmdet's ``tools/dist_train.sh`` does: an 8-GPU COCO schedule
+takes ``gpus: 8`` (or the same total batch spread otherwise).
 
 Overrides are mmengine ``--cfg-options`` style dotted keys. Precedence:
 grid ``overrides`` < model ``overrides`` < arm ``overrides``.
@@ -38,8 +44,8 @@ import yaml
 PROJECT_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 _TOP_KEYS = {'name', 'description', 'work_dir', 'models', 'arms', 'datasets',
-             'seeds', 'overrides'}
-_MODEL_KEYS = {'config', 'overrides'}
+             'seeds', 'overrides', 'gpus'}
+_MODEL_KEYS = {'config', 'overrides', 'gpus'}
 _ARM_KEYS = {'models', 'overrides', 'description'}
 _COCO_KEYS = {'data_root', 'train_ann', 'train_img', 'val_ann', 'val_img',
               'classes'}
@@ -80,6 +86,7 @@ class RunSpec:
     seed: int
     config: str
     overrides: Dict[str, Any]
+    gpus: int = 1
 
     @property
     def label(self) -> str:
@@ -114,7 +121,8 @@ class GridSpec:
                         runs.append(RunSpec(
                             grid=self.name, model=model, arm=arm,
                             dataset=dataset, seed=seed,
-                            config=mspec['config'], overrides=overrides))
+                            config=mspec['config'], overrides=overrides,
+                            gpus=mspec['gpus']))
         return runs
 
 
@@ -141,6 +149,13 @@ def _overrides(value, where: str, path: str) -> dict:
         if not isinstance(key, str) or not key:
             raise GridSpecError(f'{path}: "{where}" has a non-string key '
                                 f'{key!r}')
+    return value
+
+
+def _gpus(value, where: str, path: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise GridSpecError(f'{path}: "{where}" must be a positive integer, '
+                            f'got {value!r}')
     return value
 
 
@@ -182,6 +197,7 @@ def load_grid(path: str) -> GridSpec:
     _check_keys(raw, _TOP_KEYS, '', path)
 
     name = str(raw.get('name') or osp.splitext(osp.basename(path))[0])
+    gpus = _gpus(raw.get('gpus', 1), 'gpus', path)
     models = {}
     for model, value in _mapping(raw.get('models'), 'models', path).items():
         if isinstance(value, str):
@@ -194,7 +210,8 @@ def load_grid(path: str) -> GridSpec:
         models[str(model)] = dict(
             config=str(value['config']),
             overrides=_overrides(value.get('overrides'),
-                                 f'models.{model}.overrides', path))
+                                 f'models.{model}.overrides', path),
+            gpus=_gpus(value.get('gpus', gpus), f'models.{model}.gpus', path))
     if not models:
         raise GridSpecError(f'{path}: "models" is empty or missing')
 

@@ -120,6 +120,10 @@ def resolve_config(run: RunSpec, dataset: PreparedDataset,
     apply_overrides(cfg, run.overrides, where)
     set_dataset(cfg, dataset)
     cfg.randomness = dict(seed=run.seed, deterministic=False)
+    if run.gpus != 1:
+        # Part of the run's identity (and id): k GPUs means k times the
+        # per-GPU batch. Absent for one GPU so single-GPU ids stay stable.
+        cfg.gpus_per_run = run.gpus
     cfg.pop('work_dir', None)
     # The child trains from the dumped config.py; a value Python source
     # cannot spell (nan, inf, an object) must fail here, not in the child.

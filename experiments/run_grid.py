@@ -1,6 +1,10 @@
 """Train and evaluate every run of a grid; skip finished runs, resume others.
 
     python experiments/run_grid.py experiments/grids/smoke.yaml
+    python experiments/run_grid.py GRID --gpus 0,1,2,3      # one run per GPU
+    python experiments/run_grid.py GRID --slots 2           # 2 CPU runs at once
+    python experiments/run_grid.py GRID --executor slurm --partition gpu \
+        --time-min 1440 --max-parallel 16
     python experiments/run_grid.py GRID --dry-run
     python experiments/run_grid.py GRID --only model=mask_rcnn --only seed=0
     python experiments/run_grid.py GRID --retry-failed
@@ -12,17 +16,20 @@ concerns, and nothing runs.
 
 Each run trains in its own process (``experiments/train_run.py``) and its
 own work dir, so a crash, a NaN loss or an out-of-memory kill fails that run
-alone. ``results.csv`` in the grid's work dir is rebuilt from the runs'
-sentinels after every run (see ``experiments/run_store.py``).
+alone. Runs execute concurrently, one per slot (``experiments/scheduler.py``);
+a run whose model asks for k GPUs takes k slots and runs under ``torchrun``.
+A lock per run (``experiments/run_lock.py``) keeps two runners -- on one
+machine or many -- from training the same run; an interrupted run resumes
+from its last checkpoint. ``results.csv`` in the grid's work dir is rebuilt
+from the runs' sentinels after every run (see ``experiments/run_store.py``).
+Ctrl-C or SIGTERM stops the running children; they resume next time.
 """
 import argparse
-import dataclasses
 import os
 import os.path as osp
-import subprocess
+import signal
 import sys
-import time
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from experiments.coco_check import CocoFormatError
 from experiments.datasets import PreparedDataset, prepare_dataset
@@ -30,22 +37,12 @@ from experiments.grid_spec import (PROJECT_ROOT, GridSpec, GridSpecError,
                                    RunSpec, load_grid, project_path)
 from experiments.run_config import (ConfigBuildError, check_model_builds,
                                     config_hash, resolve_config)
-from experiments.run_store import (FAILED, RESULTS, atomic_write_json,
-                                   read_json, run_dir_name, run_status,
-                                   write_results)
-
-LOG_TAIL_LINES = 20
-
-
-@dataclasses.dataclass
-class PlannedRun:
-    """A grid run resolved and checked: what ``launch`` needs."""
-
-    run: RunSpec
-    run_id: str
-    run_dir: str
-    cfg: object
-    dataset: PreparedDataset
+from experiments.grid_progress import GridProgress, fmt_ap
+from experiments.run_launch import CPU_SLOT_PREFIX, PlannedRun, make_job
+from experiments.run_lock import is_locked
+from experiments.run_store import (FAILED, FINISHED, RESULTS, read_json,
+                                   run_dir_name, run_status, write_results)
+from experiments.scheduler import SlotScheduler
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -63,6 +60,33 @@ def parse_args(argv=None) -> argparse.Namespace:
                         metavar='FIELD=VALUE',
                         help='keep runs whose model, arm, dataset or seed '
                         'equals VALUE; repeat to combine')
+    parser.add_argument('--executor', default='local',
+                        choices=['local', 'slurm', 'submitit-local'],
+                        help='local: this machine\'s GPUs or CPU slots; '
+                        'slurm: one Slurm job per run through submitit; '
+                        'submitit-local: the Slurm path run by submitit\'s '
+                        'local executor (for testing it without Slurm)')
+    local = parser.add_argument_group('local executor')
+    local.add_argument('--gpus', default=None,
+                       help='GPU ids, e.g. 0,1,2,3, or "all" (default: all '
+                       'visible GPUs; with none, one CPU slot)')
+    local.add_argument('--slots', type=int, default=None,
+                       help='run this many CPU runs at once (no GPU)')
+    local.add_argument('--tick', type=float, default=30.0,
+                       help='seconds between progress lines')
+    slurm = parser.add_argument_group('slurm executor')
+    slurm.add_argument('--partition', default=None)
+    slurm.add_argument('--account', default=None)
+    slurm.add_argument('--qos', default=None)
+    slurm.add_argument('--time-min', type=int, default=24 * 60,
+                       help='time limit per job; a job that reaches it is '
+                       'requeued and resumes from its last checkpoint')
+    slurm.add_argument('--max-parallel', type=int, default=16,
+                       help='jobs of the array running at once')
+    slurm.add_argument('--cpus-per-gpu', type=int, default=8)
+    slurm.add_argument('--mem-gb-per-gpu', type=int, default=48)
+    slurm.add_argument('--no-wait', action='store_true',
+                       help='submit and exit; run again to collect results')
     return parser.parse_args(argv)
 
 
@@ -74,6 +98,47 @@ def select(runs: List[RunSpec], only: List[str]) -> List[RunSpec]:
                                 f'dataset= or seed=')
         runs = [r for r in runs if str(getattr(r, field)) == value]
     return runs
+
+
+def visible_gpus() -> List[str]:
+    """GPU ids this process may use, as CUDA_VISIBLE_DEVICES spells them."""
+    visible = os.environ.get('CUDA_VISIBLE_DEVICES')
+    if visible is not None:
+        return [g for g in visible.split(',') if g.strip()]
+    import torch
+    return [str(i) for i in range(torch.cuda.device_count())]
+
+
+def resolve_slots(gpus: Optional[str], slots: Optional[int]) -> List[str]:
+    """Slot ids: GPU ids, or ``cpu0``, ``cpu1``... for CPU slots."""
+    if slots is not None and gpus is not None:
+        raise GridSpecError('give --gpus or --slots, not both')
+    if slots is not None:
+        if slots < 1:
+            raise GridSpecError(f'--slots must be at least 1, got {slots}')
+        return [f'{CPU_SLOT_PREFIX}{i}' for i in range(slots)]
+    if gpus is None or gpus == 'all':
+        found = visible_gpus()
+        if not found and gpus == 'all':
+            raise GridSpecError('--gpus all: no GPU is visible')
+        return found or [f'{CPU_SLOT_PREFIX}0']
+    ids = [g.strip() for g in gpus.split(',') if g.strip()]
+    if not ids or len(set(ids)) != len(ids):
+        raise GridSpecError(f'--gpus {gpus!r}: give distinct GPU ids, '
+                            f'e.g. 0,1,2,3')
+    return ids
+
+
+def estimated_cost(p: PlannedRun) -> float:
+    """Schedule length (iterations or epochs) times GPUs.
+
+    Runs are started longest first, which leaves short runs to fill the
+    slots at the end of the grid, when fewer runs than slots are left. The
+    estimate only ranks runs of one grid, whose schedules share a unit.
+    """
+    loop = p.cfg.get('train_cfg', {})
+    length = loop.get('max_iters', loop.get('max_epochs', 1))
+    return float(length) * p.run.gpus
 
 
 def plan(grid: GridSpec, runs: List[RunSpec], work_dir: str
@@ -98,70 +163,104 @@ def plan(grid: GridSpec, runs: List[RunSpec], work_dir: str
         try:
             cfg = resolve_config(run, dataset, grid.path)
             run_id = config_hash(cfg)
+            run_dir = osp.join(work_dir, run_dir_name(
+                run.model, run.arm, run.dataset, run.seed, run_id))
             # One build per model/arm/dataset: the seed does not change it.
+            # A run that has started was built when it was first planned.
             key = (run.model, run.arm, run.dataset)
-            if key not in built:
+            if key not in built and not osp.isfile(
+                    osp.join(run_dir, 'run.json')):
                 check_model_builds(cfg, f'{grid.path}: run {run.label}')
                 built.add(key)
         except (ConfigBuildError, GridSpecError) as e:
             problems.append(str(e))
             continue
-        run_dir = osp.join(work_dir, run_dir_name(
-            run.model, run.arm, run.dataset, run.seed, run_id))
         planned.append(PlannedRun(run, run_id, run_dir, cfg, dataset))
     return planned, problems
 
 
-def _log_tail(path: str) -> str:
-    if not osp.isfile(path):
-        return ''
-    with open(path, errors='replace') as f:
-        return ''.join(f.readlines()[-LOG_TAIL_LINES:])
+def print_dry_run(planned: List[PlannedRun]) -> None:
+    for p in planned:
+        status = run_status(p.run_dir)
+        if status != 'finished' and is_locked(p.run_dir):
+            status = 'running'
+        gpus = f' [{p.run.gpus} GPUs]' if p.run.gpus != 1 else ''
+        print(f'  {status:11s} {p.run.label:45s} {osp.basename(p.run_dir)}'
+              f'{gpus}')
+        for key, value in p.run.overrides.items():
+            print(f'      {key} = {value!r}')
 
 
-def launch(planned: PlannedRun, grid: GridSpec) -> str:
-    """Train one run in a child process; return its final status."""
-    run, run_dir, dataset = planned.run, planned.run_dir, planned.dataset
-    os.makedirs(run_dir, exist_ok=True)
-    meta = dict(run_id=planned.run_id, grid=grid.name, model=run.model, arm=run.arm,
-                dataset=run.dataset, seed=run.seed, config=run.config,
-                val_images=dataset.val_images,
-                val_instances=dataset.val_instances)
-    planned.cfg.dump(osp.join(run_dir, 'config.py'))
-    atomic_write_json(osp.join(run_dir, 'run.json'), meta)
-    for stale in (FAILED, 'error.json'):
-        if osp.isfile(osp.join(run_dir, stale)):
-            os.remove(osp.join(run_dir, stale))
-    log_path = osp.join(run_dir, 'run.log')
-    with open(log_path, 'a') as log:
-        log.write(f'\n===== attempt started {time.ctime()} =====\n')
-        log.flush()
-        proc = subprocess.Popen(
-            [sys.executable, '-m', 'experiments.train_run', run_dir],
-            cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            code = proc.wait()
-        except KeyboardInterrupt:
-            # The run stays "interrupted": the next invocation resumes it.
-            proc.terminate()
-            proc.wait()
-            raise
-    if code == 0 and run_status(run_dir) == 'finished':
-        return 'finished'
-    error = read_json(osp.join(run_dir, 'error.json'))
-    if error:
-        message = (f'{error["type"]} during {error["phase"]}: '
-                   f'{error["message"]}')
-    else:
-        message = f'child process exited with status {code} (killed?)'
-    row = dict(meta, status='failed', error=message, work_dir=run_dir,
-               log_tail=_log_tail(log_path))
-    atomic_write_json(osp.join(run_dir, FAILED), row)
-    return 'failed'
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C."""
 
 
-def _fmt(value) -> str:
-    return 'n/a' if value != value else f'{100 * value:.1f}'
+def _raise_terminated(signum, frame):
+    raise _Terminated()
+
+
+def run_local(args, grid: GridSpec, planned: List[PlannedRun],
+              work_dir: str, slot_ids: List[str]) -> int:
+    run_dirs = [p.run_dir for p in planned]
+    cpu_threads = max(1, (os.cpu_count() or 1) // len(slot_ids))
+    progress = GridProgress(len(planned), len(slot_ids),
+                            {p.run.label: p.run_dir for p in planned})
+
+    def on_finish(p: PlannedRun, status: str) -> None:
+        write_results(work_dir, run_dirs)
+        row = read_json(osp.join(
+            p.run_dir, FINISHED if status == 'finished' else FAILED)) or {}
+        if status == 'finished':
+            detail = (f'finished in {row.get("wall_time_s", 0):.0f} s; '
+                      f'box AP {fmt_ap(row.get("box_AP"))}, mask AP '
+                      f'{fmt_ap(row.get("mask_AP"))}')
+        else:
+            detail = (f'FAILED: {row.get("error")}\n  see '
+                      f'{osp.join(p.run_dir, "run.log")}')
+        progress.ended(p.run.label, status, detail)
+
+    by_name = {p.run.label: p for p in planned}
+
+    def on_event(kind, job, detail):
+        if kind == 'start':
+            p = by_name[job.name]
+            verb = ('resuming' if run_status(p.run_dir) == 'interrupted'
+                    and read_json(osp.join(p.run_dir, 'progress.json'))
+                    else 'training')
+            progress.started(job.name, f'{verb} on slot(s) '
+                             f'{",".join(detail)} in {p.run_dir}')
+        elif kind == 'skip':
+            hint = '' if detail == 'finished' else \
+                ' (--retry-failed runs it again)'
+            progress.ended(job.name, detail,
+                           f'{detail} earlier, skipped{hint}')
+        elif kind == 'deferred':
+            progress.note(f'{job.name}: locked by another runner; '
+                          f'will check again')
+        elif kind == 'tick':
+            progress.tick()
+
+    jobs = [make_job(p, grid, args.retry_failed, cpu_threads, on_finish)
+            for p in sorted(planned, key=estimated_cost, reverse=True)]
+    scheduler = SlotScheduler(slot_ids, on_event, tick_s=args.tick)
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        scheduler.run(jobs)
+    except KeyboardInterrupt:
+        progress.close()
+        write_results(work_dir, run_dirs)
+        print('interrupted: running runs were stopped and resume from their '
+              'last checkpoint next time', file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    progress.close()
+    write_results(work_dir, run_dirs)
+    c = progress.counts
+    print(f'done: {c["finished"]} finished, {c["failed"]} failed, '
+          f'{c["earlier_finished"] + c["earlier_failed"]} skipped; results '
+          f'in {osp.join(work_dir, RESULTS)}')
+    return 1 if c['failed'] else 0
 
 
 def main(argv=None) -> int:
@@ -169,11 +268,22 @@ def main(argv=None) -> int:
     try:
         grid = load_grid(args.grid)
         runs = select(grid.expand(), args.only)
+        slot_ids = (resolve_slots(args.gpus, args.slots)
+                    if args.executor == 'local' else [])
     except GridSpecError as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
     work_dir = project_path(args.work_dir or grid.work_dir)
     planned, problems = plan(grid, runs, work_dir)
+    if slot_ids:
+        for p in planned:
+            if p.run.gpus > 1 and slot_ids[0].startswith(CPU_SLOT_PREFIX):
+                problems.append(f'{grid.path}: run {p.run.label} needs '
+                                f'{p.run.gpus} GPUs; CPU slots run one '
+                                f'process per run')
+            elif p.run.gpus > len(slot_ids):
+                problems.append(f'{grid.path}: run {p.run.label} needs '
+                                f'{p.run.gpus} GPUs; {len(slot_ids)} given')
     if problems:
         print(f'error: grid {args.grid} has {len(problems)} problem(s); '
               f'nothing was run:', file=sys.stderr)
@@ -181,48 +291,19 @@ def main(argv=None) -> int:
             print(f'  - {p}', file=sys.stderr)
         return 2
 
-    print(f'grid {grid.name}: {len(planned)} run(s), work dir {work_dir}')
+    where = (f'{len(slot_ids)} slot(s): {",".join(slot_ids)}' if slot_ids
+             else f'executor {args.executor}')
+    print(f'grid {grid.name}: {len(planned)} run(s) on {where}, work dir '
+          f'{work_dir}')
     if args.dry_run:
-        for p in planned:
-            print(f'  {run_status(p.run_dir):11s} {p.run.label:45s} '
-                  f'{osp.basename(p.run_dir)}')
-            for key, value in p.run.overrides.items():
-                print(f'      {key} = {value!r}')
+        print_dry_run(planned)
         return 0
-
     os.makedirs(work_dir, exist_ok=True)
-    run_dirs = [p.run_dir for p in planned]
-    write_results(work_dir, run_dirs)
-    counts = dict(finished=0, failed=0, skipped=0)
-    for i, p in enumerate(planned, 1):
-        run, run_dir = p.run, p.run_dir
-        status = run_status(run_dir)
-        head = f'[{i}/{len(planned)}] {run.label}'
-        if status == 'finished' or (status == 'failed'
-                                    and not args.retry_failed):
-            print(f'{head}: {status} earlier, skipped'
-                  + ('' if status == 'finished' else
-                     ' (--retry-failed runs it again)'))
-            counts['skipped'] += 1
-            continue
-        print(f'{head}: {"resuming" if status == "interrupted" else "training"}'
-              f' in {run_dir}', flush=True)
-        start = time.time()
-        status = launch(p, grid)
-        write_results(work_dir, run_dirs)
-        counts[status] += 1
-        row = read_json(osp.join(
-            run_dir, 'FINISHED.json' if status == 'finished' else FAILED))
-        if status == 'finished':
-            print(f'{head}: finished in {time.time() - start:.0f} s; box AP '
-                  f'{_fmt(row["box_AP"])}, mask AP {_fmt(row["mask_AP"])}')
-        else:
-            print(f'{head}: FAILED: {row["error"]}\n  see '
-                  f'{osp.join(run_dir, "run.log")}')
-    print(f'done: {counts["finished"]} finished, {counts["failed"]} failed, '
-          f'{counts["skipped"]} skipped; results in '
-          f'{osp.join(work_dir, RESULTS)}')
-    return 1 if counts['failed'] else 0
+    write_results(work_dir, [p.run_dir for p in planned])
+    if args.executor == 'local':
+        return run_local(args, grid, planned, work_dir, slot_ids)
+    from experiments.slurm_executor import run_submitit
+    return run_submitit(args, grid, planned, work_dir)
 
 
 if __name__ == '__main__':

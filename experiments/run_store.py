@@ -5,8 +5,11 @@ Layout under the grid's work dir::
     <model>__<arm>__<dataset>__seed<seed>__<run id>/
         run.json          what the run is (written before it starts)
         config.py         the resolved config it trains with
+        .lock             flock held while a process trains the run
         run.log           stdout/stderr of every attempt
-        attempts.jsonl    one line per attempt that ended (time, status)
+        attempts.jsonl    a start and an end record per attempt (iteration
+                          resumed from, status, elapsed, peak memory)
+        progress.json     the running attempt's iteration, rewritten often
         detections/       raw COCO results: val.bbox.json, val.segm.json
         FINISHED.json     written atomically after evaluation: the row
         FAILED.json       the row of the last failed attempt
@@ -16,6 +19,7 @@ A run is finished if and only if ``FINISHED.json`` exists. The results table
 is derived from the sentinels after every run, so it can never hold a row
 twice or miss a finished run.
 """
+import fcntl
 import json
 import os
 import os.path as osp
@@ -34,7 +38,8 @@ _COCO_SUFFIX = {'AP': 'mAP', 'AP50': 'mAP_50', 'AP75': 'mAP_75',
 METRIC_COLUMNS = [f'{task}_{m}' for task in ('box', 'mask') for m in _METRICS]
 COLUMNS = (['run_id', 'grid', 'model', 'arm', 'dataset', 'seed', 'status']
            + METRIC_COLUMNS
-           + ['params', 'iterations', 'wall_time_s', 'attempts', 'config',
+           + ['params', 'iterations', 'wall_time_s', 'gpus', 'gpu_hours',
+              'peak_gpu_mem_mb', 'peak_rss_mb', 'attempts', 'config',
               'work_dir', 'detections', 'val_images', 'val_instances',
               'finished_at', 'error', 'log_tail'])
 
@@ -140,7 +145,15 @@ def read_results_csv(path: str) -> pd.DataFrame:
 
 
 def write_results(work_dir: str, run_dirs: List[str]) -> str:
-    """Rebuild ``results.csv`` from the sentinels of ``run_dirs``."""
+    """Rebuild ``results.csv`` from the sentinels of ``run_dirs``.
+
+    Serialised by an ``flock`` on ``.results.lock``: two runners (or Slurm
+    jobs) finishing at once cannot leave a table that misses a sentinel one
+    of them read too early.
+    """
     path = osp.join(work_dir, RESULTS)
-    atomic_write_text(path, collect_rows(run_dirs).to_csv(index=False))
+    os.makedirs(work_dir, exist_ok=True)
+    with open(osp.join(work_dir, '.results.lock'), 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        atomic_write_text(path, collect_rows(run_dirs).to_csv(index=False))
     return path

@@ -1,6 +1,8 @@
 """Train and evaluate one prepared run directory (a child of run_grid.py).
 
     python -m experiments.train_run work_dirs/smoke/<run dir>
+    torchrun --nproc_per_node 8 -m experiments.train_run <run dir> \
+        --launcher pytorch
 
 Reads ``run.json`` and ``config.py`` from the run directory, trains through
 mmengine's ``Runner`` with ``work_dir`` set to it -- resuming from its last
@@ -8,20 +10,35 @@ checkpoint when there is one -- evaluates the test split with ``CocoMetric``
 (keeping the raw detections under ``detections/``), and writes
 ``FINISHED.json`` atomically. On an exception it writes ``error.json``
 (phase, type, message) and exits with status 1.
+
+The run's lock (``experiments/run_lock.py``) is held for the whole attempt:
+inherited from run_grid.py, or taken here; when another process holds it
+the attempt exits with status 75 and touches nothing. A run that is already
+finished exits 0 at once.
 """
 import argparse
 import datetime
+import os
 import os.path as osp
-import time
+import re
+import sys
 import traceback
 
+import torch
 from mmengine.config import Config
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+from experiments.run_lock import LOCK_FD_ENV, RunLock
+from experiments.run_progress import AttemptRecorder, RunProgressHook
 from experiments.run_store import (FINISHED, append_attempt,
-                                   atomic_write_json, coco_metrics_to_row,
-                                   read_attempts, read_json)
+                                   atomic_write_json,
+                                   atomic_write_text,
+                                   coco_metrics_to_row, read_attempts,
+                                   read_json, run_status)
+
+# sysexits.h EX_TEMPFAIL: nothing was done, try again later.
+EXIT_LOCKED = 75
 
 
 def build_runner(cfg: Config) -> Runner:
@@ -31,12 +48,37 @@ def build_runner(cfg: Config) -> Runner:
     return Runner.from_cfg(cfg)
 
 
-def prepare_config(run_dir: str) -> Config:
+def repair_last_checkpoint(run_dir: str) -> None:
+    """Point ``last_checkpoint`` at a checkpoint that exists.
+
+    mmengine writes the checkpoint, then ``last_checkpoint`` (not
+    atomically). An attempt killed while writing the latter leaves it empty
+    or half-written, and the next resume would fail on it: fall back to the
+    newest complete checkpoint, which was written before it.
+    """
+    path = osp.join(run_dir, 'last_checkpoint')
+    if not osp.isfile(path):
+        return
+    with open(path) as f:
+        target = f.read().strip()
+    if target and osp.isfile(target):
+        return
+    saved = [(int(m.group(2)), name) for name in os.listdir(run_dir)
+             if (m := re.fullmatch(r'(iter|epoch)_(\d+)\.pth', name))]
+    if saved:
+        atomic_write_text(path, osp.join(run_dir, max(saved)[1]))
+    else:
+        os.remove(path)
+
+
+def prepare_config(run_dir: str, launcher: str = 'none') -> Config:
     """The run's config with its work dir, resume and detection output."""
     cfg = Config.fromfile(osp.join(run_dir, 'config.py'))
     cfg.work_dir = run_dir
+    cfg.launcher = launcher
     # Resume from run_dir/last_checkpoint when an earlier attempt left one.
     cfg.resume = True
+    repair_last_checkpoint(run_dir)
     cfg.load_from = None
     # The harness evaluates once, with runner.test(). A validation that the
     # train loop would run only after its last iteration (val_interval not
@@ -52,55 +94,105 @@ def prepare_config(run_dir: str) -> Config:
     return cfg
 
 
-def train_and_evaluate(run_dir: str) -> dict:
-    """Run one attempt; return the FINISHED row."""
+def _is_rank0() -> bool:
+    return int(os.environ.get('RANK', '0')) == 0
+
+
+def train_and_evaluate(run_dir: str, launcher: str = 'none') -> dict:
+    """Run one attempt; return the FINISHED row (rank 0) or ``{}``."""
     meta = read_json(osp.join(run_dir, 'run.json'))
-    start = time.time()
+    rank0 = _is_rank0()
+    recorder = AttemptRecorder(run_dir)
+    if rank0:
+        recorder.close_killed_attempts()
     phase = 'build'
+    runner = None
     try:
-        cfg = prepare_config(run_dir)
+        cfg = prepare_config(run_dir, launcher)
         runner = build_runner(cfg)
+        if rank0:
+            runner.register_hook(RunProgressHook(recorder))
         phase = 'train'
         runner.train()
         phase = 'test'
         metrics = runner.test()
     except BaseException as e:
-        atomic_write_json(osp.join(run_dir, 'error.json'), dict(
-            phase=phase, type=type(e).__name__, message=str(e),
-            traceback=traceback.format_exc()))
-        append_attempt(run_dir, dict(elapsed_s=time.time() - start,
-                                     status=f'failed in {phase}'))
+        if rank0:
+            atomic_write_json(osp.join(run_dir, 'error.json'), dict(
+                phase=phase, type=type(e).__name__, message=str(e),
+                traceback=traceback.format_exc()))
+            recorder.end(f'failed in {phase}',
+                         runner.iter if runner is not None else None)
         raise
-    append_attempt(run_dir, dict(elapsed_s=time.time() - start,
-                                 status='finished'))
-    attempts = read_attempts(run_dir)
+    if not rank0:
+        return {}
+    # The sentinel counts this attempt before its end record is appended: a
+    # kill in between leaves a finished run, never one that trains twice.
+    this = recorder.end_record('finished', runner.iter)
+    ends = [a for a in read_attempts(run_dir)
+            if a.get('event') == 'end'] + [this]
     model = runner.model.module if hasattr(runner.model, 'module') \
         else runner.model
+    gpus = (int(os.environ.get('WORLD_SIZE', '1')) if launcher != 'none'
+            else int(torch.cuda.is_available()))
+    wall = sum(a['elapsed_s'] for a in ends)
+    peaks = {k: max((a[k] for a in ends if a.get(k) is not None),
+                    default=None)
+             for k in ('peak_rss_mb', 'peak_gpu_mem_mb')}
     row = dict(meta)
     row.update(coco_metrics_to_row(metrics))
     row.update(
         status='finished',
         params=sum(p.numel() for p in model.parameters()),
         iterations=runner.iter,
-        wall_time_s=round(sum(a['elapsed_s'] for a in attempts), 2),
-        attempts=len(attempts),
+        wall_time_s=round(wall, 2),
+        gpus=gpus,
+        gpu_hours=round(wall * gpus / 3600, 4),
+        **peaks,
+        attempts=len(ends),
         work_dir=run_dir,
         detections=osp.join(run_dir, 'detections'),
         finished_at=datetime.datetime.now().isoformat(timespec='seconds'),
         error='', log_tail='')
     atomic_write_json(osp.join(run_dir, FINISHED), row)
+    append_attempt(run_dir, this)
     return row
+
+
+def run_locked(run_dir: str, launcher: str = 'none') -> int:
+    """Train ``run_dir`` under its lock; return the process exit status.
+
+    Under ``torchrun`` only rank 0 takes the lock: the other ranks cannot
+    start training without it (they wait for rank 0 in the process group).
+    """
+    lock = None
+    if os.environ.get(LOCK_FD_ENV) is None and _is_rank0():
+        lock = RunLock(run_dir)
+        if not lock.acquire():
+            print(f'{run_dir}: locked by another process '
+                  f'({lock.holder()}); nothing done', file=sys.stderr)
+            return EXIT_LOCKED
+    try:
+        if run_status(run_dir) == 'finished':
+            print(f'{run_dir}: already finished; nothing done')
+            return 0
+        train_and_evaluate(run_dir, launcher)
+        return 0
+    except Exception:  # noqa: BLE001 -- recorded in error.json
+        traceback.print_exc()
+        return 1
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('run_dir')
+    parser.add_argument('--launcher', default='none',
+                        choices=['none', 'pytorch', 'slurm'])
     args = parser.parse_args()
-    try:
-        train_and_evaluate(args.run_dir)
-    except Exception:  # noqa: BLE001 -- recorded in error.json above
-        traceback.print_exc()
-        raise SystemExit(1)
+    raise SystemExit(run_locked(args.run_dir, args.launcher))
 
 
 if __name__ == '__main__':

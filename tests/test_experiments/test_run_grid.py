@@ -1,6 +1,8 @@
 import json
 import os
 import os.path as osp
+import subprocess
+import sys
 import textwrap
 
 import pytest
@@ -188,3 +190,73 @@ def test_box_only_model_reports_box_ap_only(tiny_builtin, tmp_path):
     row = read_results_csv(osp.join(work_dir, 'results.csv')).iloc[0]
     assert row.status == 'finished' and 0 <= row.box_AP <= 1
     assert row.mask_AP != row.mask_AP  # NaN: no masks, no segm metric
+
+
+@pytest.mark.slow
+def test_runs_execute_concurrently_on_cpu_slots(tiny_builtin, tmp_path,
+                                                 capsys):
+    work_dir = tmp_path / 'work'
+    grid = tmp_path / 'g.yaml'
+    grid.write_text(yaml.safe_dump(dict(
+        work_dir=str(work_dir), models={'mask_rcnn': TINY_MASK_RCNN},
+        datasets={'tiny': tiny_dataset_entry(tiny_builtin)}, seeds=[0, 1],
+        overrides={**TINY, 'train_cfg.max_iters': 6})))
+    assert run_grid.main([str(grid), '--slots', '2', '--tick', '1']) == 0
+    df = _results(str(work_dir))
+    assert len(df) == 2 and (df.status == 'finished').all()
+    slots, spans = set(), []
+    for run_dir in df.work_dir:
+        log = open(osp.join(run_dir, 'run.log')).read()
+        slots.add(log.split('on slot(s) ')[1].split()[0])
+        start = json.loads(open(osp.join(run_dir, 'attempts.jsonl'))
+                           .readline())
+        assert start['event'] == 'start' and start['iter'] == 0
+        spans.append(os.stat(osp.join(run_dir, 'run.json')).st_mtime)
+    # One run per slot, started together rather than one after the other.
+    assert slots == {'cpu0', 'cpu1'}
+    assert abs(spans[0] - spans[1]) < min(df.wall_time_s)
+    assert (df.gpus == 0).all() and (df.peak_rss_mb > 100).all()
+    out = capsys.readouterr().out
+    assert 'done 2/2 | running 0 | failed 0 | queued 0' in out
+
+
+@pytest.mark.slow
+def test_slurm_path_through_submitit_local_executor(tiny_builtin, tmp_path,
+                                                    capsys):
+    work_dir = tmp_path / 'work'
+    grid = tmp_path / 'g.yaml'
+    grid.write_text(yaml.safe_dump(dict(
+        work_dir=str(work_dir), models={'mask_rcnn': TINY_MASK_RCNN},
+        arms={'ok': {}, 'nan': {'overrides': {
+            'model.data_preprocessor.std': [0, 0, 0]}}},
+        datasets={'tiny': tiny_dataset_entry(tiny_builtin)},
+        overrides=TINY)))
+    args = [str(grid), '--executor', 'submitit-local', '--tick', '1']
+    assert run_grid.main(args) == 1
+    df = _results(str(work_dir)).set_index('arm')
+    assert df.loc['ok', 'status'] == 'finished'
+    assert df.loc['nan', 'status'] == 'failed'
+    assert 'non-finite loss' in df.loc['nan', 'error']
+    for run_dir in df.work_dir:
+        job = json.load(open(osp.join(run_dir, 'slurm_job.json')))
+        assert job['cluster'] == 'local' and job['job_id']
+    out = capsys.readouterr().out
+    assert out.count('submitted as job') == 2
+    # Nothing is submitted again: finished and failed runs are skipped.
+    assert run_grid.main(args) == 0
+    out = capsys.readouterr().out
+    assert 'submitted as job' not in out
+    assert 'finished earlier, skipped' in out
+    assert 'failed earlier, skipped' in out
+
+
+def test_slurm_job_requeues_itself_and_stops_its_child(tmp_path):
+    from experiments.slurm_executor import SlurmRun
+    job = SlurmRun(str(tmp_path / 'run'), gpus=1, retry_failed=False)
+    job._proc = subprocess.Popen(
+        [sys.executable, '-c', 'import time; time.sleep(60)'],
+        start_new_session=True)
+    again = job.checkpoint()
+    assert job._proc.poll() is not None
+    assert isinstance(again.function, SlurmRun)
+    assert again.function.run_dir == job.run_dir and again.function is not job

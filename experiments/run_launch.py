@@ -1,0 +1,214 @@
+"""Start one planned grid run as a child process on given slots.
+
+:func:`make_job` turns a :class:`PlannedRun` into a scheduler
+:class:`~experiments.scheduler.Job`. Starting it takes the run's lock first
+(another runner may hold it: the job is then retried later), re-reads the
+run's status under the lock (another runner may have finished it), writes
+the run's ``config.py``/``run.json`` and launches ``experiments/train_run.py``
+-- through ``torchrun`` when the run needs several GPUs. The child inherits
+the lock, so it stays taken until both the child has exited and this process
+has recorded the outcome.
+"""
+import ctypes
+import dataclasses
+import os
+import os.path as osp
+import signal
+import socket
+import subprocess
+import sys
+import time
+from typing import Callable, List, Optional
+
+from experiments.datasets import PreparedDataset
+from experiments.grid_spec import PROJECT_ROOT, GridSpec, RunSpec
+from experiments.run_lock import LOCK_FD_ENV, RunLock
+from experiments.run_store import (FAILED, atomic_write_json, read_json,
+                                   run_status)
+from experiments.scheduler import Job, StartResult
+from experiments.train_run import EXIT_LOCKED
+
+LOG_TAIL_LINES = 20
+CPU_SLOT_PREFIX = 'cpu'
+
+
+@dataclasses.dataclass
+class PlannedRun:
+    """A grid run resolved and checked: what a launch needs."""
+
+    run: RunSpec
+    run_id: str
+    run_dir: str
+    cfg: object
+    dataset: PreparedDataset
+
+
+def run_meta(planned: PlannedRun, grid: GridSpec) -> dict:
+    """What ``run.json`` says about a run (and every row starts from)."""
+    run, dataset = planned.run, planned.dataset
+    return dict(run_id=planned.run_id, grid=grid.name, model=run.model,
+                arm=run.arm, dataset=run.dataset, seed=run.seed,
+                config=run.config, gpus=run.gpus,
+                val_images=dataset.val_images,
+                val_instances=dataset.val_instances)
+
+
+def prepare_run_dir(planned: PlannedRun, grid: GridSpec) -> dict:
+    """Write the run's config and metadata.
+
+    Call with the run's lock held.
+    """
+    run_dir = planned.run_dir
+    os.makedirs(run_dir, exist_ok=True)
+    meta = run_meta(planned, grid)
+    planned.cfg.dump(osp.join(run_dir, 'config.py'))
+    atomic_write_json(osp.join(run_dir, 'run.json'), meta)
+    return meta
+
+
+def log_tail(path: str, lines: int = LOG_TAIL_LINES) -> str:
+    if not osp.isfile(path):
+        return ''
+    with open(path, errors='replace') as f:
+        return ''.join(f.readlines()[-lines:])
+
+
+def failure_message(run_dir: str, code: int) -> str:
+    """Why an attempt failed, from its ``error.json`` or its exit status."""
+    error = read_json(osp.join(run_dir, 'error.json'))
+    if error:
+        return f'{error["type"]} during {error["phase"]}: {error["message"]}'
+    if code < 0:
+        name = signal.Signals(-code).name
+        hint = ' (out of memory, or killed by hand?)' \
+            if name == 'SIGKILL' else ''
+        return f'child process killed by {name}{hint}'
+    return f'child process exited with status {code}'
+
+
+def record_failure(run_dir: str, meta: dict, message: str) -> None:
+    atomic_write_json(osp.join(run_dir, FAILED), dict(
+        meta, status='failed', error=message, work_dir=run_dir,
+        log_tail=log_tail(osp.join(run_dir, 'run.log'))))
+
+
+def _die_with_parent() -> None:
+    # A runner killed with SIGKILL cannot stop its children; the kernel does
+    # it for us, so no orphan keeps training (and holding the run's lock).
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_set_pdeathsig = 1
+    libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def child_command(run_dir: str, gpus: int) -> List[str]:
+    if gpus == 1:
+        return [sys.executable, '-m', 'experiments.train_run', run_dir]
+    return [sys.executable, '-m', 'torch.distributed.run',
+            f'--nproc_per_node={gpus}', f'--master_port={_free_port()}',
+            '-m', 'experiments.train_run', run_dir, '--launcher', 'pytorch']
+
+
+def child_env(slot_ids: List[str], cpu_threads: int) -> dict:
+    env = dict(os.environ)
+    if slot_ids[0].startswith(CPU_SLOT_PREFIX):
+        env['CUDA_VISIBLE_DEVICES'] = ''
+        # N concurrent CPU runs would otherwise each start one thread per
+        # core and slow each other down.
+        env['OMP_NUM_THREADS'] = env['MKL_NUM_THREADS'] = str(cpu_threads)
+    else:
+        env['CUDA_VISIBLE_DEVICES'] = ','.join(slot_ids)
+    return env
+
+
+class RunAttempt:
+    """One attempt at a run: lock, re-check, start the child, record the end.
+
+    Used by the local scheduler (:func:`make_job`) and by the Slurm job
+    (``experiments/slurm_executor.py``), so both follow the same rules.
+
+    Args:
+        run_dir: The run's directory.
+        retry_failed: Whether a failed run is started again.
+        gpus: Processes to start (``torchrun`` when more than one).
+        prepare: Writes the run dir (called under the lock), or None when it
+            was written before (Slurm: at submission).
+    """
+
+    def __init__(self, run_dir: str, retry_failed: bool, gpus: int = 1,
+                 prepare: Optional[Callable[[], None]] = None) -> None:
+        self.run_dir = run_dir
+        self.retry_failed = retry_failed
+        self.gpus = gpus
+        self.prepare = prepare
+        self.lock = RunLock(run_dir)
+
+    def begin(self, env: dict, note: str = '') -> StartResult:
+        """Start the child; see ``StartResult`` for what comes back."""
+        if not self.lock.acquire():
+            return None
+        status = run_status(self.run_dir)
+        if status == 'finished' or (status == 'failed'
+                                    and not self.retry_failed):
+            self.lock.release()
+            return status
+        try:
+            if self.prepare is not None:
+                self.prepare()
+            for stale in (FAILED, 'error.json'):
+                if osp.isfile(osp.join(self.run_dir, stale)):
+                    os.remove(osp.join(self.run_dir, stale))
+            with open(osp.join(self.run_dir, 'run.log'), 'a') as log:
+                log.write(f'\n===== attempt started {time.ctime()} {note} '
+                          f'=====\n')
+                log.flush()
+                env = dict(env, **{LOCK_FD_ENV: str(self.lock.fd)})
+                return subprocess.Popen(
+                    child_command(self.run_dir, self.gpus),
+                    cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
+                    env=env, pass_fds=(self.lock.fd,),
+                    start_new_session=True, preexec_fn=_die_with_parent)
+        except BaseException:
+            self.lock.release()
+            raise
+
+    def end(self, code: int) -> Optional[str]:
+        """Record how the child ended; release the lock; return the status."""
+        try:
+            if code == EXIT_LOCKED:
+                return None
+            if code == 0 and run_status(self.run_dir) == 'finished':
+                return 'finished'
+            meta = read_json(osp.join(self.run_dir, 'run.json')) or {}
+            record_failure(self.run_dir, meta,
+                           failure_message(self.run_dir, code))
+            return 'failed'
+        finally:
+            self.lock.release()
+
+
+def make_job(planned: PlannedRun, grid: GridSpec, retry_failed: bool,
+             cpu_threads: int = 1,
+             on_finish: Optional[Callable[[PlannedRun, str], None]] = None
+             ) -> Job:
+    """The scheduler job that trains ``planned`` once."""
+    attempt = RunAttempt(planned.run_dir, retry_failed, planned.run.gpus,
+                         prepare=lambda: prepare_run_dir(planned, grid))
+
+    def start(slot_ids: List[str]) -> StartResult:
+        return attempt.begin(child_env(slot_ids, cpu_threads),
+                             note=f'on slot(s) {",".join(slot_ids)}')
+
+    def finish(code: int) -> Optional[str]:
+        status = attempt.end(code)
+        if status is not None and on_finish is not None:
+            on_finish(planned, status)
+        return status
+
+    return Job(name=planned.run.label, start=start, finish=finish,
+               slots=planned.run.gpus)
