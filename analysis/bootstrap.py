@@ -1,0 +1,137 @@
+"""Image-bootstrap intervals for COCO AP and paired differences between arms.
+
+The unit of resampling is the validation image: a resample draws as many
+images as the set has, with replacement, and recomputes AP from the cached
+per-image matching (:mod:`analysis.image_eval`) with the draw counts as
+image weights. All arms are evaluated on the same resample, so a difference
+between two arms is paired on images. Several seeds of one arm are combined
+by averaging their APs on each resample, so the interval covers the image
+sampling; the spread over seeds is reported next to it (``seed_sd``).
+"""
+import dataclasses
+from typing import Dict, Iterator, List, Optional, Sequence
+
+import numpy as np
+
+from analysis.image_eval import ImageEval
+
+
+@dataclasses.dataclass
+class Estimate:
+    """A point estimate with its 95% (basic) bootstrap interval."""
+
+    value: float
+    lo: float
+    hi: float
+    n_images: int
+    n_seeds: int
+    n_resamples: int
+    seed_sd: float = float('nan')
+
+    @property
+    def excludes_zero(self) -> bool:
+        return self.lo > 0 or self.hi < 0
+
+
+def resample_counts(n_images: int, n_resamples: int, seed: int = 0,
+                    chunk: int = 100) -> Iterator[np.ndarray]:
+    """Draw counts (chunk x n_images) of image bootstrap resamples."""
+    rng = np.random.default_rng(seed)
+    p = np.full(n_images, 1.0 / n_images)
+    done = 0
+    while done < n_resamples:
+        size = min(chunk, n_resamples - done)
+        yield rng.multinomial(n_images, p, size=size).astype(np.float64)
+        done += size
+
+
+def _check_same_images(arms: Dict[str, Sequence[ImageEval]]) -> List[int]:
+    reference, ref_name = None, None
+    for name, evals in arms.items():
+        if not evals:
+            raise ValueError(f'arm {name!r} has no evaluated runs')
+        for ev in evals:
+            if reference is None:
+                reference, ref_name = ev.img_ids, name
+            elif ev.img_ids != reference:
+                raise ValueError(
+                    f'arm {name!r} was evaluated on other images than arm '
+                    f'{ref_name!r} ({len(ev.img_ids)} vs {len(reference)}): '
+                    f'a paired bootstrap needs one validation set')
+    return reference
+
+
+def bootstrap_ap(arms: Dict[str, Sequence[ImageEval]], n_resamples: int = 1000,
+                 seed: int = 0, area: str = 'all',
+                 iou_index: Optional[int] = None) -> Dict[str, np.ndarray]:
+    """AP of every arm (mean over its seeds) on each shared resample.
+
+    Args:
+        arms: Arm name -> its runs' ``ImageEval`` (one per seed), all on
+            the same images.
+        n_resamples: Bootstrap resamples.
+        seed: Seed of the resampling.
+        area: Area range.
+        iou_index: One IoU threshold (index into 0.50:0.05:0.95), or None
+            for AP averaged over thresholds.
+
+    Returns:
+        Arm name -> array of shape (n_resamples,).
+    """
+    img_ids = _check_same_images(arms)
+    out = {name: [] for name in arms}
+    for counts in resample_counts(len(img_ids), n_resamples, seed):
+        for w in counts:
+            for name, evals in arms.items():
+                out[name].append(np.mean([_ap(ev, w, area, iou_index)
+                                          for ev in evals]))
+    return {name: np.asarray(v) for name, v in out.items()}
+
+
+def _ap(ev: ImageEval, w: Optional[np.ndarray], area: str,
+        iou_index: Optional[int]) -> float:
+    p = ev.precision(w, area)
+    if iou_index is not None:
+        p = p[iou_index]
+    valid = p[p > -1]
+    return float(valid.mean()) if valid.size else float('nan')
+
+
+def _interval(samples: np.ndarray, value: float) -> tuple:
+    """The basic (reverse-percentile) bootstrap interval around ``value``.
+
+    COCO AP is biased upwards on resamples (interpolated precision takes a
+    maximum, which noise raises): 500 synthetic images gave resampled APs
+    0.5 points above the full-set AP on average. Reflecting the percentiles
+    around the estimate corrects that shift, where the plain percentile
+    interval would sit above the estimate.
+    """
+    samples = samples[~np.isnan(samples)]
+    if not samples.size or value != value:
+        return float('nan'), float('nan')
+    q_lo, q_hi = np.percentile(samples, [2.5, 97.5])
+    return float(2 * value - q_hi), float(2 * value - q_lo)
+
+
+def estimate(evals: Sequence[ImageEval], samples: np.ndarray,
+             area: str = 'all', iou_index: Optional[int] = None) -> Estimate:
+    """The arm's AP on the full set with the interval of ``samples``."""
+    per_seed = [_ap(ev, None, area, iou_index) for ev in evals]
+    value = float(np.mean(per_seed))
+    lo, hi = _interval(samples, value)
+    return Estimate(value, lo, hi, evals[0].num_images,
+                    len(evals), len(samples),
+                    float(np.std(per_seed, ddof=1)) if len(per_seed) > 1
+                    else float('nan'))
+
+
+def paired_difference(a: Sequence[ImageEval], b: Sequence[ImageEval],
+                      a_samples: np.ndarray, b_samples: np.ndarray,
+                      area: str = 'all',
+                      iou_index: Optional[int] = None) -> Estimate:
+    """AP(a) - AP(b), paired on the images of each resample."""
+    value = (np.mean([_ap(ev, None, area, iou_index) for ev in a])
+             - np.mean([_ap(ev, None, area, iou_index) for ev in b]))
+    lo, hi = _interval(a_samples - b_samples, float(value))
+    return Estimate(float(value), lo, hi, a[0].num_images,
+                    min(len(a), len(b)), len(a_samples))
