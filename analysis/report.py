@@ -4,7 +4,7 @@ import datetime
 import html
 import os
 import os.path as osp
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import matplotlib
 
@@ -125,7 +125,8 @@ def _failures(df: pd.DataFrame) -> List[str]:
 def write_report(df: pd.DataFrame, out_dir: str, results_path: str,
                  grid_path: Optional[str] = None,
                  title: str = 'Instance segmentation grid report',
-                 description: str = '') -> Dict[str, str]:
+                 description: str = '',
+                 sections: Sequence = ()) -> Dict[str, str]:
     """Write ``report.md``, ``report.html`` and figures into ``out_dir``.
 
     Args:
@@ -135,6 +136,8 @@ def write_report(df: pd.DataFrame, out_dir: str, results_path: str,
         grid_path: The grid file that defined the expected runs.
         title: The report's heading.
         description: What the grid is for (the grid's ``description``).
+        sections: Further sections (``analysis.claims_report.Section``),
+            written after the comparison, figures embedded in the HTML.
 
     Returns:
         Paths by kind: ``markdown``, ``html`` and ``ap_by_size`` (if drawn).
@@ -154,6 +157,11 @@ def write_report(df: pd.DataFrame, out_dir: str, results_path: str,
     if figure:
         md += ['## AP by object size', '',
                f'![AP by COCO area bin]({osp.basename(figure)})', '']
+    for sec in sections:
+        md += [f'## {sec.title}', ''] + [*sec.text, '']
+        md += [t.to_markdown(index=False) + '\n' for t in sec.tables
+               if not t.empty]
+        md += [f'![{sec.title}]({osp.basename(p)})\n' for p in sec.figures]
     if failures:
         md += ['## Failed runs', ''] + [f'- {f}' for f in failures] + ['']
     with open(paths['markdown'], 'w') as f:
@@ -171,6 +179,17 @@ def write_report(df: pd.DataFrame, out_dir: str, results_path: str,
                   f'<img alt="AP by COCO area bin" '
                   f'src="data:image/png;base64,{data}">']
         paths['ap_by_size'] = figure
+    for sec in sections:
+        parts.append(f'<h2>{html.escape(sec.title)}</h2>')
+        parts += [f'<p>{html.escape(t)}</p>' for t in sec.text]
+        parts += [t.to_html(index=False, border=0, classes='results',
+                            na_rep='–') for t in sec.tables if not t.empty]
+        for p in sec.figures:
+            with open(p, 'rb') as f:
+                data = base64.b64encode(f.read()).decode()
+            parts.append(f'<img alt="{html.escape(sec.title)}" '
+                         f'src="data:image/png;base64,{data}">')
+            paths[osp.splitext(osp.basename(p))[0]] = p
     if failures:
         parts += ['<h2>Failed runs</h2><ul>']
         parts += [f'<li>{html.escape(x)}</li>' for x in failures] + ['</ul>']

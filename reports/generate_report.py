@@ -5,16 +5,42 @@
 
 With ``--grid``, the results table defaults to ``<work_dir>/results.csv`` and
 every run the grid defines but the table lacks is shown as "not run".
+
+Beyond the comparison, the report re-evaluates every finished run's saved
+detections per image (fine size bins, AP per IoU threshold, bootstrap
+intervals) and gives a verdict on each reviewed weakness W1-W11 from the
+results of *every* grid in ``experiments/grids`` that has a results table
+(``--no-other-grids`` to use only this one). Partial results are fine: what
+is missing is named, with the grid that would produce it.
 """
 import argparse
+import glob
 import os.path as osp
 import sys
 
 import pandas as pd
 
+from analysis.claims_report import claims_sections
 from analysis.report import write_report
 from analysis.results import load_results, with_expected
 from experiments.grid_spec import GridSpecError, load_grid, project_path
+
+
+def gather_results(df: pd.DataFrame, results_path: str):
+    """This table plus every other grid's results table that exists."""
+    frames, sources = [df], [results_path]
+    for grid_file in sorted(glob.glob(project_path('experiments/grids/'
+                                                   '*.yaml'))):
+        try:
+            path = osp.join(project_path(load_grid(grid_file).work_dir),
+                            'results.csv')
+        except GridSpecError:
+            continue
+        if osp.isfile(path) and osp.abspath(path) != osp.abspath(
+                results_path):
+            frames.append(load_results(path))
+            sources.append(path)
+    return pd.concat(frames, ignore_index=True), sources
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -26,6 +52,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--out', default=None,
                         help='output directory (default: next to the '
                         'results table, in report/)')
+    parser.add_argument('--resamples', type=int, default=1000,
+                        help='image-bootstrap resamples')
+    parser.add_argument('--no-other-grids', action='store_true',
+                        help='verdicts from this results table only')
     return parser.parse_args(argv)
 
 
@@ -53,8 +83,13 @@ def main(argv=None) -> int:
         return 2
     out_dir = args.out or osp.join(osp.dirname(osp.abspath(results_path)),
                                    'report')
+    all_results, sources = df, [results_path]
+    if not args.no_other_grids:
+        all_results, sources = gather_results(df, results_path)
+    sections = claims_sections(df, all_results, out_dir, args.resamples,
+                               sources)
     paths = write_report(df, out_dir, results_path, args.grid, title=title,
-                         description=description)
+                         description=description, sections=sections)
     print(f'report: {paths["html"]}')
     print(f'        {paths["markdown"]}')
     return 0

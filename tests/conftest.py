@@ -26,3 +26,17 @@ def coco128():
                                'instances_train2017.json')):
         pytest.skip('../shared/datasets/coco128-seg is not available')
     return COCO128
+
+
+@pytest.fixture(autouse=True)
+def fresh_mmengine_logger(request):
+    """Make a console-only MMLogger the current one for each test.
+
+    A runner built in-process by an earlier test leaves its MMLogger as
+    mmengine's "current instance"; once the runner is garbage-collected its
+    file handler is closed, and ``init_weights`` in a later test fails
+    writing to it -- depending on when the collector ran.
+    """
+    from mmengine.logging import MMLogger
+    MMLogger.get_instance(f'test-{request.node.nodeid}')
+    yield

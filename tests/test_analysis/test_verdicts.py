@@ -1,0 +1,92 @@
+"""Verdicts on synthetic result sets with a known injected effect."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis.verdicts import decide, judge, load_weaknesses, verdict_table
+from analysis.bootstrap import Estimate
+
+
+def _runs(grid, model, arm, mean, n=5, sd=0.002, metric='mask_AP', seed=0,
+          params=1e6, dataset='coco2017'):
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(dict(
+        grid=grid, model=model, arm=arm, dataset=dataset, seed=range(n),
+        status='finished', run_id=[f'{arm}{i}' for i in range(n)],
+        val_images=500, params=params,
+        **{metric: mean + rng.normal(0, sd, n)}))
+
+
+W = dict(claim='a beats b', kind='greater', metric='mask_AP',
+         a=dict(grid='g', model='m', arm='new'),
+         b=dict(grid='g', model='m', arm='old'))
+
+
+@pytest.mark.parametrize('effect,expected', [
+    (0.02, 'supported'), (0.0, 'inconclusive'), (-0.02, 'contradicted')])
+def test_greater_claim_follows_the_injected_effect(effect, expected):
+    df = pd.concat([_runs('g', 'm', 'new', 0.35 + effect, seed=1),
+                    _runs('g', 'm', 'old', 0.35, seed=2)])
+    v = judge('W', W, df)
+    assert v.verdict == expected
+    assert v.n_seeds == '5' and v.n_images == '500'
+    assert 'Welch t over seeds' in v.effect
+
+
+@pytest.mark.parametrize('effect,expected', [
+    (0.002, 'supported'), (0.03, 'contradicted')])
+def test_small_difference_uses_the_margin(effect, expected):
+    w = dict(W, kind='small_difference', margin=0.01)
+    df = pd.concat([_runs('g', 'm', 'new', 0.35 + effect, seed=3, sd=0.001),
+                    _runs('g', 'm', 'old', 0.35, seed=4, sd=0.001)])
+    assert judge('W', w, df).verdict == expected
+
+
+def test_one_seed_without_detections_is_never_a_verdict():
+    df = pd.concat([_runs('g', 'm', 'new', 0.40, n=1),
+                    _runs('g', 'm', 'old', 0.30, n=1)])
+    v = judge('W', W, df)
+    assert v.verdict == 'inconclusive' and 'no interval' in v.effect
+
+
+def test_bootstrap_evidence_is_preferred_when_given():
+    df = pd.concat([_runs('g', 'm', 'new', 0.35, n=1),
+                    _runs('g', 'm', 'old', 0.35, n=1)])
+    est = Estimate(0.01, 0.004, 0.016, 5000, 1, 1000)
+    v = judge('W', W, df, evidence=lambda a, b, m: est)
+    assert v.verdict == 'supported' and 'paired image bootstrap' in v.effect
+    assert v.n_images == '5000'
+
+
+def test_params_requirement_can_overturn_an_ap_win():
+    w = dict(W, params_greater=True)
+    df = pd.concat([_runs('g', 'm', 'new', 0.37, seed=1, params=1e6),
+                    _runs('g', 'm', 'old', 0.35, seed=2, params=2e6)])
+    assert judge('W', w, df).verdict == 'contradicted'
+
+
+def test_missing_runs_name_the_grid_that_produces_them():
+    df = _runs('other', 'm', 'new', 0.3)
+    table = verdict_table(df)
+    assert list(table.id) == [f'W{i}' for i in range(1, 12)]
+    assert (table.verdict == 'not run').all()
+    w6 = table.set_index('id').loc['W6', 'sentence']
+    assert 'experiments/grids/retinamask_mask_branch.yaml' in w6
+
+
+def test_decide_table():
+    e = lambda lo, hi: Estimate(0, lo, hi, 1, 1, 1)  # noqa: E731
+    assert decide('less', e(-0.3, -0.1)) == 'supported'
+    assert decide('less', e(0.1, 0.3)) == 'contradicted'
+    assert decide('small_gain', e(0.001, 0.008), 0.01) == 'supported'
+    assert decide('small_gain', e(0.012, 0.02), 0.01) == 'contradicted'
+    assert decide('small_gain', e(0.005, 0.02), 0.01) == 'inconclusive'
+    assert len(load_weaknesses()) == 11
+
+
+def test_smoke_scale_runs_never_decide():
+    df = pd.concat([_runs('g', 'm', 'new', 0.40, seed=1),
+                    _runs('g', 'm', 'old', 0.30, seed=2)])
+    df['val_images'] = 16
+    v = judge('W', W, df)
+    assert v.verdict == 'inconclusive' and 'would say supported' in v.sentence
