@@ -261,6 +261,70 @@ def paper_tables_section(all_results: pd.DataFrame) -> Section:
         'the bootstrap and verdict sections.'], [pd.DataFrame(rows)])
 
 
+def _arm_means(df: pd.DataFrame, arms: List[str], metric: str) -> pd.DataFrame:
+    done = df[(df.status == 'finished') & df.arm.isin(arms)]
+    return done.groupby(['grid', 'model', 'arm'], sort=False)[metric].agg(
+        ['mean', 'count']).reset_index()
+
+
+def threshold_sweep_section(all_results: pd.DataFrame,
+                            out_dir: str) -> Section:
+    """RetinaMask's best-matching threshold sweep, published and ours."""
+    arms = ['bm_off', 'bm_0.4', 'bm_0.3', 'bm_0.2', 'bm_0.0']
+    thresholds = [0.5, 0.4, 0.3, 0.2, 0.0]
+    pub = pd.read_csv(PUBLISHED)
+    pub = pub[(pub.table == 'RetinaMask best-matching sweep')
+              & (pub.metric == 'box_AP')].set_index('arm').value
+    ours = _arm_means(all_results, arms + ['default'], 'box_AP')
+    section = Section('Best-matching threshold sweep (RetinaMask)', [
+        'Box AP x100 against the best-match IoU threshold (0.5 = off). '
+        'Published: RetinaNet R-50-FPN 1x on COCO val; ours: every grid '
+        'with bm_* arms (mean over seeds; n in the legend).'])
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    ax.plot(thresholds, [pub.get(a, np.nan) for a in arms], 'k--o',
+            label='published (COCO val)')
+    for (grid, model), g in ours.groupby(['grid', 'model'], sort=False):
+        g = g.set_index('arm')
+        if not any(a in g.index for a in arms[1:]):
+            continue
+        # RetinaMask's default is best matching at 0.0.
+        y = [g['mean'].get(a, g['mean'].get('default') if a == 'bm_0.0'
+                           else np.nan) for a in arms]
+        n = int(g['count'].max())
+        ax.plot(thresholds, [100 * v for v in y], marker='o',
+                label=f'{grid}: {model} (n={n})')
+    ax.set_xlabel('best-match IoU threshold (0.5 = no best matching)')
+    ax.set_ylabel('box AP (x100)')
+    ax.invert_xaxis()
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = osp.join(out_dir, 'best_matching_sweep.png')
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    section.figures.append(path)
+    return section
+
+
+def attention_section(all_results: pd.DataFrame) -> Section:
+    """SE vs eSE per VoVNet model: parameters and AP."""
+    arms = ['v1', 'residual', 'se', 'ese']
+    done = all_results[(all_results.status == 'finished')
+                       & all_results.arm.isin(arms)]
+    rows = []
+    for (grid, model, arm), g in done.groupby(['grid', 'model', 'arm'],
+                                              sort=False):
+        rows.append(dict(grid=grid, model=model, arm=arm, seeds=len(g),
+                         params_M=round(g.params.mean() / 1e6, 3),
+                         box_AP=round(100 * g.box_AP.mean(), 1),
+                         mask_AP=round(100 * g.mask_AP.mean(), 1)))
+    return Section('SE vs eSE (VoVNet arms)', [
+        'Whole-model parameters and AP x100 per VoVNet arm (mean over '
+        'seeds). FLOPs and latency are not measured yet: no GPU run and no '
+        'complexity analysis has been recorded for these arms.'],
+        [pd.DataFrame(rows)])
+
+
 def beta_section(df: pd.DataFrame, out_dir: str) -> Section:
     section = Section('Self-adjusting smooth L1: beta over training', [])
     fig, ax = plt.subplots(figsize=(7, 3.5))
@@ -307,4 +371,6 @@ def claims_sections(df: pd.DataFrame, all_results: pd.DataFrame,
             bootstrap_section(df, evals, n_resamples),
             verdict_section(all_results, evals, n_resamples, sources),
             paper_tables_section(all_results),
+            threshold_sweep_section(all_results, out_dir),
+            attention_section(all_results),
             beta_section(df, out_dir)]

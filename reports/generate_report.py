@@ -15,6 +15,7 @@ is missing is named, with the grid that would produce it.
 """
 import argparse
 import glob
+import os
 import os.path as osp
 import sys
 
@@ -86,6 +87,7 @@ def main(argv=None) -> int:
     all_results, sources = df, [results_path]
     if not args.no_other_grids:
         all_results, sources = gather_results(df, results_path)
+    os.makedirs(out_dir, exist_ok=True)
     sections = claims_sections(df, all_results, out_dir, args.resamples,
                                sources)
     paths = write_report(df, out_dir, results_path, args.grid, title=title,

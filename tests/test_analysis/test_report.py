@@ -84,3 +84,28 @@ def test_report_with_nothing_finished(tmp_path):
 def test_missing_results_table_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match='results.csv'):
         load_results(str(tmp_path / 'results.csv'))
+
+
+def test_claims_sections_build_from_partial_results(tmp_path, results_csv):
+    from analysis.claims_report import claims_sections
+    df = load_results(results_csv)
+    out = str(tmp_path / 'report')
+    import os
+    os.makedirs(out)
+    sections = claims_sections(df, df, out, 10, [results_csv])
+    titles = [s.title for s in sections]
+    assert any(t.startswith('Verdicts') for t in titles)
+    verdicts = next(s for s in sections if t_is(s, 'Verdicts')).tables[0]
+    assert len(verdicts) == 11 and (verdicts.verdict == 'not run').all()
+    paper = next(s for s in sections if t_is(s, 'Paper')).tables[0]
+    assert (paper.ours == 'not run').all() and paper.source.str.len().min()
+    paths = write_report(df, out, results_csv, sections=sections)
+    html = open(paths['html']).read()
+    assert 'W11' in html and 'best_matching_sweep' in paths
+    # No detections were saved: the per-image sections say so.
+    assert 'No finished run has saved detections' in open(
+        paths['markdown']).read()
+
+
+def t_is(section, prefix):
+    return section.title.startswith(prefix)
