@@ -17,13 +17,14 @@ TINY = {'train_cfg.max_iters': 2, 'train_dataloader.batch_size': 2,
         'default_hooks.checkpoint.interval': 2}
 
 
-def _write_grid(path, work_dir, dataset_root, arms):
+def _write_grid(path, work_dir, dataset_root, arms, **extra):
     spec = dict(
         name='t', work_dir=str(work_dir),
         models={'mask_rcnn': TINY_MASK_RCNN},
         arms=arms,
         datasets={'tiny': tiny_dataset_entry(dataset_root)},
         seeds=[0], overrides=TINY)
+    spec.update(extra)
     path.write_text(yaml.safe_dump(spec))
     return str(path)
 
@@ -196,12 +197,10 @@ def test_box_only_model_reports_box_ap_only(tiny_builtin, tmp_path):
 def test_runs_execute_concurrently_on_cpu_slots(tiny_builtin, tmp_path,
                                                  capsys):
     work_dir = tmp_path / 'work'
-    grid = tmp_path / 'g.yaml'
-    grid.write_text(yaml.safe_dump(dict(
-        work_dir=str(work_dir), models={'mask_rcnn': TINY_MASK_RCNN},
-        datasets={'tiny': tiny_dataset_entry(tiny_builtin)}, seeds=[0, 1],
-        overrides={**TINY, 'train_cfg.max_iters': 6})))
-    assert run_grid.main([str(grid), '--slots', '2', '--tick', '1']) == 0
+    spec = dict(seeds=[0, 1], overrides={**TINY, 'train_cfg.max_iters': 6})
+    grid = _write_grid(tmp_path / 'g.yaml', work_dir, tiny_builtin,
+                       {'default': {}}, **spec)
+    assert run_grid.main([grid, '--slots', '2', '--tick', '1']) == 0
     df = _results(str(work_dir))
     assert len(df) == 2 and (df.status == 'finished').all()
     slots, spans = set(), []
@@ -224,14 +223,10 @@ def test_runs_execute_concurrently_on_cpu_slots(tiny_builtin, tmp_path,
 def test_slurm_path_through_submitit_local_executor(tiny_builtin, tmp_path,
                                                     capsys):
     work_dir = tmp_path / 'work'
-    grid = tmp_path / 'g.yaml'
-    grid.write_text(yaml.safe_dump(dict(
-        work_dir=str(work_dir), models={'mask_rcnn': TINY_MASK_RCNN},
-        arms={'ok': {}, 'nan': {'overrides': {
-            'model.data_preprocessor.std': [0, 0, 0]}}},
-        datasets={'tiny': tiny_dataset_entry(tiny_builtin)},
-        overrides=TINY)))
-    args = [str(grid), '--executor', 'submitit-local', '--tick', '1']
+    grid = _write_grid(tmp_path / 'g.yaml', work_dir, tiny_builtin, {
+        'ok': {}, 'nan': {'overrides': {
+            'model.data_preprocessor.std': [0, 0, 0]}}})
+    args = [grid, '--executor', 'submitit-local', '--tick', '1']
     assert run_grid.main(args) == 1
     df = _results(str(work_dir)).set_index('arm')
     assert df.loc['ok', 'status'] == 'finished'
