@@ -85,28 +85,52 @@ class RunEvals:
         return [e for e in evals if e is not None]
 
 
-def _arms(df: pd.DataFrame):
+def _arm_evals(df: pd.DataFrame, evals: RunEvals):
+    """(grid, model, arm, dataset, runs, task, evals) of every finished arm
+    and task that has saved detections."""
     done = df[df.status == 'finished']
-    for key, runs in done.groupby(['grid', 'model', 'arm', 'dataset'],
-                                  sort=False):
-        yield key, runs
+    for (grid, model, arm, dataset), runs in done.groupby(
+            ['grid', 'model', 'arm', 'dataset'], sort=False):
+        for iou_type, task in IOU_TYPES:
+            ev = evals.for_runs(runs, iou_type)
+            if ev:
+                yield grid, model, arm, dataset, runs, task, ev
+
+
+def _plot_by_task(table: pd.DataFrame, x, columns: List[str], title: str,
+                  path: str, xticks: Optional[List[str]] = None,
+                  xlabel: str = '') -> str:
+    """Box and mask panels, one line per arm over ``columns`` of ``table``."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4), sharey=True)
+    for ax, (_, task) in zip(axes, IOU_TYPES):
+        for _, r in table[table.task == task].iterrows():
+            ax.plot(x, [r[c] for c in columns], marker='o',
+                    label=f'{r.arm} ({r.dataset}, n={r.seeds})')
+        if xticks:
+            ax.set_xticks(x, xticks, rotation=30, fontsize=8)
+        ax.set_xlabel(xlabel)
+        ax.set_title(f'{task} {title}')
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel('AP (x100)')
+    axes[1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
 
 
 def fine_bins_section(df: pd.DataFrame, evals: RunEvals,
                       out_dir: str) -> Section:
-    rows = []
-    for (grid, model, arm, dataset), runs in _arms(df):
-        for iou_type, task in IOU_TYPES:
-            ev = evals.for_runs(runs, iou_type)
-            if not ev:
-                continue
-            row = dict(arm=f'{model}/{arm}', dataset=dataset, task=task,
-                       seeds=len(ev))
-            for name in ('small', 'medium', 'large', *FINE_BINS):
-                aps = [e.ap(area=name) for e in ev]
-                row[name] = np.nanmean(aps) * 100 if not all(
-                    a != a for a in aps) else float('nan')
-            rows.append(row)
+    rows, counts = [], {}
+    for _, model, arm, dataset, _, task, ev in _arm_evals(df, evals):
+        row = dict(arm=f'{model}/{arm}', dataset=dataset, task=task,
+                   seeds=len(ev))
+        for name in ('small', 'medium', 'large', *FINE_BINS):
+            aps = [e.ap(area=name) for e in ev]
+            row[name] = np.nanmean(aps) * 100 if not all(
+                a != a for a in aps) else float('nan')
+        rows.append(row)
+        counts[dataset] = {n: ev[0].gt_count(n) for n in FINE_BINS}
     table = pd.DataFrame(rows)
     section = Section('Small objects: AP by object size', [
         'AP x100 per COCO size range and per 8 log-spaced area bins (named '
@@ -116,48 +140,26 @@ def fine_bins_section(df: pd.DataFrame, evals: RunEvals,
     if table.empty:
         section.text.append('No finished run has saved detections.')
         return section
-    counts = {}
-    for (grid, model, arm, dataset), runs in _arms(df):
-        ev = evals.for_runs(runs, 'bbox')
-        if ev:
-            counts[dataset] = {n: ev[0].gt_count(n) for n in FINE_BINS}
     section.tables += [table.round(1),
                        pd.DataFrame(counts).T.rename_axis('dataset')
                        .reset_index()]
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4), sharey=True)
-    for ax, (_, task) in zip(axes, IOU_TYPES):
-        sub = table[table.task == task]
-        for _, r in sub.iterrows():
-            ax.plot(range(len(FINE_BINS)), [r[n] for n in FINE_BINS],
-                    marker='o', label=f'{r.arm} ({r.dataset}, n={r.seeds})')
-        ax.set_xticks(range(len(FINE_BINS)), list(FINE_BINS), rotation=30,
-                      fontsize=8)
-        ax.set_title(f'{task} AP by object-area bin')
-        ax.grid(alpha=0.3)
-    axes[0].set_ylabel('AP (x100)')
-    axes[1].legend(fontsize=7)
-    fig.tight_layout()
-    path = osp.join(out_dir, 'ap_by_fine_bin.png')
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    section.figures.append(path)
+    section.figures.append(_plot_by_task(
+        table, range(len(FINE_BINS)), list(FINE_BINS),
+        'AP by object-area bin', osp.join(out_dir, 'ap_by_fine_bin.png'),
+        xticks=list(FINE_BINS)))
     return section
 
 
 def iou_sweep_section(df: pd.DataFrame, evals: RunEvals,
                       out_dir: str) -> Section:
+    columns = [f'{t:.2f}' for t in IOU_THRESHOLDS]
     rows = []
-    for (grid, model, arm, dataset), runs in _arms(df):
-        for iou_type, task in IOU_TYPES:
-            ev = evals.for_runs(runs, iou_type)
-            if not ev:
-                continue
-            per_t = np.nanmean([[e.summary()[f'AP@{t:.2f}'] for t in
-                                 IOU_THRESHOLDS] for e in ev], axis=0)
-            rows.append(dict(arm=f'{model}/{arm}', dataset=dataset,
-                             task=task, seeds=len(ev),
-                             **{f'{t:.2f}': 100 * v for t, v in
-                                zip(IOU_THRESHOLDS, per_t)}))
+    for _, model, arm, dataset, _, task, ev in _arm_evals(df, evals):
+        per_t = np.nanmean([[e.summary()[f'AP@{c}'] for c in columns]
+                            for e in ev], axis=0)
+        rows.append(dict(arm=f'{model}/{arm}', dataset=dataset, task=task,
+                         seeds=len(ev),
+                         **{c: 100 * v for c, v in zip(columns, per_t)}))
     section = Section('AP at each IoU threshold', [
         'AP x100 at IoU 0.50:0.05:0.95 (COCO\'s AP is their mean), mean '
         'over seeds, from the saved detections.'])
@@ -166,41 +168,24 @@ def iou_sweep_section(df: pd.DataFrame, evals: RunEvals,
         section.text.append('No finished run has saved detections.')
         return section
     section.tables.append(table.round(1))
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4), sharey=True)
-    for ax, (_, task) in zip(axes, IOU_TYPES):
-        for _, r in table[table.task == task].iterrows():
-            ax.plot(IOU_THRESHOLDS, [r[f'{t:.2f}'] for t in IOU_THRESHOLDS],
-                    marker='o', label=f'{r.arm} ({r.dataset})')
-        ax.set_xlabel('IoU threshold')
-        ax.set_title(f'{task} AP vs IoU threshold')
-        ax.grid(alpha=0.3)
-    axes[0].set_ylabel('AP (x100)')
-    axes[1].legend(fontsize=7)
-    fig.tight_layout()
-    path = osp.join(out_dir, 'ap_vs_iou.png')
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    section.figures.append(path)
+    section.figures.append(_plot_by_task(
+        table, IOU_THRESHOLDS, columns, 'AP vs IoU threshold',
+        osp.join(out_dir, 'ap_vs_iou.png'), xlabel='IoU threshold'))
     return section
 
 
 def bootstrap_section(df: pd.DataFrame, evals: RunEvals,
                       n_resamples: int) -> Section:
     rows = []
-    for (grid, model, arm, dataset), runs in _arms(df):
-        for iou_type, task in IOU_TYPES:
-            ev = evals.for_runs(runs, iou_type)
-            if not ev:
-                continue
-            samples = bootstrap_ap({'x': ev}, n_resamples)['x']
-            e = estimate(ev, samples)
-            rows.append(dict(grid=grid, arm=f'{model}/{arm}',
-                             dataset=dataset, task=task,
-                             AP=f'{100 * e.value:.1f}',
-                             **{'95% interval': f'[{100 * e.lo:.1f}, '
-                                f'{100 * e.hi:.1f}]'},
-                             seeds=e.n_seeds, images=e.n_images,
-                             runs=','.join(runs.run_id)))
+    for grid, model, arm, dataset, runs, task, ev in _arm_evals(df, evals):
+        samples = bootstrap_ap({'x': ev}, n_resamples)['x']
+        e = estimate(ev, samples)
+        rows.append(dict(grid=grid, arm=f'{model}/{arm}', dataset=dataset,
+                         task=task, AP=f'{100 * e.value:.1f}',
+                         **{'95% interval': f'[{100 * e.lo:.1f}, '
+                            f'{100 * e.hi:.1f}]'},
+                         seeds=e.n_seeds, images=e.n_images,
+                         runs=','.join(runs.run_id)))
     return Section('Uncertainty: image-bootstrap intervals', [
         f'Basic bootstrap over validation images ({n_resamples} resamples, '
         f'seeds averaged on each resample): the interval reflects which '

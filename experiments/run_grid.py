@@ -33,8 +33,8 @@ from typing import Dict, List, Optional, Tuple
 
 from experiments.coco_check import CocoFormatError
 from experiments.datasets import PreparedDataset, prepare_dataset
-from experiments.grid_spec import (PROJECT_ROOT, GridSpec, GridSpecError,
-                                   RunSpec, load_grid, project_path)
+from experiments.grid_spec import (GridSpec, GridSpecError, RunSpec,
+                                   load_grid, project_path)
 from experiments.run_config import (ConfigBuildError, check_model_builds,
                                     config_hash, resolve_config)
 from experiments.grid_progress import GridProgress, fmt_ap

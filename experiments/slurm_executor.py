@@ -170,8 +170,8 @@ def run_submitit(args, grid: GridSpec, planned: List[PlannedRun],
             if pending:
                 time.sleep(min(args.tick, 5.0))
     except KeyboardInterrupt:
-        print(f'stopped waiting; the jobs keep running (scancel to stop '
-              f'them). Run the same command again to collect results.',
+        print('stopped waiting; the jobs keep running (scancel to stop '
+              'them). Run the same command again to collect results.',
               file=sys.stderr)
         return 130
     progress.close()

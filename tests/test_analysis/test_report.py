@@ -1,4 +1,5 @@
 import math
+import os
 import re
 
 import numpy as np
@@ -90,14 +91,13 @@ def test_claims_sections_build_from_partial_results(tmp_path, results_csv):
     from analysis.claims_report import claims_sections
     df = load_results(results_csv)
     out = str(tmp_path / 'report')
-    import os
     os.makedirs(out)
     sections = claims_sections(df, df, out, 10, [results_csv])
     titles = [s.title for s in sections]
     assert any(t.startswith('Verdicts') for t in titles)
-    verdicts = next(s for s in sections if t_is(s, 'Verdicts')).tables[0]
+    verdicts = next(s for s in sections if s.title.startswith('Verdicts')).tables[0]
     assert len(verdicts) == 11 and (verdicts.verdict == 'not run').all()
-    paper = next(s for s in sections if t_is(s, 'Paper')).tables[0]
+    paper = next(s for s in sections if s.title.startswith('Paper')).tables[0]
     assert (paper.ours == 'not run').all() and paper.source.str.len().min()
     paths = write_report(df, out, results_csv, sections=sections)
     html = open(paths['html']).read()
@@ -105,7 +105,3 @@ def test_claims_sections_build_from_partial_results(tmp_path, results_csv):
     # No detections were saved: the per-image sections say so.
     assert 'No finished run has saved detections' in open(
         paths['markdown']).read()
-
-
-def t_is(section, prefix):
-    return section.title.startswith(prefix)
