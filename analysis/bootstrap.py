@@ -97,7 +97,7 @@ def _ap(ev: ImageEval, w: Optional[np.ndarray], area: str,
     return float(valid.mean()) if valid.size else float('nan')
 
 
-def _interval(samples: np.ndarray, value: float) -> tuple:
+def basic_interval(samples: np.ndarray, value: float) -> tuple:
     """The basic (reverse-percentile) bootstrap interval around ``value``.
 
     COCO AP is biased upwards on resamples (interpolated precision takes a
@@ -118,7 +118,7 @@ def estimate(evals: Sequence[ImageEval], samples: np.ndarray,
     """The arm's AP on the full set with the interval of ``samples``."""
     per_seed = [_ap(ev, None, area, iou_index) for ev in evals]
     value = float(np.mean(per_seed))
-    lo, hi = _interval(samples, value)
+    lo, hi = basic_interval(samples, value)
     return Estimate(value, lo, hi, evals[0].num_images,
                     len(evals), len(samples),
                     float(np.std(per_seed, ddof=1)) if len(per_seed) > 1
@@ -132,6 +132,6 @@ def paired_difference(a: Sequence[ImageEval], b: Sequence[ImageEval],
     """AP(a) - AP(b), paired on the images of each resample."""
     value = (np.mean([_ap(ev, None, area, iou_index) for ev in a])
              - np.mean([_ap(ev, None, area, iou_index) for ev in b]))
-    lo, hi = _interval(a_samples - b_samples, float(value))
+    lo, hi = basic_interval(a_samples - b_samples, float(value))
     return Estimate(float(value), lo, hi, a[0].num_images,
                     min(len(a), len(b)), len(a_samples))

@@ -8,7 +8,6 @@ the paper tables beside ours, the verdicts on W1-W11, the best-matching
 sweep and the self-adjusting loss's beta over training.
 """
 import contextlib
-import dataclasses
 import glob
 import io
 import json
@@ -26,22 +25,16 @@ from analysis.bootstrap import (bootstrap_ap, estimate,  # noqa: E402
                                 paired_difference)
 from analysis.image_eval import (COCO_AREAS, IOU_THRESHOLDS,  # noqa: E402
                                  ImageEval, image_eval_for_run, log_area_bins)
+from analysis.cost_report import (attention_section,  # noqa: E402
+                                  speed_accuracy_section)
+from analysis.latency import paired_latency  # noqa: E402
+from analysis.report import Section  # noqa: E402
 from analysis.verdicts import verdict_table  # noqa: E402
 
 PUBLISHED = osp.join(osp.dirname(osp.abspath(__file__)), 'data',
                      'published.csv')
 FINE_BINS = log_area_bins(8)
 IOU_TYPES = (('bbox', 'box'), ('segm', 'mask'))
-
-
-@dataclasses.dataclass
-class Section:
-    """A report section: text, tables and figures, in that order."""
-
-    title: str
-    text: List[str] = dataclasses.field(default_factory=list)
-    tables: List[pd.DataFrame] = dataclasses.field(default_factory=list)
-    figures: List[str] = dataclasses.field(default_factory=list)
 
 
 def _gt_file(run_dir: str) -> Optional[str]:
@@ -194,8 +187,11 @@ def bootstrap_section(df: pd.DataFrame, evals: RunEvals,
 
 
 def make_evidence(evals: RunEvals, n_resamples: int):
-    """Paired image bootstrap for the verdicts, when detections exist."""
+    """Paired image bootstrap for the verdicts, when detections (or, for
+    latency, per-image timings) exist."""
     def evidence(a_runs, b_runs, metric):
+        if metric == 'latency_ms':
+            return paired_latency(a_runs, b_runs, n_resamples)
         task, _, name = metric.partition('_')
         iou_type = 'bbox' if task == 'box' else 'segm'
         areas = {'AP': 'all', 'APs': 'small', 'APm': 'medium',
@@ -231,19 +227,26 @@ def paper_tables_section(all_results: pd.DataFrame) -> Section:
                     & (done.arm == r.arm)]
         vals = ours[r.metric].dropna().to_numpy(float) if r.metric in ours \
             else np.array([])
-        scale = 1.0 if r.metric == 'params_M' else 100.0
+        scale = 1.0 if r.metric in ('params_M', 'latency_ms') else 100.0
         mean = vals.mean() * scale if vals.size else float('nan')
+        ours_text = 'not run' if not vals.size else f'{mean:.1f}'
+        delta = '–' if not vals.size else f'{mean - r.value:+.1f}'
+        if r.metric == 'latency_ms' and vals.size:
+            # The paper's milliseconds are from its GPU: a delta against
+            # another device would mean nothing.
+            devices = ', '.join(sorted(set(ours.latency_device.dropna())))
+            ours_text, delta = f'{mean:.1f} ({devices})', 'other device'
         rows.append(dict(table=r.table, row=r.row, metric=r.metric,
-                         published=r.value,
-                         ours='not run' if not vals.size else f'{mean:.1f}',
-                         delta='–' if not vals.size else
-                         f'{mean - r.value:+.1f}', seeds=len(vals),
-                         source=r.source))
+                         published=r.value, ours=ours_text, delta=delta,
+                         seeds=len(vals), source=r.source))
     return Section('Paper tables beside ours', [
         'Published numbers are COCO val2017 as printed (source column; the '
         'data file is analysis/data/published.csv). "ours" is the mean over '
         'seeds of the run with the same grid/model/arm; intervals are in '
-        'the bootstrap and verdict sections.'], [pd.DataFrame(rows)])
+        'the bootstrap and verdict sections. latency_ms rows: ours is the '
+        'median per image on the device named (experiments/'
+        'measure_cost.py); the paper timed its own GPU, so no delta.'],
+        [pd.DataFrame(rows)])
 
 
 def _arm_means(df: pd.DataFrame, arms: List[str], metric: str) -> pd.DataFrame:
@@ -289,25 +292,6 @@ def threshold_sweep_section(all_results: pd.DataFrame,
     plt.close(fig)
     section.figures.append(path)
     return section
-
-
-def attention_section(all_results: pd.DataFrame) -> Section:
-    """SE vs eSE per VoVNet model: parameters and AP."""
-    arms = ['v1', 'residual', 'se', 'ese']
-    done = all_results[(all_results.status == 'finished')
-                       & all_results.arm.isin(arms)]
-    rows = []
-    for (grid, model, arm), g in done.groupby(['grid', 'model', 'arm'],
-                                              sort=False):
-        rows.append(dict(grid=grid, model=model, arm=arm, seeds=len(g),
-                         params_M=round(g.params.mean() / 1e6, 3),
-                         box_AP=round(100 * g.box_AP.mean(), 1),
-                         mask_AP=round(100 * g.mask_AP.mean(), 1)))
-    return Section('SE vs eSE (VoVNet arms)', [
-        'Whole-model parameters and AP x100 per VoVNet arm (mean over '
-        'seeds). FLOPs and latency are not measured yet: no GPU run and no '
-        'complexity analysis has been recorded for these arms.'],
-        [pd.DataFrame(rows)])
 
 
 def beta_section(df: pd.DataFrame, out_dir: str) -> Section:
@@ -357,5 +341,6 @@ def claims_sections(df: pd.DataFrame, all_results: pd.DataFrame,
             verdict_section(all_results, evals, n_resamples, sources),
             paper_tables_section(all_results),
             threshold_sweep_section(all_results, out_dir),
-            attention_section(all_results),
+            attention_section(all_results, n_resamples),
+            speed_accuracy_section(all_results, out_dir, n_resamples),
             beta_section(df, out_dir)]

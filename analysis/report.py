@@ -1,5 +1,6 @@
 """Markdown and self-contained HTML reports from a results table."""
 import base64
+import dataclasses
 import datetime
 import html
 import os
@@ -18,6 +19,16 @@ from analysis.results import summarize  # noqa: E402
 TASKS = (('box', 'Box'), ('mask', 'Mask'))
 SIZE_BINS = (('APs', 'small'), ('APm', 'medium'), ('APl', 'large'))
 TABLE_METRICS = ('AP', 'AP50', 'AP75', 'APs', 'APm', 'APl')
+
+
+@dataclasses.dataclass
+class Section:
+    """A report section: text, tables and figures, in that order."""
+
+    title: str
+    text: List[str] = dataclasses.field(default_factory=list)
+    tables: List[pd.DataFrame] = dataclasses.field(default_factory=list)
+    figures: List[str] = dataclasses.field(default_factory=list)
 
 
 def _cell(mean: float, ci: float, n: int) -> str:
@@ -42,6 +53,9 @@ def comparison_table(summary: pd.DataFrame) -> pd.DataFrame:
                                             int(r.n_seeds))
         row['params (M)'] = ('–' if r.params != r.params
                              else f'{r.params / 1e6:.2f}')
+        row['GFLOPs'] = '–' if r.gflops != r.gflops else f'{r.gflops:.2f}'
+        row['ms'] = ('–' if r.latency_ms != r.latency_ms
+                     else f'{r.latency_ms:.1f}')
         row['iters'] = '–' if r.iterations != r.iterations \
             else f'{int(r.iterations)}'
         row['wall (s)'] = '–' if r.wall_time_s != r.wall_time_s \
@@ -112,6 +126,9 @@ def _provenance(results_path: str, grid_path: Optional[str],
         'Metrics: COCO AP x100 from pycocotools (mmdet CocoMetric) on each '
         'dataset\'s evaluation split; "± x" is the half-width of a t-based '
         '95% interval over seeds, shown only with two or more seeds.',
+        'GFLOPs and ms (median latency, batch 1): '
+        'experiments/measure_cost.py, on the device named in the SE vs eSE '
+        'and speed sections; "–" where not measured.',
         f'Generated: {datetime.datetime.now().isoformat(timespec="seconds")}',
     ]
 
@@ -136,7 +153,7 @@ def write_report(df: pd.DataFrame, out_dir: str, results_path: str,
         grid_path: The grid file that defined the expected runs.
         title: The report's heading.
         description: What the grid is for (the grid's ``description``).
-        sections: Further sections (``analysis.claims_report.Section``),
+        sections: Further sections (:class:`Section`),
             written after the comparison, figures embedded in the HTML.
 
     Returns:
@@ -205,4 +222,4 @@ def write_report(df: pd.DataFrame, out_dir: str, results_path: str,
     return paths
 
 
-__all__ = ['write_report', 'comparison_table', 'plot_ap_by_size']
+__all__ = ['Section', 'write_report', 'comparison_table', 'plot_ap_by_size']

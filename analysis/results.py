@@ -71,7 +71,8 @@ def summarize(df: pd.DataFrame,
 
     Columns: ``status`` (e.g. ``3/3 finished``, ``not run``), ``n_seeds``,
     ``<metric>`` (mean), ``<metric>_ci`` (95% half-width over seeds, NaN
-    with one seed), ``params``, ``iterations``, ``wall_time_s`` (mean),
+    with one seed), ``params``, ``iterations``, ``wall_time_s``,
+    ``gflops``, ``latency_ms`` (means over the seeds that have them),
     ``run_ids``.
     """
     out = []
@@ -87,8 +88,11 @@ def summarize(df: pd.DataFrame,
             row[m] = float(np.nanmean(values)) if np.any(
                 ~np.isnan(values)) else float('nan')
             row[f'{m}_ci'] = ci95_halfwidth(values)
-        for m in ('params', 'iterations', 'wall_time_s', 'val_images'):
+        for m in ('params', 'iterations', 'wall_time_s', 'val_images',
+                  'gflops', 'latency_ms'):
+            # Cost is measured for one seed per arm by default.
             values = done[m].to_numpy(dtype=float)
-            row[m] = float(np.mean(values)) if len(values) else float('nan')
+            row[m] = (float(np.nanmean(values)) if np.any(~np.isnan(values))
+                      else float('nan'))
         out.append(row)
     return pd.DataFrame(out)

@@ -125,7 +125,8 @@ def _scale(metric: str) -> float:
 
 def _fmt_est(est: Estimate, metric: str) -> str:
     s = _scale(metric)
-    unit = ' AP' if 'AP' in metric else ''
+    unit = ' AP' if 'AP' in metric else ' ms' if metric.endswith('_ms') \
+        else ''
     return (f'{s * est.value:+.2f}{unit} [{s * est.lo:+.2f}, '
             f'{s * est.hi:+.2f}]')
 
@@ -170,14 +171,21 @@ def judge(wid: str, w: dict, df: pd.DataFrame,
                   + ')')
     b_runs = select_runs(df, b) if metric in df.columns else df.iloc[0:0]
     parts, verdicts, seeds, images = [], [], [], []
+    # Validation-set size, which decides smoke scale: for latency the
+    # evidence counts timed images instead.
+    val_images = [0]
     for side in a_sides:
         a_runs = select_runs(df, side) if metric in df.columns \
             else df.iloc[0:0]
         if a_runs.empty or b_runs.empty or a_runs[metric].isna().all():
             return Verdict(wid, w['claim'], comparison, '–', '0', '–',
                            'not run', _missing(w, a_sides + [b]))
+        val_images.append(int(np.nanmax(a_runs.val_images.to_numpy(float)))
+                          if a_runs.val_images.notna().any() else 0)
         est = evidence(a_runs, b_runs, metric) if evidence else None
-        method = 'paired image bootstrap'
+        method = ('paired bootstrap over timed images'
+                  if metric.startswith('latency') else
+                  'paired image bootstrap')
         if est is None:
             est = welch_interval(a_runs[metric].to_numpy(float),
                                  b_runs[metric].to_numpy(float))
@@ -195,6 +203,17 @@ def judge(wid: str, w: dict, df: pd.DataFrame,
         verdicts.append(decide(kind, est, margin))
         seeds.append(min(len(a_runs), len(b_runs)))
         images.append(est.n_images or int(a_runs.val_images.iloc[0]))
+    devices = sorted(set(pd.concat([select_runs(df, s) for s in a_sides]
+                                   + [b_runs]).get('latency_device',
+                                                   pd.Series(dtype=str))
+                         .dropna()))
+    if metric.startswith('latency') and len(devices) > 1:
+        return Verdict(wid, w['claim'], comparison, '; '.join(parts),
+                       ', '.join(map(str, seeds)),
+                       ', '.join(map(str, images)), 'inconclusive',
+                       f'Not comparable: the arms were timed on different '
+                       f'devices ({"; ".join(devices)}); time them together '
+                       f'with experiments/measure_cost.py on one device.')
     if 'contradicted' in verdicts:
         verdict = 'contradicted'
     elif all(v == 'supported' for v in verdicts):
@@ -209,10 +228,18 @@ def judge(wid: str, w: dict, df: pd.DataFrame,
         parts.append(f'params {pa / 1e6:.2f}M vs {pb / 1e6:.2f}M')
     datasets = sorted(set(b_runs.dataset))
     sentence = _sentence(w, verdict, seeds, images, datasets)
-    if verdict != 'inconclusive' and max(images) < MIN_IMAGES:
+    if (metric.startswith('latency') and w.get('device') == 'gpu'
+            and verdict != 'inconclusive'
+            and not all(d.startswith('cuda') for d in devices)):
+        sentence = (f'Inconclusive here: the interval alone would say '
+                    f'{verdict}, but the runs were timed on '
+                    f'{"; ".join(devices)} and the claim is about GPU '
+                    f'inference (experiments/measure_cost.py --device cuda).')
+        verdict = 'inconclusive'
+    elif verdict != 'inconclusive' and max(val_images) < MIN_IMAGES:
         sentence = (f'Inconclusive at this budget: the interval alone would '
-                    f'say {verdict}, but {max(images)} validation images of '
-                    f'{", ".join(datasets)} (smoke scale) test the harness, '
+                    f'say {verdict}, but {max(val_images)} validation images '
+                    f'of {", ".join(datasets)} (smoke scale) test the harness, '
                     f'not the claim; it needs at least {MIN_IMAGES}.')
         verdict = 'inconclusive'
 

@@ -13,6 +13,7 @@ Layout under the grid's work dir::
         detections/       raw COCO results: val.bbox.json, val.segm.json
         FINISHED.json     written atomically after evaluation: the row
         FAILED.json       the row of the last failed attempt
+        cost.json         FLOPs and latency (experiments/measure_cost.py)
     results.csv           one row per run, rebuilt from the sentinels
 
 A run is finished if and only if ``FINISHED.json`` exists. The results table
@@ -30,6 +31,7 @@ import pandas as pd
 
 FINISHED = 'FINISHED.json'
 FAILED = 'FAILED.json'
+COST = 'cost.json'
 RESULTS = 'results.csv'
 
 _METRICS = ('AP', 'AP50', 'AP75', 'APs', 'APm', 'APl')
@@ -38,8 +40,10 @@ _COCO_SUFFIX = {'AP': 'mAP', 'AP50': 'mAP_50', 'AP75': 'mAP_75',
 METRIC_COLUMNS = [f'{task}_{m}' for task in ('box', 'mask') for m in _METRICS]
 COLUMNS = (['run_id', 'grid', 'model', 'arm', 'dataset', 'seed', 'status']
            + METRIC_COLUMNS
-           + ['params', 'iterations', 'wall_time_s', 'gpus', 'gpu_hours',
-              'peak_gpu_mem_mb', 'peak_rss_mb', 'attempts', 'config',
+           + ['params', 'gflops', 'backbone_gflops', 'latency_ms',
+              'latency_device', 'iterations', 'wall_time_s', 'gpus',
+              'gpu_hours', 'peak_gpu_mem_mb', 'peak_rss_mb', 'attempts',
+              'config',
               'work_dir', 'detections', 'val_images', 'val_instances',
               'finished_at', 'error', 'log_tail'])
 
@@ -115,21 +119,43 @@ def append_attempt(run_dir: str, record: dict) -> None:
         f.write(json.dumps(record) + '\n')
 
 
+def latency_device(cost: dict) -> str:
+    """``"cuda: NVIDIA H100 ..."`` or ``"cpu: ..."`` from a ``cost.json``.
+
+    The kind comes first: the verdicts check that a GPU claim was timed on
+    a GPU.
+    """
+    return f"{cost['device'].split(':')[0]}: {cost['device_name']}"
+
+
+def cost_columns(run_dir: str) -> dict:
+    """The table's cost columns from a run's ``cost.json`` (or none)."""
+    cost = read_json(osp.join(run_dir, COST))
+    if not cost:
+        return {}
+    return dict(gflops=cost['flops'] / 1e9,
+                backbone_gflops=cost['backbone_flops'] / 1e9,
+                latency_ms=cost['latency_ms'],
+                latency_device=latency_device(cost))
+
+
 def collect_rows(run_dirs: List[str]) -> pd.DataFrame:
     """One row per run that has a sentinel, in ``run_dirs`` order."""
     rows = []
     for run_dir in run_dirs:
-        for sentinel in (FINISHED, FAILED):
-            row = read_json(osp.join(run_dir, sentinel))
-            if row is not None:
-                rows.append(row)
-                break
+        finished = read_json(osp.join(run_dir, FINISHED))
+        if finished is not None:
+            rows.append(dict(finished, **cost_columns(run_dir)))
+            continue
+        failed = read_json(osp.join(run_dir, FAILED))
+        if failed is not None:
+            rows.append(failed)
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
 TEXT_COLUMNS = ['run_id', 'grid', 'model', 'arm', 'dataset', 'status',
-                'config', 'work_dir', 'detections', 'finished_at', 'error',
-                'log_tail']
+                'latency_device', 'config', 'work_dir', 'detections',
+                'finished_at', 'error', 'log_tail']
 
 
 def read_results_csv(path: str) -> pd.DataFrame:
@@ -155,5 +181,20 @@ def write_results(work_dir: str, run_dirs: List[str]) -> str:
     os.makedirs(work_dir, exist_ok=True)
     with open(osp.join(work_dir, '.results.lock'), 'w') as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        atomic_write_text(path, collect_rows(run_dirs).to_csv(index=False))
+    return path
+
+
+def refresh_results(work_dir: str) -> str:
+    """Rebuild ``results.csv`` for the runs it already lists.
+
+    For tools that add to finished runs (``cost.json``) without planning
+    the grid: the set of runs is read under the same lock ``write_results``
+    takes, so a runner finishing a run meanwhile cannot lose its row.
+    """
+    path = osp.join(work_dir, RESULTS)
+    with open(osp.join(work_dir, '.results.lock'), 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        run_dirs = list(read_results_csv(path).work_dir)
         atomic_write_text(path, collect_rows(run_dirs).to_csv(index=False))
     return path

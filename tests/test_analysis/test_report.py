@@ -102,6 +102,10 @@ def test_claims_sections_build_from_partial_results(tmp_path, results_csv):
     paths = write_report(df, out, results_csv, sections=sections)
     html = open(paths['html']).read()
     assert 'W11' in html and 'best_matching_sweep' in paths
+    # The paper's milliseconds are drawn even before we time anything.
+    speed = next(s for s in sections if s.title == 'Speed vs accuracy')
+    assert 'No run of ours has a latency yet' in ' '.join(speed.text)
+    assert 'speed_vs_accuracy' in paths
     # No detections were saved: the per-image sections say so.
     assert 'No finished run has saved detections' in open(
         paths['markdown']).read()

@@ -1,0 +1,138 @@
+"""Report sections on what the models cost: SE vs eSE, speed vs accuracy.
+
+FLOPs and latency come from ``<run>/cost.json``
+(``experiments/measure_cost.py``); accuracy from the results table. A
+latency is always shown with the device it was timed on, and figures draw
+one panel per device: milliseconds from different machines are never put on
+one axis. The paper's own milliseconds (``analysis/data/published.csv``)
+get a panel of their own.
+"""
+import os.path as osp
+from typing import List
+
+import matplotlib
+
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from analysis.latency import latency_estimate  # noqa: E402
+from analysis.report import Section  # noqa: E402
+
+PUBLISHED = osp.join(osp.dirname(osp.abspath(__file__)), 'data',
+                     'published.csv')
+ATTENTION_ARMS = ['v1', 'residual', 'se', 'ese']
+HOW_MEASURED = (
+    'FLOPs: mmengine FlopAnalyzer on the tensor forward at the test input '
+    'size, one fused multiply-add = one FLOP (the MMDetection model-zoo '
+    'convention), mean over the first test images; the mask head on '
+    'detections is not traced and the analyzer skips element-wise ops '
+    '(e.g. the SE/eSE gate multiplication). Latency: median ms per image, '
+    'batch 1, fp32, preprocessing to post-processed masks, after warm-up, '
+    'with a 95% image-bootstrap interval; the device is named with it.')
+
+
+def _fmt_interval(e) -> str:
+    return '–' if e is None else f'{e.value:.1f} [{e.lo:.1f}, {e.hi:.1f}]'
+
+
+def _arm_cost_rows(done: pd.DataFrame, n_resamples: int) -> List[dict]:
+    rows = []
+    for (grid, model, arm, dataset), g in done.groupby(
+            ['grid', 'model', 'arm', 'dataset'], sort=False):
+        lat = latency_estimate(g, n_resamples)
+        devices = sorted(set(g.latency_device.dropna()))
+        rows.append(dict(
+            grid=grid, model=model, arm=arm, dataset=dataset, seeds=len(g),
+            params_M=round(g.params.mean() / 1e6, 3),
+            GFLOPs=round(g.gflops.mean(), 3),
+            backbone_GFLOPs=round(g.backbone_gflops.mean(), 3),
+            latency_ms=_fmt_interval(lat),
+            device=', '.join(devices) or '–',
+            box_AP=round(100 * g.box_AP.mean(), 1),
+            mask_AP=round(100 * g.mask_AP.mean(), 1),
+            _lat=lat))
+    return rows
+
+
+def attention_section(all_results: pd.DataFrame,
+                      n_resamples: int = 1000) -> Section:
+    """SE vs eSE per VoVNet model: parameters, FLOPs, latency and AP."""
+    done = all_results[(all_results.status == 'finished')
+                       & all_results.arm.isin(ATTENTION_ARMS)]
+    rows = sorted(_arm_cost_rows(done, n_resamples),
+                  key=lambda r: (r['grid'], r['model'], r['dataset'],
+                                 ATTENTION_ARMS.index(r['arm'])))
+    table = pd.DataFrame(rows).drop(columns='_lat', errors='ignore')
+    text = ['Whole-model parameters, FLOPs, latency and AP x100 per VoVNet '
+            'arm (AP: mean over seeds). ' + HOW_MEASURED]
+    if rows and table.GFLOPs.isna().all():
+        text.append('No arm has FLOPs or latency yet: run experiments/'
+                    'measure_cost.py on its grid after training.')
+    return Section('SE vs eSE (VoVNet arms)', text, [table])
+
+
+def _published_points() -> pd.DataFrame:
+    pub = pd.read_csv(PUBLISHED)
+    wide = pub.pivot_table(index=['table', 'row'], columns='metric',
+                           values='value', aggfunc='first').reset_index()
+    return wide.dropna(subset=['latency_ms'])
+
+
+def speed_accuracy_section(all_results: pd.DataFrame, out_dir: str,
+                           n_resamples: int = 1000) -> Section:
+    """Mask AP (box AP without masks) against latency, one panel per device."""
+    done = all_results[all_results.status == 'finished']
+    rows = [r for r in _arm_cost_rows(done, n_resamples)
+            if r['_lat'] is not None]
+    section = Section('Speed vs accuracy', [HOW_MEASURED])
+    published = _published_points()
+    devices = sorted({r['device'] for r in rows})
+    panels = len(devices) + (not published.empty)
+    if not panels:
+        section.text.append('Nothing to draw: no run has a latency.')
+        return section
+    fig, axes = plt.subplots(1, panels, figsize=(6 * panels, 4.5),
+                             squeeze=False)
+    axes = list(axes[0])
+    if not published.empty:
+        ax = axes.pop(0)
+        for table, g in published.groupby('table', sort=False):
+            y = g.mask_AP.where(g.mask_AP.notna(), g.box_AP)
+            ax.plot(g.latency_ms, y, 'o', label=table)
+            for x, yy, name in zip(g.latency_ms, y, g.row):
+                ax.annotate(name, (x, yy), fontsize=6,
+                            xytext=(3, 2), textcoords='offset points')
+        ax.set_title('published (COCO val, the paper\'s GPU)', fontsize=9)
+        ax.set_xlabel('ms per image')
+        ax.set_ylabel('mask AP (box AP without a mask branch)')
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+    for ax, device in zip(axes, devices):
+        for r in (r for r in rows if r['device'] == device):
+            lat = r['_lat']
+            task = 'mask' if r['mask_AP'] == r['mask_AP'] else 'box'
+            y = r[f'{task}_AP']
+            ax.errorbar(lat.value, y, xerr=[[lat.value - lat.lo],
+                                            [lat.hi - lat.value]],
+                        fmt='o' if task == 'mask' else 's', capsize=3,
+                        label=f'{r["grid"]}: {r["model"]}/{r["arm"]} '
+                        f'({task}, n={r["seeds"]})')
+        ax.set_title(f'ours, timed on {device}', fontsize=9)
+        ax.set_xlabel('median ms per image (95% image-bootstrap interval)')
+        ax.set_ylabel('AP x100 (circle: mask, square: box)')
+        ax.legend(fontsize=6)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = osp.join(out_dir, 'speed_vs_accuracy.png')
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    section.figures.append(path)
+    if rows:
+        section.tables.append(pd.DataFrame(
+            [{k: v for k, v in r.items() if k != '_lat'} for r in rows]))
+    else:
+        section.text.append('No run of ours has a latency yet '
+                            '(experiments/measure_cost.py).')
+    return section

@@ -1,0 +1,198 @@
+"""What a trained run costs at inference: FLOPs and latency.
+
+FLOPs follow mmdet's ``tools/analysis_tools/get_flops.py``: mmengine's
+``FlopAnalyzer`` traces the model's ``tensor`` forward on the first test
+images after the data preprocessor, and counts one fused multiply-add as one
+FLOP (fvcore's convention, the one the MMDetection model zoo prints). What
+that forward covers differs by detector -- Mask R-CNN's includes the RoI
+heads on the RPN proposals, CenterMask's and RetinaMask's only the dense
+head -- so whole-model FLOPs are comparable within a family, and the
+backbone and neck figures across all of them. The mask head on detections is
+data-dependent and not traced.
+
+Latency follows mmdet's ``InferenceBenchmark``: batch size 1, fp32, each
+image timed from the data preprocessor to the post-processed result
+(``model.test_step``; data loading excluded), after warm-up images, with the
+device synchronised around every image. The per-image times are kept, so
+two models timed on the same images can be compared paired on images.
+"""
+import os
+import os.path as osp
+import platform
+import statistics
+import time
+from functools import partial
+from typing import Dict, List, Optional
+
+import torch
+from mmengine.config import Config
+
+
+def build_trained_model(run_dir: str, device: str):
+    """The run's model with its final weights, in eval mode on ``device``.
+
+    Raises:
+        FileNotFoundError: the run has no ``config.py`` or no checkpoint.
+    """
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+    from mmengine.runner import load_checkpoint
+
+    from mmdet_plugins.engine import trust_checkpoints_under
+    register_all_modules(init_default_scope=True)
+    import mmdet_plugins  # noqa: F401 -- registers the project's modules
+    config = osp.join(run_dir, 'config.py')
+    if not osp.isfile(config):
+        raise FileNotFoundError(f'{config}: run has no resolved config')
+    cfg = Config.fromfile(config)
+    checkpoint = last_checkpoint(run_dir)
+    model = MODELS.build(cfg.model)
+    with trust_checkpoints_under(run_dir):
+        load_checkpoint(model, checkpoint, map_location='cpu',
+                        logger='silent')
+    return model.to(device).eval(), cfg
+
+
+def last_checkpoint(run_dir: str) -> str:
+    path = osp.join(run_dir, 'last_checkpoint')
+    target = ''
+    if osp.isfile(path):
+        with open(path) as f:
+            target = f.read().strip()
+    if not target or not osp.isfile(target):
+        raise FileNotFoundError(f'{run_dir}: no checkpoint to measure '
+                                f'(last_checkpoint is missing or stale)')
+    return target
+
+
+def test_loader(cfg: Config):
+    """The run's test split, one image per batch, loaded in this process."""
+    from mmengine.runner import Runner
+    loader = cfg.test_dataloader.copy()
+    loader.update(batch_size=1, num_workers=0, persistent_workers=False)
+    return Runner.build_dataloader(loader)
+
+
+def count_flops(model: torch.nn.Module, loader, n_images: int = 5) -> dict:
+    """Mean FLOPs over the first ``n_images`` test images.
+
+    Returns:
+        ``flops`` (whole tensor forward), ``backbone_flops``,
+        ``neck_flops``, ``input_hw`` (mean padded input height and width)
+        and ``unsupported_ops`` (operators the analyzer skipped, with
+        counts: their FLOPs are missing from the totals).
+    """
+    from mmengine.analysis import FlopAnalyzer
+    totals: Dict[str, List[float]] = {'': [], 'backbone': [], 'neck': []}
+    sizes, unsupported = [], {}
+    forward = model.forward
+    try:
+        for i, data in enumerate(loader):
+            if i >= n_images:
+                break
+            with torch.no_grad():
+                data = model.data_preprocessor(data, False)
+            model.forward = partial(forward,
+                                    data_samples=data['data_samples'])
+            analyzer = FlopAnalyzer(model, data['inputs'])
+            analyzer.unsupported_ops_warnings(False)
+            analyzer.uncalled_modules_warnings(False)
+            analyzer.tracer_warnings('none')
+            by_module = analyzer.by_module()
+            for name in totals:
+                totals[name].append(float(by_module.get(name, 0)))
+            for op, n in analyzer.unsupported_ops().items():
+                unsupported[op] = unsupported.get(op, 0) + n
+            sizes.append(tuple(data['inputs'].shape[-2:]))
+    finally:
+        model.forward = forward
+    if not sizes:
+        raise ValueError('the test split has no images to count FLOPs on')
+    return dict(flops=statistics.fmean(totals['']),
+                backbone_flops=statistics.fmean(totals['backbone']),
+                neck_flops=statistics.fmean(totals['neck']),
+                flops_images=len(sizes),
+                input_hw=[round(statistics.fmean(s[k] for s in sizes), 1)
+                          for k in (0, 1)],
+                unsupported_ops=unsupported)
+
+
+def device_name(device: str) -> str:
+    if device.startswith('cuda'):
+        return torch.cuda.get_device_name(torch.device(device))
+    name = platform.processor() or platform.machine()
+    if osp.isfile('/proc/cpuinfo'):
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    name = line.split(':', 1)[1].strip()
+                    break
+    return f'{name} ({torch.get_num_threads()} threads)'
+
+
+def _sync(device: str) -> None:
+    if device.startswith('cuda'):
+        torch.cuda.synchronize(torch.device(device))
+
+
+def measure_latency(model: torch.nn.Module, loader, device: str,
+                    n_images: int = 200, warmup: int = 10) -> dict:
+    """Per-image inference time in ms on ``device`` (batch size 1).
+
+    The first ``warmup`` images are run but not timed; when the split has
+    fewer than ``warmup + n_images`` images the loader is cycled, so a small
+    split still yields ``n_images`` timings (an image timed more than once
+    keeps the median of its times).
+
+    Returns:
+        ``latency_ms`` (median over images of ``per_image_ms``),
+        ``latency_ms_mean``, ``latency_ms_p90`` (over all timings),
+        ``timed_images`` (timings), ``warmup_images``, ``per_image_ms``
+        ({image id: ms}), ``device``, ``device_name``.
+    """
+    times: Dict[int, List[float]] = {}
+    done = 0
+    while done < warmup + n_images:
+        seen = done
+        for data in loader:
+            if done >= warmup + n_images:
+                break
+            _sync(device)
+            start = time.perf_counter()
+            with torch.no_grad():
+                model.test_step(data)
+            _sync(device)
+            ms = 1000 * (time.perf_counter() - start)
+            if done >= warmup:
+                img_id = int(data['data_samples'][0].metainfo['img_id'])
+                times.setdefault(img_id, []).append(ms)
+            done += 1
+        if done == seen:
+            raise ValueError('the test split has no images to time')
+    flat = sorted(ms for v in times.values() for ms in v)
+    per_image = {str(k): statistics.median(v) for k, v in times.items()}
+    return dict(latency_ms=statistics.median(per_image.values()),
+                latency_ms_mean=statistics.fmean(flat),
+                latency_ms_p90=flat[int(0.9 * (len(flat) - 1))],
+                timed_images=len(flat), warmup_images=warmup,
+                per_image_ms=per_image,
+                device=device, device_name=device_name(device))
+
+
+def measure_run(run_dir: str, device: str = 'cpu', n_images: int = 200,
+                warmup: int = 10, flops_images: int = 5,
+                threads: Optional[int] = None) -> dict:
+    """FLOPs and latency of one finished run; what ``cost.json`` holds."""
+    if threads:
+        torch.set_num_threads(threads)
+    model, cfg = build_trained_model(run_dir, device)
+    loader = test_loader(cfg)
+    cost = dict(run_dir=run_dir, torch=torch.__version__,
+                precision='fp32', batch_size=1,
+                flops_convention='1 fused multiply-add = 1 FLOP '
+                '(mmengine FlopAnalyzer, tensor forward)')
+    cost.update(count_flops(model, loader, flops_images))
+    cost.update(measure_latency(model, loader, device, n_images, warmup))
+    cost['measured_at'] = time.strftime('%Y-%m-%dT%H:%M:%S')
+    cost['hostname'] = os.uname().nodename
+    return cost

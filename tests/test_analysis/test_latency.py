@@ -1,0 +1,103 @@
+"""Latency comparisons on synthetic per-image timings with a known effect."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis.latency import latency_estimate, paired_latency
+from analysis.verdicts import judge
+from experiments.run_store import cost_columns
+
+W10 = dict(claim='a is faster than b', kind='less', metric='latency_ms',
+           device='gpu', a=dict(grid='g', model='a', arm='default'),
+           b=dict(grid='g', model='b', arm='default'))
+
+
+def _timed_run(tmp_path, name, per_image, device='cuda:0',
+               device_name='NVIDIA H100'):
+    """A finished run with a cost.json holding ``per_image`` timings."""
+    run_dir = tmp_path / name
+    run_dir.mkdir()
+    per_image = {str(i): float(ms) for i, ms in enumerate(per_image)}
+    cost = dict(flops=2e9, backbone_flops=1e9, device=device,
+                device_name=device_name, per_image_ms=per_image,
+                latency_ms=float(np.median(list(per_image.values()))))
+    (run_dir / 'cost.json').write_text(json.dumps(cost))
+    row = dict(grid='g', model=name.split('_')[0], arm='default',
+               dataset='coco2017', seed=0, status='finished', run_id=name,
+               val_images=5000, work_dir=str(run_dir))
+    row.update(cost_columns(str(run_dir)))
+    return pd.DataFrame([row])
+
+
+def _images(n=300, seed=0):
+    """Right-skewed per-image times: what a detector's timings look like."""
+    rng = np.random.default_rng(seed)
+    return 40 + rng.gamma(2.0, 5.0, n)
+
+
+def test_paired_difference_recovers_an_injected_speedup(tmp_path):
+    base = _images()
+    rng = np.random.default_rng(1)
+    a = _timed_run(tmp_path, 'a_run', base - 6 + rng.normal(0, 0.5, 300))
+    b = _timed_run(tmp_path, 'b_run', base)
+    est = paired_latency(a, b, n_resamples=400)
+    assert est.n_images == 300 and est.n_seeds == 1
+    assert est.hi < 0 and est.lo < -6 < est.hi + 1
+    v = judge('W10', W10, pd.concat([a, b]),
+              lambda x, y, m: paired_latency(x, y, 400))
+    assert v.verdict == 'supported' and ' ms [' in v.effect
+
+
+def test_no_effect_gives_an_interval_around_zero(tmp_path):
+    base = _images(seed=2)
+    rng = np.random.default_rng(3)
+    a = _timed_run(tmp_path, 'a_run', base + rng.normal(0, 0.5, 300))
+    b = _timed_run(tmp_path, 'b_run', base)
+    est = paired_latency(a, b, n_resamples=400)
+    assert est.lo < 0 < est.hi
+    v = judge('W10', W10, pd.concat([a, b]),
+              lambda x, y, m: paired_latency(x, y, 400))
+    assert v.verdict == 'inconclusive'
+
+
+def test_single_arm_interval_brackets_its_median_and_stays_positive(
+        tmp_path):
+    x = _images(seed=4)
+    x[:5] = 900  # a few very slow images
+    run = _timed_run(tmp_path, 'a_run', x)
+    est = latency_estimate(run, n_resamples=400)
+    assert est.value == pytest.approx(np.median(x))
+    assert 0 < est.lo <= est.value <= est.hi
+
+
+def test_cpu_timings_give_no_verdict_on_a_gpu_claim(tmp_path):
+    base = _images()
+    a = _timed_run(tmp_path, 'a_run', base - 10, device='cpu',
+                   device_name='Xeon (2 threads)')
+    b = _timed_run(tmp_path, 'b_run', base, device='cpu',
+                   device_name='Xeon (2 threads)')
+    v = judge('W10', W10, pd.concat([a, b]),
+              lambda x, y, m: paired_latency(x, y, 200))
+    assert v.verdict == 'inconclusive'
+    assert 'would say supported' in v.sentence and 'cpu: Xeon' in v.sentence
+
+
+def test_arms_timed_on_different_devices_are_not_compared(tmp_path):
+    base = _images()
+    a = _timed_run(tmp_path, 'a_run', base - 10, device_name='NVIDIA H100')
+    b = _timed_run(tmp_path, 'b_run', base, device_name='NVIDIA A100')
+    assert paired_latency(a, b) is None
+    v = judge('W10', W10, pd.concat([a, b]),
+              lambda x, y, m: paired_latency(x, y, 200))
+    assert v.verdict == 'inconclusive' and 'Not comparable' in v.sentence
+
+
+def test_runs_without_timings_name_the_command(tmp_path):
+    a = _timed_run(tmp_path, 'a_run', _images())
+    b = _timed_run(tmp_path, 'b_run', _images())
+    a['latency_ms'] = np.nan
+    v = judge('W10', dict(W10, needs='GPU latency (measure_cost.py)'),
+              pd.concat([a, b]))
+    assert v.verdict == 'not run' and 'measure_cost.py' in v.sentence
