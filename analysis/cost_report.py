@@ -109,20 +109,28 @@ def speed_accuracy_section(all_results: pd.DataFrame, out_dir: str,
         ax.set_ylabel('mask AP (box AP without a mask branch)')
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
+    colours = plt.rcParams['axes.prop_cycle'].by_key()['color']
+    grids = sorted({r['grid'] for r in rows})
     for ax, device in zip(axes, devices):
+        drawn = set()
         for r in (r for r in rows if r['device'] == device):
             lat = r['_lat']
             task = 'mask' if r['mask_AP'] == r['mask_AP'] else 'box'
             y = r[f'{task}_AP']
+            colour = colours[grids.index(r['grid']) % len(colours)]
             ax.errorbar(lat.value, y, xerr=[[lat.value - lat.lo],
                                             [lat.hi - lat.value]],
                         fmt='o' if task == 'mask' else 's', capsize=3,
-                        label=f'{r["grid"]}: {r["model"]}/{r["arm"]} '
-                        f'({task}, n={r["seeds"]})')
+                        color=colour, label=None if r['grid'] in drawn
+                        else f'grid {r["grid"]}')
+            drawn.add(r['grid'])
+            ax.annotate(f'{r["model"]}/{r["arm"]} (n={r["seeds"]})',
+                        (lat.value, y), fontsize=6, xytext=(3, 3),
+                        textcoords='offset points')
         ax.set_title(f'ours, timed on {device}', fontsize=9)
         ax.set_xlabel('median ms per image (95% image-bootstrap interval)')
         ax.set_ylabel('AP x100 (circle: mask, square: box)')
-        ax.legend(fontsize=6)
+        ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
     fig.tight_layout()
     path = osp.join(out_dir, 'speed_vs_accuracy.png')

@@ -126,9 +126,13 @@ def _provenance(results_path: str, grid_path: Optional[str],
         'Metrics: COCO AP x100 from pycocotools (mmdet CocoMetric) on each '
         'dataset\'s evaluation split; "± x" is the half-width of a t-based '
         '95% interval over seeds, shown only with two or more seeds.',
-        'GFLOPs and ms (median latency, batch 1): '
+        'GFLOPs and ms (median latency per image, batch 1): '
         'experiments/measure_cost.py, on the device named in the SE vs eSE '
-        'and speed sections; "–" where not measured.',
+        'and speed sections; "–" where not measured. GFLOPs count the '
+        'tensor forward as mmdet\'s get_flops.py does: Mask R-CNN\'s '
+        'includes its RoI heads on 1000 proposals, CenterMask\'s and '
+        'RetinaMask\'s only the dense head, so compare them within a family '
+        '(backbone GFLOPs in the SE vs eSE section compare across all).',
         f'Generated: {datetime.datetime.now().isoformat(timespec="seconds")}',
     ]
 
