@@ -14,11 +14,11 @@ import matplotlib
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from analysis.latency import latency_estimate  # noqa: E402
 from analysis.report import Section  # noqa: E402
+from experiments.run_store import COST, read_json  # noqa: E402
 
 PUBLISHED = osp.join(osp.dirname(osp.abspath(__file__)), 'data',
                      'published.csv')
@@ -30,11 +30,22 @@ HOW_MEASURED = (
     'detections is not traced and the analyzer skips element-wise ops '
     '(e.g. the SE/eSE gate multiplication). Latency: median ms per image, '
     'batch 1, fp32, preprocessing to post-processed masks, after warm-up, '
-    'with a 95% image-bootstrap interval; the device is named with it.')
+    'with a 95% image-bootstrap interval; the device is named with it, and '
+    'other_load is how many cores\' worth of CPU other processes used '
+    'meanwhile (above ~0.25 the timing is inflated). The mask branch runs '
+    'once per detection, so latency also follows dets_per_img, the '
+    'detections the weights produce: short runs from scratch can produce '
+    'many more than a converged model.')
 
 
 def _fmt_interval(e) -> str:
     return '–' if e is None else f'{e.value:.1f} [{e.lo:.1f}, {e.hi:.1f}]'
+
+
+def _mean_cost(runs: pd.DataFrame, key: str) -> float:
+    values = [c[key] for c in (read_json(osp.join(str(d), COST))
+                               for d in runs.work_dir) if c and key in c]
+    return round(sum(values) / len(values), 1) if values else float('nan')
 
 
 def _arm_cost_rows(done: pd.DataFrame, n_resamples: int) -> List[dict]:
@@ -50,6 +61,9 @@ def _arm_cost_rows(done: pd.DataFrame, n_resamples: int) -> List[dict]:
             backbone_GFLOPs=round(g.backbone_gflops.mean(), 3),
             latency_ms=_fmt_interval(lat),
             device=', '.join(devices) or '–',
+            # Cores' worth of CPU other processes used while timing.
+            other_load=round(g.latency_other_load.max(), 2),
+            dets_per_img=_mean_cost(g, 'detections_per_image'),
             box_AP=round(100 * g.box_AP.mean(), 1),
             mask_AP=round(100 * g.mask_AP.mean(), 1),
             _lat=lat))

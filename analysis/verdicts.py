@@ -239,8 +239,9 @@ def judge(wid: str, w: dict, df: pd.DataFrame,
     elif verdict != 'inconclusive' and max(val_images) < MIN_IMAGES:
         sentence = (f'Inconclusive at this budget: the interval alone would '
                     f'say {verdict}, but {max(val_images)} validation images '
-                    f'of {", ".join(datasets)} (smoke scale) test the harness, '
-                    f'not the claim; it needs at least {MIN_IMAGES}.')
+                    f'of {", ".join(datasets)} (smoke scale) test the '
+                    f'harness, not the claim; it needs at least '
+                    f'{MIN_IMAGES}.')
         verdict = 'inconclusive'
 
     return Verdict(wid, w['claim'], comparison, '; '.join(parts),

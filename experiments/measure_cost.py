@@ -20,6 +20,7 @@ the same device is skipped unless ``--force``; a run that fails to measure
 is reported by name and the others are still measured.
 """
 import argparse
+import os
 import os.path as osp
 import sys
 import traceback
@@ -106,6 +107,11 @@ def main(argv=None) -> int:
             failed.append(f'{label} ({r.work_dir}): {type(e).__name__}: {e}')
             continue
         atomic_write_json(osp.join(r.work_dir, COST), cost)
+        if cost['other_cpu_load'] > 0.25:
+            print(f'  warning: other processes used '
+                  f'{cost["other_cpu_load"]:.2f} of {os.cpu_count()} cores '
+                  f'while {label} was timed; its latency is inflated',
+                  file=sys.stderr)
         print(f'  {label}: {cost["flops"] / 1e9:.2f} GFLOPs (backbone '
               f'{cost["backbone_flops"] / 1e9:.2f}) at '
               f'{cost["input_hw"][0]:.0f}x{cost["input_hw"][1]:.0f}; '

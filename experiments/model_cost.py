@@ -130,6 +130,16 @@ def device_name(device: str) -> str:
     return f'{name} ({torch.get_num_threads()} threads)'
 
 
+def _machine_cpu_seconds() -> float:
+    """CPU seconds all processes have used (``/proc/stat``), or NaN."""
+    if not osp.isfile('/proc/stat'):
+        return float('nan')
+    with open('/proc/stat') as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / os.sysconf('SC_CLK_TCK')
+
+
 def _sync(device: str) -> None:
     if device.startswith('cuda'):
         torch.cuda.synchronize(torch.device(device))
@@ -148,10 +158,19 @@ def measure_latency(model: torch.nn.Module, loader, device: str,
         ``latency_ms`` (median over images of ``per_image_ms``),
         ``latency_ms_mean``, ``latency_ms_p90`` (over all timings),
         ``timed_images`` (timings), ``warmup_images``, ``per_image_ms``
-        ({image id: ms}), ``device``, ``device_name``.
+        ({image id: ms}), ``other_cpu_load`` (cores' worth of CPU that
+        other processes used while timing), ``detections_per_image``,
+        ``device``, ``device_name``.
     """
     times: Dict[int, List[float]] = {}
+    # The mask branch runs once per detection: its share of the time
+    # follows how many detections the weights produce.
+    detections: List[int] = []
     done = 0
+    # Other work on the machine inflates timings (CPU timings of the tiny
+    # models tripled next to a test run here): measure how much there was.
+    start_wall, start_all = time.perf_counter(), _machine_cpu_seconds()
+    start_own = sum(os.times()[:2])
     while done < warmup + n_images:
         seen = done
         for data in loader:
@@ -160,15 +179,19 @@ def measure_latency(model: torch.nn.Module, loader, device: str,
             _sync(device)
             start = time.perf_counter()
             with torch.no_grad():
-                model.test_step(data)
+                out = model.test_step(data)
             _sync(device)
             ms = 1000 * (time.perf_counter() - start)
             if done >= warmup:
-                img_id = int(data['data_samples'][0].metainfo['img_id'])
+                img_id = int(out[0].metainfo['img_id'])
                 times.setdefault(img_id, []).append(ms)
+                detections.append(len(out[0].pred_instances))
             done += 1
         if done == seen:
             raise ValueError('the test split has no images to time')
+    wall = time.perf_counter() - start_wall
+    other = (_machine_cpu_seconds() - start_all
+             - (sum(os.times()[:2]) - start_own)) / wall
     flat = sorted(ms for v in times.values() for ms in v)
     per_image = {str(k): statistics.median(v) for k, v in times.items()}
     return dict(latency_ms=statistics.median(per_image.values()),
@@ -176,6 +199,8 @@ def measure_latency(model: torch.nn.Module, loader, device: str,
                 latency_ms_p90=flat[int(0.9 * (len(flat) - 1))],
                 timed_images=len(flat), warmup_images=warmup,
                 per_image_ms=per_image,
+                other_cpu_load=round(max(other, 0.0), 3),
+                detections_per_image=statistics.fmean(detections),
                 device=device, device_name=device_name(device))
 
 

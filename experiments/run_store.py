@@ -41,11 +41,11 @@ METRIC_COLUMNS = [f'{task}_{m}' for task in ('box', 'mask') for m in _METRICS]
 COLUMNS = (['run_id', 'grid', 'model', 'arm', 'dataset', 'seed', 'status']
            + METRIC_COLUMNS
            + ['params', 'gflops', 'backbone_gflops', 'latency_ms',
-              'latency_device', 'iterations', 'wall_time_s', 'gpus',
-              'gpu_hours', 'peak_gpu_mem_mb', 'peak_rss_mb', 'attempts',
-              'config',
-              'work_dir', 'detections', 'val_images', 'val_instances',
-              'finished_at', 'error', 'log_tail'])
+              'latency_device', 'latency_other_load', 'iterations',
+              'wall_time_s', 'gpus', 'gpu_hours', 'peak_gpu_mem_mb',
+              'peak_rss_mb', 'attempts', 'config', 'work_dir', 'detections',
+              'val_images', 'val_instances', 'finished_at', 'error',
+              'log_tail'])
 
 
 def atomic_write_text(path: str, text: str) -> None:
@@ -136,7 +136,8 @@ def cost_columns(run_dir: str) -> dict:
     return dict(gflops=cost['flops'] / 1e9,
                 backbone_gflops=cost['backbone_flops'] / 1e9,
                 latency_ms=cost['latency_ms'],
-                latency_device=latency_device(cost))
+                latency_device=latency_device(cost),
+                latency_other_load=cost.get('other_cpu_load'))
 
 
 def collect_rows(run_dirs: List[str]) -> pd.DataFrame:

@@ -49,6 +49,8 @@ def test_cost_is_recorded_in_run_and_table(measured_grid):
         assert 0 < row.backbone_gflops < row.gflops
         assert row.latency_ms == pytest.approx(cost['latency_ms'])
         assert row.latency_device.startswith('cpu: ')
+        assert row.latency_other_load == cost['other_cpu_load'] >= 0
+        assert 0 <= cost['detections_per_image'] <= 100  # max_per_img
 
 
 @pytest.mark.slow
