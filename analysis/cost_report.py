@@ -30,22 +30,34 @@ HOW_MEASURED = (
     'detections is not traced and the analyzer skips element-wise ops '
     '(e.g. the SE/eSE gate multiplication). Latency: median ms per image, '
     'batch 1, fp32, preprocessing to post-processed masks, after warm-up, '
-    'with a 95% image-bootstrap interval; the device is named with it, and '
+    'with a 95% bootstrap interval; the device is named with it, and '
     'other_load is how many cores\' worth of CPU other processes used '
     'meanwhile (above ~0.25 the timing is inflated). The mask branch runs '
     'once per detection, so latency also follows dets_per_img, the '
     'detections the weights produce: short runs from scratch can produce '
-    'many more than a converged model.')
+    'many more than a converged model. Timing runs in rounds, each round '
+    'visiting every run in turn; the interval resamples images and rounds, '
+    'so drift between rounds (round_medians_ms) widens it.')
 
 
 def _fmt_interval(e) -> str:
     return '–' if e is None else f'{e.value:.1f} [{e.lo:.1f}, {e.hi:.1f}]'
 
 
+def _costs(runs: pd.DataFrame, key: str) -> list:
+    return [c[key] for c in (read_json(osp.join(str(d), COST))
+                             for d in runs.work_dir) if c and key in c]
+
+
 def _mean_cost(runs: pd.DataFrame, key: str) -> float:
-    values = [c[key] for c in (read_json(osp.join(str(d), COST))
-                               for d in runs.work_dir) if c and key in c]
+    values = _costs(runs, key)
     return round(sum(values) / len(values), 1) if values else float('nan')
+
+
+def _round_medians(runs: pd.DataFrame) -> str:
+    """Each timing round's median (first timed seed): the drift."""
+    rounds = _costs(runs, 'round_latency_ms')
+    return ' / '.join(f'{x:.1f}' for x in rounds[0]) if rounds else '–'
 
 
 def _arm_cost_rows(done: pd.DataFrame, n_resamples: int) -> List[dict]:
@@ -60,6 +72,7 @@ def _arm_cost_rows(done: pd.DataFrame, n_resamples: int) -> List[dict]:
             GFLOPs=round(g.gflops.mean(), 3),
             backbone_GFLOPs=round(g.backbone_gflops.mean(), 3),
             latency_ms=_fmt_interval(lat),
+            round_medians_ms=_round_medians(g),
             device=', '.join(devices) or '–',
             # Cores' worth of CPU other processes used while timing.
             other_load=round(g.latency_other_load.max(), 2),
@@ -142,7 +155,8 @@ def speed_accuracy_section(all_results: pd.DataFrame, out_dir: str,
                         (lat.value, y), fontsize=6, xytext=(3, 3),
                         textcoords='offset points')
         ax.set_title(f'ours, timed on {device}', fontsize=9)
-        ax.set_xlabel('median ms per image (95% image-bootstrap interval)')
+        ax.set_xlabel('median ms per image (95% interval over images and '
+                      'timing rounds)')
         ax.set_ylabel('AP x100 (circle: mask, square: box)')
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)

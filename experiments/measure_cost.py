@@ -8,8 +8,9 @@
 For each finished run in the grid's ``results.csv`` -- by default one per
 model/arm/dataset (the lowest seed: cost depends on the architecture, not on
 the seed) -- loads the final checkpoint, counts FLOPs on the first test
-images and times ``--images`` test images one at a time
-(``experiments/model_cost.py`` says exactly what is counted and timed). The
+images and times ``--images`` test images one at a time, in ``--rounds``
+rounds that visit every run in turn (``experiments/model_cost.py`` says
+exactly what is counted and timed). The
 figures go to ``<run>/cost.json`` and into the results table's ``gflops``,
 ``backbone_gflops``, ``latency_ms`` and ``latency_device`` columns, which the
 report's SE vs eSE table, speed-vs-accuracy figure and latency verdicts read.
@@ -43,7 +44,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='cpu, cuda or cuda:N (default: cuda if '
                         'available, else cpu)')
     parser.add_argument('--images', type=int, default=200,
-                        help='test images timed per run')
+                        help='test images timed per run and round')
+    parser.add_argument('--rounds', type=int, default=3,
+                        help='timing rounds; each round times every run '
+                        'in turn, so drift of the machine hits all arms')
     parser.add_argument('--warmup', type=int, default=10,
                         help='images run before timing starts')
     parser.add_argument('--flops-images', type=int, default=5,
@@ -86,44 +90,67 @@ def main(argv=None) -> int:
         print(f'{results_path}: no finished run to measure')
         return 0
 
-    from experiments.model_cost import device_name, measure_run
+    from experiments.model_cost import (combine_rounds, count_run_flops,
+                                        device_name, time_run)
     if args.threads:
         torch.set_num_threads(args.threads)
     name = device_name(device)
-    print(f'grid {grid.name}: measuring {len(todo)} run(s) on {name}')
-    failed = []
-    for r in todo.itertuples():
-        label = f'{r.model}/{r.arm}/{r.dataset}/seed{r.seed}'
+    todo = [r for r in todo.itertuples()]
+    label = {r.work_dir: f'{r.model}/{r.arm}/{r.dataset}/seed{r.seed}'
+             for r in todo}
+    runs = []
+    for r in todo:
         old = read_json(osp.join(r.work_dir, COST))
         if old and old.get('device_name') == name and not args.force:
-            print(f'  {label}: measured before on this device, skipped '
-                  f'(--force measures again)')
+            print(f'  {label[r.work_dir]}: measured before on this device, '
+                  f'skipped (--force measures again)')
+        else:
+            runs.append(r.work_dir)
+    print(f'grid {grid.name}: measuring {len(runs)} run(s) on {name}, '
+          f'{args.rounds} round(s) of {args.images} images each')
+    failed, costs, rounds = {}, {}, {d: [] for d in runs}
+    for rnd in range(args.rounds):
+        for run_dir in runs:
+            if run_dir in failed:
+                continue
+            try:
+                if rnd == 0:
+                    costs[run_dir] = count_run_flops(run_dir, device,
+                                                     args.flops_images)
+                rounds[run_dir].append(time_run(run_dir, device, args.images,
+                                                args.warmup))
+            except Exception as e:  # noqa: BLE001 -- reported, others go on
+                traceback.print_exc()
+                failed[run_dir] = f'{type(e).__name__}: {e}'
+                continue
+            t = rounds[run_dir][-1]
+            print(f'  round {rnd + 1}: {label[run_dir]}: '
+                  f'{t["latency_ms"]:.1f} ms median')
+    for run_dir in runs:
+        if run_dir in failed:
             continue
-        try:
-            cost = measure_run(r.work_dir, device, args.images, args.warmup,
-                               args.flops_images)
-        except Exception as e:  # noqa: BLE001 -- reported, others go on
-            traceback.print_exc()
-            failed.append(f'{label} ({r.work_dir}): {type(e).__name__}: {e}')
-            continue
-        atomic_write_json(osp.join(r.work_dir, COST), cost)
+        cost = dict(costs[run_dir], **combine_rounds(rounds[run_dir]))
+        atomic_write_json(osp.join(run_dir, COST), cost)
+        print(f'  {label[run_dir]}: {cost["flops"] / 1e9:.2f} GFLOPs '
+              f'(backbone {cost["backbone_flops"] / 1e9:.2f}) at '
+              f'{cost["input_hw"][0]:.0f}x{cost["input_hw"][1]:.0f}; '
+              f'{cost["latency_ms"]:.1f} ms median over '
+              f'{len(cost["per_image_ms"])} images (rounds: '
+              + ', '.join(f'{x:.1f}' for x in cost['round_latency_ms'])
+              + ')')
         if cost['other_cpu_load'] > 0.25:
             print(f'  warning: other processes used '
                   f'{cost["other_cpu_load"]:.2f} of {os.cpu_count()} cores '
-                  f'while {label} was timed; its latency is inflated',
-                  file=sys.stderr)
-        print(f'  {label}: {cost["flops"] / 1e9:.2f} GFLOPs (backbone '
-              f'{cost["backbone_flops"] / 1e9:.2f}) at '
-              f'{cost["input_hw"][0]:.0f}x{cost["input_hw"][1]:.0f}; '
-              f'{cost["latency_ms"]:.1f} ms median over '
-              f'{cost["timed_images"]} images')
+                  f'while {label[run_dir]} was timed; its latency is '
+                  f'inflated', file=sys.stderr)
     refresh_results(work_dir)
     print(f'results: {results_path}')
     if failed:
         print(f'error: {len(failed)} run(s) could not be measured:',
               file=sys.stderr)
-        for f in failed:
-            print(f'  - {f}', file=sys.stderr)
+        for run_dir, why in failed.items():
+            print(f'  - {label[run_dir]} ({run_dir}): {why}',
+                  file=sys.stderr)
         return 1
     return 0
 

@@ -15,6 +15,10 @@ image timed from the data preprocessor to the post-processed result
 (``model.test_step``; data loading excluded), after warm-up images, with the
 device synchronised around every image. The per-image times are kept, so
 two models timed on the same images can be compared paired on images.
+Timing is repeated in rounds that visit every run in turn
+(``experiments/measure_cost.py --rounds``): a machine's speed drifts over
+minutes, and interleaving spreads the drift over all arms instead of
+charging it to whichever arm was timed at the wrong moment.
 """
 import os
 import os.path as osp
@@ -22,7 +26,7 @@ import platform
 import statistics
 import time
 from functools import partial
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import torch
 from mmengine.config import Config
@@ -156,7 +160,6 @@ def measure_latency(model: torch.nn.Module, loader, device: str,
 
     Returns:
         ``latency_ms`` (median over images of ``per_image_ms``),
-        ``latency_ms_mean``, ``latency_ms_p90`` (over all timings),
         ``timed_images`` (timings), ``warmup_images``, ``per_image_ms``
         ({image id: ms}), ``other_cpu_load`` (cores' worth of CPU that
         other processes used while timing), ``detections_per_image``,
@@ -192,32 +195,65 @@ def measure_latency(model: torch.nn.Module, loader, device: str,
     wall = time.perf_counter() - start_wall
     other = (_machine_cpu_seconds() - start_all
              - (sum(os.times()[:2]) - start_own)) / wall
-    flat = sorted(ms for v in times.values() for ms in v)
     per_image = {str(k): statistics.median(v) for k, v in times.items()}
     return dict(latency_ms=statistics.median(per_image.values()),
-                latency_ms_mean=statistics.fmean(flat),
-                latency_ms_p90=flat[int(0.9 * (len(flat) - 1))],
-                timed_images=len(flat), warmup_images=warmup,
+                timed_images=sum(len(v) for v in times.values()),
+                warmup_images=warmup,
                 per_image_ms=per_image,
                 other_cpu_load=round(max(other, 0.0), 3),
                 detections_per_image=statistics.fmean(detections),
                 device=device, device_name=device_name(device))
 
 
-def measure_run(run_dir: str, device: str = 'cpu', n_images: int = 200,
-                warmup: int = 10, flops_images: int = 5,
-                threads: Optional[int] = None) -> dict:
-    """FLOPs and latency of one finished run; what ``cost.json`` holds."""
-    if threads:
-        torch.set_num_threads(threads)
+def count_run_flops(run_dir: str, device: str, flops_images: int = 5
+                    ) -> dict:
+    """FLOPs of one finished run and what they were counted on."""
     model, cfg = build_trained_model(run_dir, device)
-    loader = test_loader(cfg)
     cost = dict(run_dir=run_dir, torch=torch.__version__,
                 precision='fp32', batch_size=1,
                 flops_convention='1 fused multiply-add = 1 FLOP '
-                '(mmengine FlopAnalyzer, tensor forward)')
-    cost.update(count_flops(model, loader, flops_images))
-    cost.update(measure_latency(model, loader, device, n_images, warmup))
-    cost['measured_at'] = time.strftime('%Y-%m-%dT%H:%M:%S')
-    cost['hostname'] = os.uname().nodename
+                '(mmengine FlopAnalyzer, tensor forward)',
+                hostname=os.uname().nodename)
+    cost.update(count_flops(model, test_loader(cfg), flops_images))
     return cost
+
+
+def time_run(run_dir: str, device: str, n_images: int = 200,
+             warmup: int = 10) -> dict:
+    """One round of :func:`measure_latency` on a freshly loaded run."""
+    model, cfg = build_trained_model(run_dir, device)
+    timing = measure_latency(model, test_loader(cfg), device, n_images,
+                             warmup)
+    del model
+    if device.startswith('cuda'):
+        torch.cuda.empty_cache()
+    return timing
+
+
+def combine_rounds(rounds: List[dict]) -> dict:
+    """One ``cost.json`` latency record from rounds of one run.
+
+    ``latency_ms`` is the median over every (round, image) timing,
+    ``per_image_ms`` each image's median over the rounds; ``per_round_ms``
+    keeps every round so that analyses can resample rounds as well as
+    images, and ``round_latency_ms`` shows the drift between rounds.
+    """
+    shared = set.intersection(*(set(r['per_image_ms']) for r in rounds))
+    per_image = {k: statistics.median(r['per_image_ms'][k] for r in rounds)
+                 for k in sorted(shared, key=int)}
+    per_round = [{k: r['per_image_ms'][k] for k in per_image}
+                 for r in rounds]
+    return dict(
+        latency_ms=statistics.median(ms for r in per_round
+                                     for ms in r.values()),
+        round_latency_ms=[r['latency_ms'] for r in rounds],
+        rounds=len(rounds),
+        timed_images=sum(r['timed_images'] for r in rounds),
+        warmup_images=rounds[0]['warmup_images'],
+        per_image_ms=per_image,
+        per_round_ms=per_round,
+        other_cpu_load=max(r['other_cpu_load'] for r in rounds),
+        detections_per_image=statistics.fmean(
+            r['detections_per_image'] for r in rounds),
+        device=rounds[0]['device'], device_name=rounds[0]['device_name'],
+        measured_at=time.strftime('%Y-%m-%dT%H:%M:%S'))

@@ -15,13 +15,18 @@ W10 = dict(claim='a is faster than b', kind='less', metric='latency_ms',
 
 
 def _timed_run(tmp_path, name, per_image, device='cuda:0',
-               device_name='NVIDIA H100'):
-    """A finished run with a cost.json holding ``per_image`` timings."""
+               device_name='NVIDIA H100', round_offsets=(0.0,)):
+    """A finished run whose cost.json holds ``per_image`` timings, shifted
+    by ``round_offsets[r]`` ms in timing round r."""
     run_dir = tmp_path / name
     run_dir.mkdir()
-    per_image = {str(i): float(ms) for i, ms in enumerate(per_image)}
+    rounds = [{str(i): float(ms) + off for i, ms in enumerate(per_image)}
+              for off in round_offsets]
+    per_image = {k: float(np.median([r[k] for r in rounds]))
+                 for k in rounds[0]}
     cost = dict(flops=2e9, backbone_flops=1e9, device=device,
                 device_name=device_name, per_image_ms=per_image,
+                per_round_ms=rounds,
                 latency_ms=float(np.median(list(per_image.values()))))
     (run_dir / 'cost.json').write_text(json.dumps(cost))
     row = dict(grid='g', model=name.split('_')[0], arm='default',
@@ -101,3 +106,31 @@ def test_runs_without_timings_name_the_command(tmp_path):
     v = judge('W10', dict(W10, needs='GPU latency (measure_cost.py)'),
               pd.concat([a, b]))
     assert v.verdict == 'not run' and 'measure_cost.py' in v.sentence
+
+
+def test_drift_between_rounds_widens_the_interval(tmp_path):
+    """Arm a's speed wanders by +-4 ms between rounds, b's does not: the
+    images alone would give a tight interval, but with four rounds the
+    wander is noise the interval must carry."""
+    base = _images(n=200, seed=5)
+    steady = _timed_run(tmp_path, 'b_run', base,
+                        round_offsets=(0, 0, 0, 0))
+    wander = _timed_run(tmp_path, 'a_run', base,
+                        round_offsets=(4, -4, 3, -3))
+    one_round = _timed_run(tmp_path, 'c_run', base + 4)
+    tight = paired_latency(one_round, steady, n_resamples=400)
+    wide = paired_latency(wander, steady, n_resamples=400)
+    assert tight.lo > 0  # one round at +4 ms looks like a real slowdown
+    assert wide.lo < 0 < wide.hi
+    assert (wide.hi - wide.lo) > 3 * (tight.hi - tight.lo)
+
+
+def test_common_drift_cancels_in_a_paired_difference(tmp_path):
+    """Both arms slowed by the same amount in each round (timed in the
+    same pass): a real 5 ms gap stays resolved."""
+    base = _images(n=200, seed=6)
+    drift = (6, -6, 4, -4)
+    a = _timed_run(tmp_path, 'a_run', base + 5, round_offsets=drift)
+    b = _timed_run(tmp_path, 'b_run', base, round_offsets=drift)
+    est = paired_latency(a, b, n_resamples=400)
+    assert 3 < est.lo and est.hi < 7

@@ -1,6 +1,7 @@
 import json
 import os.path as osp
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -28,7 +29,7 @@ def measured_grid(tiny_builtin, tmp_path_factory):
         overrides=TINY)))
     assert run_grid.main([str(grid)]) == 0
     assert measure_cost.main([str(grid), '--images', '6', '--warmup', '1',
-                              '--flops-images', '2']) == 0
+                              '--flops-images', '2', '--rounds', '2']) == 0
     df = read_results_csv(str(tmp / 'work' / 'results.csv'))
     return str(grid), df.set_index('arm')
 
@@ -41,9 +42,13 @@ def test_cost_is_recorded_in_run_and_table(measured_grid):
         cost = json.load(open(osp.join(row.work_dir, COST)))
         # 96 px images resized by the test pipeline to its 128 px scale.
         assert cost['input_hw'] == [128.0, 128.0]
-        assert cost['timed_images'] == 6 and cost['warmup_images'] == 1
-        # The 4-image split was cycled: every image timed, >= once.
+        assert cost['timed_images'] == 12 and cost['warmup_images'] == 1
+        # The 4-image split was cycled: every image timed in both rounds.
+        assert cost['rounds'] == 2 and len(cost['round_latency_ms']) == 2
+        assert [len(r) for r in cost['per_round_ms']] == [4, 4]
         assert len(cost['per_image_ms']) == 4
+        cells = [ms for r in cost['per_round_ms'] for ms in r.values()]
+        assert cost['latency_ms'] == pytest.approx(float(np.median(cells)))
         assert all(ms > 0 for ms in cost['per_image_ms'].values())
         assert row.gflops == pytest.approx(cost['flops'] / 1e9)
         assert 0 < row.backbone_gflops < row.gflops
