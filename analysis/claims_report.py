@@ -28,7 +28,7 @@ from analysis.image_eval import (COCO_AREAS, IOU_THRESHOLDS,  # noqa: E402
 from analysis.cost_report import (attention_section,  # noqa: E402
                                   speed_accuracy_section)
 from analysis.latency import paired_latency  # noqa: E402
-from analysis.report import Section  # noqa: E402
+from analysis.report import Section, save_figure  # noqa: E402
 from analysis.verdicts import verdict_table  # noqa: E402
 
 PUBLISHED = osp.join(osp.dirname(osp.abspath(__file__)), 'data',
@@ -106,10 +106,7 @@ def _plot_by_task(table: pd.DataFrame, x, columns: List[str], title: str,
         ax.grid(alpha=0.3)
     axes[0].set_ylabel('AP (x100)')
     axes[1].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def fine_bins_section(df: pd.DataFrame, evals: RunEvals,
@@ -286,11 +283,8 @@ def threshold_sweep_section(all_results: pd.DataFrame,
     ax.invert_xaxis()
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = osp.join(out_dir, 'best_matching_sweep.png')
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    section.figures.append(path)
+    section.figures.append(save_figure(
+        fig, osp.join(out_dir, 'best_matching_sweep.png')))
     return section
 
 
@@ -321,10 +315,7 @@ def beta_section(df: pd.DataFrame, out_dir: str) -> Section:
     ax.set_ylabel('beta (mean of dx, dy, dw, dh)')
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path = osp.join(out_dir, 'beta_over_training.png')
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    path = save_figure(fig, osp.join(out_dir, 'beta_over_training.png'))
     section.text.append('Mean of the four coordinates\' beta as logged each '
                         'logging interval (clipped at beta_max 0.11).')
     section.figures.append(path)

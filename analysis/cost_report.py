@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from analysis.latency import latency_estimate  # noqa: E402
-from analysis.report import Section  # noqa: E402
+from analysis.report import Section, save_figure  # noqa: E402
 from experiments.run_store import COST, read_json  # noqa: E402
 
 PUBLISHED = osp.join(osp.dirname(osp.abspath(__file__)), 'data',
@@ -160,11 +160,8 @@ def speed_accuracy_section(all_results: pd.DataFrame, out_dir: str,
         ax.set_ylabel('AP x100 (circle: mask, square: box)')
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path = osp.join(out_dir, 'speed_vs_accuracy.png')
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    section.figures.append(path)
+    section.figures.append(save_figure(
+        fig, osp.join(out_dir, 'speed_vs_accuracy.png')))
     if rows:
         section.tables.append(pd.DataFrame(
             [{k: v for k, v in r.items() if k != '_lat'} for r in rows]))

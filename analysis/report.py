@@ -31,6 +31,14 @@ class Section:
     figures: List[str] = dataclasses.field(default_factory=list)
 
 
+def save_figure(fig, path: str, dpi: int = 100) -> str:
+    """Lay out, write and close a figure; return its path."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
 def _cell(mean: float, ci: float, n: int) -> str:
     """AP (x100) with its 95% interval over seeds, or why there is none."""
     if n == 0 or mean != mean:
@@ -226,4 +234,5 @@ def write_report(df: pd.DataFrame, out_dir: str, results_path: str,
     return paths
 
 
-__all__ = ['Section', 'write_report', 'comparison_table', 'plot_ap_by_size']
+__all__ = ['Section', 'save_figure', 'write_report', 'comparison_table',
+           'plot_ap_by_size']
