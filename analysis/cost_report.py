@@ -35,7 +35,7 @@ HOW_MEASURED = (
     'meanwhile (above ~0.25 the timing is inflated). The mask branch runs '
     'once per detection, so latency also follows dets_per_img, the '
     'detections the weights produce: short runs from scratch can produce '
-    'many more than a converged model. Timing runs in rounds, each round '
+    'many more than a converged model. Runs are timed in rounds, each '
     'visiting every run in turn; the interval resamples images and rounds, '
     'so drift between rounds (round_medians_ms) widens it.')
 

@@ -74,6 +74,10 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     import torch
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
+    if min(args.rounds, args.images) < 1:
+        print('error: --rounds and --images must be at least 1',
+              file=sys.stderr)
+        return 2
     try:
         grid = load_grid(args.grid)
     except GridSpecError as e:
@@ -95,13 +99,14 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     name = device_name(device)
-    todo = [r for r in todo.itertuples()]
+    todo = list(todo.itertuples())
     label = {r.work_dir: f'{r.model}/{r.arm}/{r.dataset}/seed{r.seed}'
              for r in todo}
     runs = []
     for r in todo:
         old = read_json(osp.join(r.work_dir, COST))
-        if old and old.get('device_name') == name and not args.force:
+        if (old and old.get('device_name') == name and not args.force
+                and old.get('rounds', 1) >= args.rounds):
             print(f'  {label[r.work_dir]}: measured before on this device, '
                   f'skipped (--force measures again)')
         else:
@@ -126,11 +131,16 @@ def main(argv=None) -> int:
             t = rounds[run_dir][-1]
             print(f'  round {rnd + 1}: {label[run_dir]}: '
                   f'{t["latency_ms"]:.1f} ms median')
+        # Written after every round: an interrupted measurement keeps the
+        # rounds it finished (and is measured again, being short of rounds).
+        for run_dir in runs:
+            if run_dir not in failed:
+                atomic_write_json(osp.join(run_dir, COST), dict(
+                    costs[run_dir], **combine_rounds(rounds[run_dir])))
     for run_dir in runs:
         if run_dir in failed:
             continue
-        cost = dict(costs[run_dir], **combine_rounds(rounds[run_dir]))
-        atomic_write_json(osp.join(run_dir, COST), cost)
+        cost = read_json(osp.join(run_dir, COST))
         print(f'  {label[run_dir]}: {cost["flops"] / 1e9:.2f} GFLOPs '
               f'(backbone {cost["backbone_flops"] / 1e9:.2f}) at '
               f'{cost["input_hw"][0]:.0f}x{cost["input_hw"][1]:.0f}; '

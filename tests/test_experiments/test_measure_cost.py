@@ -82,13 +82,20 @@ def test_ese_minus_se_flops_is_the_attention_convs(measured_grid):
 
 
 @pytest.mark.slow
-def test_measured_runs_are_skipped_unless_forced(measured_grid, capsys):
+def test_measured_runs_are_skipped_unless_short_of_rounds(measured_grid,
+                                                          capsys):
     grid, df = measured_grid
     path = osp.join(df.loc['se'].work_dir, COST)
     before = json.load(open(path))['measured_at']
-    assert measure_cost.main([grid, '--images', '2', '--warmup', '0']) == 0
+    assert measure_cost.main([grid, '--images', '2', '--warmup', '0',
+                              '--rounds', '2']) == 0
     assert 'measured before on this device, skipped' in capsys.readouterr().out
     assert json.load(open(path))['measured_at'] == before
+    # More rounds than were taken: measured again, every round kept.
+    assert measure_cost.main([grid, '--images', '2', '--warmup', '0',
+                              '--rounds', '3']) == 0
+    cost = json.load(open(path))
+    assert cost['rounds'] == 3 and len(cost['per_round_ms']) == 3
 
 
 def test_missing_results_table_is_named(tmp_path, capsys):
