@@ -25,14 +25,12 @@ from analysis.bootstrap import (bootstrap_ap, estimate,  # noqa: E402
                                 paired_difference)
 from analysis.image_eval import (COCO_AREAS, IOU_THRESHOLDS,  # noqa: E402
                                  ImageEval, image_eval_for_run, log_area_bins)
-from analysis.cost_report import (attention_section,  # noqa: E402
-                                  speed_accuracy_section)
+from analysis.cost_report import (PUBLISHED, arm_cost_rows,  # noqa: E402
+                                  attention_section, speed_accuracy_section)
 from analysis.latency import paired_latency  # noqa: E402
 from analysis.report import Section, save_figure  # noqa: E402
 from analysis.verdicts import verdict_table  # noqa: E402
 
-PUBLISHED = osp.join(osp.dirname(osp.abspath(__file__)), 'data',
-                     'published.csv')
 FINE_BINS = log_area_bins(8)
 IOU_TYPES = (('bbox', 'box'), ('segm', 'mask'))
 
@@ -326,12 +324,13 @@ def claims_sections(df: pd.DataFrame, all_results: pd.DataFrame,
                     out_dir: str, n_resamples: int,
                     sources: List[str]) -> List[Section]:
     evals = RunEvals()
+    costs = arm_cost_rows(all_results, n_resamples)
     return [fine_bins_section(df, evals, out_dir),
             iou_sweep_section(df, evals, out_dir),
             bootstrap_section(df, evals, n_resamples),
             verdict_section(all_results, evals, n_resamples, sources),
             paper_tables_section(all_results),
             threshold_sweep_section(all_results, out_dir),
-            attention_section(all_results, n_resamples),
-            speed_accuracy_section(all_results, out_dir, n_resamples),
+            attention_section(costs),
+            speed_accuracy_section(costs, out_dir),
             beta_section(df, out_dir)]

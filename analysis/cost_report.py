@@ -60,7 +60,14 @@ def _round_medians(runs: pd.DataFrame) -> str:
     return ' / '.join(f'{x:.1f}' for x in rounds[0]) if rounds else '–'
 
 
-def _arm_cost_rows(done: pd.DataFrame, n_resamples: int) -> List[dict]:
+def arm_cost_rows(all_results: pd.DataFrame,
+                  n_resamples: int = 1000) -> List[dict]:
+    """Cost and accuracy of each finished grid/model/arm/dataset.
+
+    The latency interval (``_lat``, an Estimate or None) is computed here
+    once, for both sections.
+    """
+    done = all_results[all_results.status == 'finished']
     rows = []
     for (grid, model, arm, dataset), g in done.groupby(
             ['grid', 'model', 'arm', 'dataset'], sort=False):
@@ -83,12 +90,9 @@ def _arm_cost_rows(done: pd.DataFrame, n_resamples: int) -> List[dict]:
     return rows
 
 
-def attention_section(all_results: pd.DataFrame,
-                      n_resamples: int = 1000) -> Section:
+def attention_section(cost_rows: List[dict]) -> Section:
     """SE vs eSE per VoVNet model: parameters, FLOPs, latency and AP."""
-    done = all_results[(all_results.status == 'finished')
-                       & all_results.arm.isin(ATTENTION_ARMS)]
-    rows = sorted(_arm_cost_rows(done, n_resamples),
+    rows = sorted((r for r in cost_rows if r['arm'] in ATTENTION_ARMS),
                   key=lambda r: (r['grid'], r['model'], r['dataset'],
                                  ATTENTION_ARMS.index(r['arm'])))
     table = pd.DataFrame(rows).drop(columns='_lat', errors='ignore')
@@ -107,12 +111,9 @@ def _published_points() -> pd.DataFrame:
     return wide.dropna(subset=['latency_ms'])
 
 
-def speed_accuracy_section(all_results: pd.DataFrame, out_dir: str,
-                           n_resamples: int = 1000) -> Section:
+def speed_accuracy_section(cost_rows: List[dict], out_dir: str) -> Section:
     """Mask AP (box AP without masks) against latency, one panel per device."""
-    done = all_results[all_results.status == 'finished']
-    rows = [r for r in _arm_cost_rows(done, n_resamples)
-            if r['_lat'] is not None]
+    rows = [r for r in cost_rows if r['_lat'] is not None]
     section = Section('Speed vs accuracy', [HOW_MEASURED])
     published = _published_points()
     devices = sorted({r['device'] for r in rows})

@@ -183,7 +183,7 @@ def judge(wid: str, w: dict, df: pd.DataFrame,
         val_images.append(int(np.nanmax(a_runs.val_images.to_numpy(float)))
                           if a_runs.val_images.notna().any() else 0)
         est = evidence(a_runs, b_runs, metric) if evidence else None
-        method = ('paired bootstrap over timed images'
+        method = ('paired bootstrap over timed images and rounds'
                   if metric.startswith('latency') else
                   'paired image bootstrap')
         if est is None:

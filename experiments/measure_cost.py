@@ -31,7 +31,7 @@ import pandas as pd
 from experiments.grid_spec import GridSpecError, load_grid, project_path
 from experiments.run_store import (COST, RESULTS, atomic_write_json,
                                    read_json, read_results_csv,
-                                   refresh_results)
+                                   write_results)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -153,7 +153,7 @@ def main(argv=None) -> int:
                   f'{cost["other_cpu_load"]:.2f} of {os.cpu_count()} cores '
                   f'while {label[run_dir]} was timed; its latency is '
                   f'inflated', file=sys.stderr)
-    refresh_results(work_dir)
+    write_results(work_dir)
     print(f'results: {results_path}')
     if failed:
         print(f'error: {len(failed)} run(s) could not be measured:',

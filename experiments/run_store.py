@@ -171,31 +171,25 @@ def read_results_csv(path: str) -> pd.DataFrame:
                        na_values={c: ['', 'nan', 'NaN'] for c in numeric})
 
 
-def write_results(work_dir: str, run_dirs: List[str]) -> str:
+def write_results(work_dir: str,
+                  run_dirs: Optional[List[str]] = None) -> str:
     """Rebuild ``results.csv`` from the sentinels of ``run_dirs``.
 
     Serialised by an ``flock`` on ``.results.lock``: two runners (or Slurm
     jobs) finishing at once cannot leave a table that misses a sentinel one
     of them read too early.
+
+    Args:
+        work_dir: The grid's work dir.
+        run_dirs: The runs to list; None keeps the runs the table already
+            lists (read under the lock), for tools that add to finished
+            runs -- ``cost.json`` -- without planning the grid.
     """
     path = osp.join(work_dir, RESULTS)
     os.makedirs(work_dir, exist_ok=True)
     with open(osp.join(work_dir, '.results.lock'), 'w') as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        atomic_write_text(path, collect_rows(run_dirs).to_csv(index=False))
-    return path
-
-
-def refresh_results(work_dir: str) -> str:
-    """Rebuild ``results.csv`` for the runs it already lists.
-
-    For tools that add to finished runs (``cost.json``) without planning
-    the grid: the set of runs is read under the same lock ``write_results``
-    takes, so a runner finishing a run meanwhile cannot lose its row.
-    """
-    path = osp.join(work_dir, RESULTS)
-    with open(osp.join(work_dir, '.results.lock'), 'w') as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        run_dirs = list(read_results_csv(path).work_dir)
+        if run_dirs is None:
+            run_dirs = list(read_results_csv(path).work_dir)
         atomic_write_text(path, collect_rows(run_dirs).to_csv(index=False))
     return path
