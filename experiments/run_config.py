@@ -1,6 +1,7 @@
 """Resolve one grid run into an mmengine ``Config`` and its stable id."""
 import hashlib
 import json
+import os.path as osp
 from typing import Any, Dict
 
 from mmengine.config import Config, ConfigDict
@@ -118,6 +119,24 @@ def resolve_config(run: RunSpec, dataset: PreparedDataset,
         raise ConfigBuildError(f'{where}: config does not load: '
                                f'{type(e).__name__}: {e}') from None
     apply_overrides(cfg, run.overrides, where)
+    # Imported here: mmdet_plugins pulls in mmdet, which planning-only
+    # callers of this module do not need until a model is checked.
+    from mmdet_plugins.engine.backbone_init_check import \
+        untrained_frozen_backbone
+    problem = untrained_frozen_backbone(cfg)
+    if problem:
+        raise ConfigBuildError(f'{where}: {problem}')
+    if cfg.get('evaluate_only'):
+        checkpoint = cfg.get('load_from')
+        if not checkpoint:
+            raise ConfigBuildError(
+                f'{where}: evaluate_only needs load_from, a checkpoint with '
+                f'this project\'s keys (tools/convert_official_checkpoint.py '
+                f'converts the official ones)')
+        if not osp.isfile(project_path(checkpoint)):
+            raise ConfigBuildError(f'{where}: load_from "{checkpoint}" does '
+                                   f'not exist')
+        cfg.load_from = project_path(checkpoint)
     set_dataset(cfg, dataset)
     cfg.randomness = dict(seed=run.seed, deterministic=False)
     if run.gpus != 1:
@@ -134,6 +153,21 @@ def resolve_config(run: RunSpec, dataset: PreparedDataset,
                                f'written as a Python config: '
                                f'{type(e).__name__}: {e}') from None
     return cfg
+
+
+def weights_source(cfg: Config) -> str:
+    """What a run starts from, for its results row.
+
+    ``evaluated: <checkpoint>`` for an evaluation-only run, ``backbone:
+    <checkpoint>`` for a backbone's pretrained weights, else
+    ``from scratch``.
+    """
+    if cfg.get('evaluate_only'):
+        return f'evaluated: {cfg.load_from}'
+    init = (cfg.model.get('backbone') or {}).get('init_cfg')
+    if isinstance(init, dict) and init.get('type') == 'Pretrained':
+        return f'backbone: {init["checkpoint"]}'
+    return 'from scratch'
 
 
 def config_hash(cfg: Config) -> str:

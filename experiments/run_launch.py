@@ -23,6 +23,7 @@ from typing import Callable, List, Optional
 from experiments.datasets import PreparedDataset
 from experiments.grid_spec import PROJECT_ROOT, GridSpec, RunSpec
 from experiments.run_lock import LOCK_FD_ENV, RunLock
+from experiments.run_config import weights_source
 from experiments.run_store import (FAILED, atomic_write_json, read_json,
                                    run_status)
 from experiments.scheduler import Job, StartResult
@@ -49,6 +50,7 @@ def run_meta(planned: PlannedRun, grid: GridSpec) -> dict:
     return dict(run_id=planned.run_id, grid=grid.name, model=run.model,
                 arm=run.arm, dataset=run.dataset, seed=run.seed,
                 config=run.config, gpus=run.gpus,
+                weights=weights_source(planned.cfg),
                 val_images=dataset.val_images,
                 val_instances=dataset.val_instances)
 

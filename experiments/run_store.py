@@ -43,7 +43,8 @@ COLUMNS = (['run_id', 'grid', 'model', 'arm', 'dataset', 'seed', 'status']
            + ['params', 'gflops', 'backbone_gflops', 'latency_ms',
               'latency_device', 'latency_other_load', 'iterations',
               'wall_time_s', 'gpus', 'gpu_hours', 'peak_gpu_mem_mb',
-              'peak_rss_mb', 'attempts', 'config', 'work_dir', 'detections',
+              'peak_rss_mb', 'attempts', 'config', 'weights', 'work_dir',
+              'detections',
               'val_images', 'val_instances', 'finished_at', 'error',
               'log_tail'])
 
@@ -155,7 +156,8 @@ def collect_rows(run_dirs: List[str]) -> pd.DataFrame:
 
 
 TEXT_COLUMNS = ['run_id', 'grid', 'model', 'arm', 'dataset', 'status',
-                'latency_device', 'config', 'work_dir', 'detections',
+                'latency_device', 'config', 'weights', 'work_dir',
+                'detections',
                 'finished_at', 'error', 'log_tail']
 
 

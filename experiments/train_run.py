@@ -8,7 +8,9 @@ Reads ``run.json`` and ``config.py`` from the run directory, trains through
 mmengine's ``Runner`` with ``work_dir`` set to it -- resuming from its last
 checkpoint when there is one -- evaluates the test split with ``CocoMetric``
 (keeping the raw detections under ``detections/``), and writes
-``FINISHED.json`` atomically. On an exception it writes ``error.json``
+``FINISHED.json`` atomically. A config with ``evaluate_only = True`` only
+evaluates its ``load_from`` checkpoint (0 iterations). On an exception it
+writes ``error.json``
 (phase, type, message) and exits with status 1.
 
 The run's lock (``experiments/run_lock.py``) is held for the whole attempt:
@@ -76,10 +78,16 @@ def prepare_config(run_dir: str, launcher: str = 'none') -> Config:
     cfg = Config.fromfile(osp.join(run_dir, 'config.py'))
     cfg.work_dir = run_dir
     cfg.launcher = launcher
-    # Resume from run_dir/last_checkpoint when an earlier attempt left one.
-    cfg.resume = True
-    repair_last_checkpoint(run_dir)
-    cfg.load_from = None
+    if cfg.get('evaluate_only'):
+        # Nothing trains: runner.test() loads load_from (checked and made
+        # absolute when the grid was planned).
+        cfg.resume = False
+    else:
+        # Resume from run_dir/last_checkpoint when an earlier attempt left
+        # one.
+        cfg.resume = True
+        repair_last_checkpoint(run_dir)
+        cfg.load_from = None
     # The harness evaluates once, with runner.test(). A validation that the
     # train loop would run only after its last iteration (val_interval not
     # reached earlier) would repeat that evaluation, so it is dropped.
@@ -112,8 +120,9 @@ def train_and_evaluate(run_dir: str, launcher: str = 'none') -> dict:
         runner = build_runner(cfg)
         if rank0:
             runner.register_hook(RunProgressHook(recorder))
-        phase = 'train'
-        runner.train()
+        if not cfg.get('evaluate_only'):
+            phase = 'train'
+            runner.train()
         phase = 'test'
         metrics = runner.test()
     except BaseException as e:

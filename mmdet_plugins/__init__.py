@@ -9,7 +9,8 @@ mmengine's) registries, so a config only needs::
 Where things are (one module per file under ``models/``):
 
 - ``engine/``: ``TrustedCheckpointRunner`` (resume on torch >= 2.6),
-  ``FiniteLossHook`` (NaN/inf loss stops a run).
+  ``FiniteLossHook`` (NaN/inf loss stops a run), ``BackboneInitCheckHook``
+  (refuses frozen BN/stages on a backbone without pretrained weights).
 - ``models/layers/attention.py``: ``SE``, ``ESE`` (eSE), ``SpatialAttention``
   (SAM).
 - ``models/backbones/vovnet.py``: ``VoVNet`` V1/V2, none/SE/eSE.
@@ -27,10 +28,12 @@ Where things are (one module per file under ``models/``):
 - ``models/task_modules/best_matching_assigner.py``:
   ``BestMatchingAssigner``.
 """
-from .engine import (FiniteLossHook, TrustedCheckpointRunner,
-                     trust_checkpoints_under)
+from .engine import (BackboneInitCheckHook, FiniteLossHook,
+                     TrustedCheckpointRunner, trust_checkpoints_under,
+                     untrained_frozen_backbone)
 from .models import *  # noqa: F401,F403 -- registers every module
 from .models import __all__ as _models_all
 
-__all__ = ['FiniteLossHook', 'TrustedCheckpointRunner',
-           'trust_checkpoints_under', *_models_all]
+__all__ = ['BackboneInitCheckHook', 'FiniteLossHook',
+           'TrustedCheckpointRunner', 'trust_checkpoints_under',
+           'untrained_frozen_backbone', *_models_all]

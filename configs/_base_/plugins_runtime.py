@@ -1,7 +1,10 @@
 # Project runtime settings shared by every config of this repository.
 # - registers mmdet_plugins' modules;
 # - TrustedCheckpointRunner resumes its own checkpoints under torch>=2.6;
-# - FiniteLossHook stops a run with a clear error on a NaN/inf loss.
+# - FiniteLossHook stops a run with a clear error on a NaN/inf loss;
+# - BackboneInitCheckHook refuses norm_eval / frozen stages on a backbone
+#   without pretrained weights (allow_untrained_frozen_backbone=True allows).
 custom_imports = dict(imports=['mmdet_plugins'], allow_failed_imports=False)
 runner_type = 'TrustedCheckpointRunner'
-custom_hooks = [dict(type='FiniteLossHook', interval=1)]
+custom_hooks = [dict(type='FiniteLossHook', interval=1),
+                dict(type='BackboneInitCheckHook')]

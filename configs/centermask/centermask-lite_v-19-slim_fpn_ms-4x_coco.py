@@ -1,4 +1,6 @@
 # CenterMask-Lite V-19-slim (CM2, val: 29.8 mask / 32.5 box).
 _base_ = './centermask-lite_v-39_fpn_ms-4x_coco.py'
-model = dict(backbone=dict(arch='V-19-slim'),
+vovnet_weights = 'checkpoints/vovnet19_ese_slim_detectron2.pth'
+model = dict(backbone=dict(arch='V-19-slim', init_cfg=dict(
+                 type='Pretrained', checkpoint=vovnet_weights)),
              neck=dict(in_channels=[112, 256, 384, 512]))

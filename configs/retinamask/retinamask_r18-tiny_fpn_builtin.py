@@ -9,11 +9,18 @@ _base_ = [
 ]
 width = 64
 model = dict(
+    # From scratch: the official recipe's frozen caffe backbone and std-1
+    # input only make sense with its ImageNet weights.
+    data_preprocessor=dict(
+        mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],
+        bgr_to_rgb=True),
     backbone=dict(
         depth=18,
         base_channels=16,
         frozen_stages=-1,
+        norm_cfg=dict(type='BN', requires_grad=True),
         norm_eval=False,
+        style='pytorch',
         init_cfg=None),
     neck=dict(in_channels=[16, 32, 64, 128], out_channels=width),
     bbox_head=dict(in_channels=width, feat_channels=width, stacked_convs=2,

@@ -42,7 +42,8 @@ def test_loss_forward_backward(config):
     data = model.data_preprocessor(demo_inputs(), True)
     losses = model(**data, mode='loss')
     assert set(losses) == {'loss_cls', 'loss_bbox', 'loss_centerness',
-                           'loss_mask', 'loss_mask_iou'}
+                           'loss_mask', 'loss_mask_iou', 'mask_pos_from_dets',
+                           'mask_pos_from_gt', 'mask_pos_dets_frac'}
     assert all(torch.isfinite(v) for v in losses.values())
     losses['loss_mask'].backward()
     first_conv = next(p for n, p in model.backbone.named_parameters()
@@ -95,7 +96,38 @@ def test_fcos_baseline_has_no_mask_branch():
                                         mask_head=None, maskiou_head=None),
                    score_thr=0.0)
     pred = _predict(model)[0].pred_instances
-    assert len(pred) == 100 and 'masks' not in pred
+    assert len(pred) == 50 and 'masks' not in pred
+
+
+@pytest.mark.parametrize('grid', ['experiments/grids/centermask_table1.yaml',
+                                  'experiments/grids/centermask_tiny.yaml'])
+def test_every_table1_arm_keeps_50_detections_per_image(grid):
+    """CM1 TEST.DETECTIONS_PER_IMG / CM2 POST_NMS_TOPK_TEST: 50 for every
+    arm, the FCOS baseline included (W11 compares their box AP)."""
+    from experiments.grid_spec import load_grid
+    from experiments.run_config import apply_overrides
+    table1 = ('fcos', 'mask_eq1', 'mask_eq2', 'sam', 'maskiou')
+    caps = {}
+    for run in load_grid(project_path(grid)).expand():
+        if run.arm not in table1 or run.seed != 0:
+            continue
+        cfg = Config.fromfile(project_path(run.config))
+        apply_overrides(cfg, run.overrides, run.label)
+        box_cap = cfg.model.test_cfg.max_per_img
+        if cfg.model.get('mask_head'):
+            box_cap = min(box_cap, cfg.model.test_cfg.mask.max_per_img)
+        caps[run.arm] = box_cap
+    assert set(caps) == set(table1) and set(caps.values()) == {50}, caps
+
+
+def test_lite_maskiou_head_has_two_convs():
+    register_all_modules()
+    cfg = Config.fromfile(project_path(
+        'configs/centermask/centermask-lite_v-39_fpn_ms-4x_coco.py'))
+    head = MODELS.build(cfg.model.maskiou_head)
+    assert len(head.convs) == 2
+    assert [c.stride for c in head.convs] == [(1, 1), (2, 2)]
+    assert head.convs[0].in_channels == 128 + 1
 
 
 def test_sqrt_and_product_scores():

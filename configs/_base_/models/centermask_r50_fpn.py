@@ -85,14 +85,21 @@ model = dict(
         num_classes=80,
         loss_iou=dict(type='MSELoss', loss_weight=0.5)),
     train_cfg=dict(
+        # The mask branch's training RoIs: FCOS's post-NMS top 100 of the
+        # current batch (decoded as at test), detached, plus the GT boxes.
+        # max_pos_per_img=None keeps every positive (CM1, the paper's
+        # tables); centermask2 samples at most 128 per image.
+        # maskiou_target_thr: the MaskIoU target binarises mask logits > 0.
         mask=dict(nms_pre=1000, score_thr=0.05,
                   nms=dict(type='nms', iou_threshold=0.6), max_per_img=100,
                   min_bbox_size=0, pos_iou_thr=0.5, mask_size=28,
-                  mask_thr_binary=0.5)),
+                  max_pos_per_img=None, maskiou_target_thr=0.0)),
     test_cfg=dict(
         nms_pre=1000,
         min_bbox_size=0,
         score_thr=0.05,
         nms=dict(type='nms', iou_threshold=0.6),
-        max_per_img=100,
+        # 50 detections per image for every arm, the FCOS baseline included
+        # (CM1 TEST.DETECTIONS_PER_IMG, CM2 POST_NMS_TOPK_TEST).
+        max_per_img=50,
         mask=dict(max_per_img=50, mask_thr_binary=0.5)))

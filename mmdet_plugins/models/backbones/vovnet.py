@@ -9,6 +9,7 @@ from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..layers import build_channel_attention
+from .vovnet_checkpoint import load_vovnet_weights, strict_load
 
 # stem channels, conv channels per stage, output channels per stage,
 # layers per OSA block, blocks per stage, depthwise.
@@ -143,7 +144,12 @@ class VoVNet(BaseModule):
             first k stages (as mmdet's ResNet).
         norm_cfg: Normalisation of every conv.
         norm_eval: Keep normalisation layers in eval mode when training.
-        init_cfg: Weight initialisation (Kaiming by default).
+        init_cfg: Weight initialisation (Kaiming by default), or
+            ``dict(type='Pretrained', checkpoint=...)`` with ImageNet
+            weights: ``'timm://ese_vovnet39b'`` (timm's loader and cache;
+            needs ``attention_blocks='last'``) or a file with timm's, the
+            official code's (``vovnet39_ese_detectron2.pth``) or our keys.
+            Every key must fit (see ``vovnet_checkpoint.py``).
     """
 
     def __init__(self,
@@ -194,6 +200,17 @@ class VoVNet(BaseModule):
             in_channels = out_ch
         self.out_channels = tuple(setting['out'][i] for i in self.out_indices)
         self._freeze_stages()
+
+    def init_weights(self) -> None:
+        init = self.init_cfg
+        if not (isinstance(init, dict) and init.get('type') == 'Pretrained'):
+            super().init_weights()
+            return
+        # mmengine's Pretrained loads with strict=False and only logs what
+        # is missing; a mapping error would leave random layers unnoticed.
+        source = init['checkpoint']
+        strict_load(self, load_vovnet_weights(source), source)
+        self._is_init = True
 
     def _freeze_stages(self) -> None:
         if self.frozen_stages < 0:

@@ -26,5 +26,5 @@ class CenterMask(MaskOnDetectionsDetector):
     mask_train_defaults = dict(
         nms_pre=1000, score_thr=0.05, nms=dict(type='nms', iou_threshold=0.6),
         max_per_img=100, min_bbox_size=0, pos_iou_thr=0.5, mask_size=28,
-        mask_thr_binary=0.5)
+        max_pos_per_img=None, maskiou_target_thr=0.0)
     mask_test_defaults = dict(max_per_img=50, mask_thr_binary=0.5)

@@ -9,6 +9,7 @@ import copy
 from typing import List, Optional, Sequence
 
 import torch
+from mmdet.models.dense_heads import FCOSHead
 from mmdet.models.detectors import SingleStageDetector
 from mmdet.models.utils import empty_instances, unpack_gt_instances
 from mmdet.registry import MODELS, TASK_UTILS
@@ -27,11 +28,19 @@ class MaskOnDetectionsDetector(SingleStageDetector):
 
     Training: the box head's losses as usual; then its detections on the
     current batch (``train_cfg.mask``: score threshold, class-wise NMS, top
-    k per image), detached, plus all GT boxes are matched to the GTs at
-    ``pos_iou_thr``; every positive (no sampling) gets a class-specific mask
-    loss on RoI features. The mask loss back-propagates into the FPN and the
+    k per image; decoded by the box head's ``predict_by_feat`` exactly as in
+    eval mode), detached, plus all GT boxes are matched to the GTs at
+    ``pos_iou_thr``; every positive (no sampling; ``max_pos_per_img`` caps
+    them at random, as centermask2's 128) gets a class-specific mask loss on
+    RoI features. The mask loss back-propagates into the FPN and the
     backbone. With a ``maskiou_head``, a MaskIoU head learns the IoU of the
-    binarised predicted mask with the GT (mmdet's ``MaskIoUHead``).
+    predicted mask binarised at logit > ``maskiou_target_thr`` (0: p > 0.5,
+    as CM1/CM2) with the GT (mmdet's ``MaskIoUHead`` targets).
+
+    Logged every iteration: ``mask_pos_from_dets`` and ``mask_pos_from_gt``
+    (positives of the batch that are detections / GT boxes) and
+    ``mask_pos_dets_frac``: a mask branch that trains on GT boxes only shows
+    ``mask_pos_from_dets`` = 0.
 
     Test: the box head's detections (``test_cfg``) are final boxes; the top
     ``test_cfg.mask.max_per_img`` of them by score get masks and the rest
@@ -57,7 +66,7 @@ class MaskOnDetectionsDetector(SingleStageDetector):
     mask_train_defaults: dict = dict(
         nms_pre=1000, score_thr=0.05, nms=dict(type='nms', iou_threshold=0.5),
         max_per_img=100, min_bbox_size=0, pos_iou_thr=0.5, mask_size=28,
-        mask_thr_binary=0.5)
+        max_pos_per_img=None, maskiou_target_thr=0.0)
     mask_test_defaults: dict = dict(max_per_img=100, mask_thr_binary=0.5)
 
     def __init__(self,
@@ -75,6 +84,13 @@ class MaskOnDetectionsDetector(SingleStageDetector):
         test_cfg = copy.deepcopy(test_cfg) if test_cfg else None
         mask_train = train_cfg.pop('mask', {}) if train_cfg else {}
         mask_test = test_cfg.pop('mask', {}) if test_cfg else {}
+        if 'mask_thr_binary' in mask_train:
+            # mmdet's MaskIoUHead compares this value with logits; a 0.5
+            # there binarises at p > 0.62 instead of the official p > 0.5.
+            raise ValueError(
+                'model.train_cfg.mask.mask_thr_binary is not read: the '
+                'MaskIoU target binarises mask logits at '
+                'model.train_cfg.mask.maskiou_target_thr (official: 0.0)')
         super().__init__(backbone=backbone, neck=neck, bbox_head=bbox_head,
                          train_cfg=train_cfg, test_cfg=test_cfg,
                          data_preprocessor=data_preprocessor,
@@ -98,6 +114,15 @@ class MaskOnDetectionsDetector(SingleStageDetector):
             self.mask_sampler = TASK_UTILS.build(dict(type='PseudoSampler'))
         if maskiou_head is not None:
             self.maskiou_head = MODELS.build(maskiou_head)
+        head_type = type(self.bbox_head)
+        if isinstance(self.bbox_head, FCOSHead) and self.bbox_head.norm_on_bbox \
+                and head_type.predict_by_feat is FCOSHead.predict_by_feat:
+            # Its training-mode outputs are in stride units (see
+            # CenterMaskFCOSHead): the mask branch would train on boxes
+            # 8-128x too small.
+            raise TypeError(
+                f'{head_type.__name__} with norm_on_bbox decodes training-'
+                f'mode outputs wrongly; use CenterMaskFCOSHead')
 
     @property
     def with_mask(self) -> bool:
@@ -128,34 +153,70 @@ class MaskOnDetectionsDetector(SingleStageDetector):
         if log_vars is not None:
             losses.update(log_vars())
         if self.with_mask:
-            with torch.no_grad():
-                detections = self.bbox_head.predict_by_feat(
-                    *[[t.detach() for t in level] for level in outs],
-                    batch_img_metas=batch_img_metas,
-                    cfg=self.mask_train_cfg, rescale=False)
             losses.update(self.mask_loss(
-                x, detections, batch_gt_instances,
+                x, self.train_detections(outs, batch_img_metas),
+                batch_gt_instances,
                 [m['img_shape'] for m in batch_img_metas]))
         return losses
 
-    def mask_loss(self, x, detections: InstanceList,
-                  batch_gt_instances: InstanceList,
-                  img_shapes: Sequence) -> dict:
-        """Mask (and MaskIoU) losses on detections + GT boxes."""
-        sampling_results = []
+    def train_detections(self, outs: tuple,
+                         batch_img_metas: List[dict]) -> InstanceList:
+        """The batch's detections that train the mask branch, detached.
+
+        Decoded by the box head with ``train_cfg.mask`` in network-input
+        coordinates, from the outputs of the training forward.
+        """
+        with torch.no_grad():
+            return self.bbox_head.predict_by_feat(
+                *[[t.detach() for t in level] for level in outs],
+                batch_img_metas=batch_img_metas,
+                cfg=self.mask_train_cfg, rescale=False)
+
+    def _sample_mask_rois(self, detections: InstanceList,
+                          batch_gt_instances: InstanceList) -> tuple:
+        """Positives among detections + GT boxes, and how many were dets."""
+        sampling_results, from_dets = [], 0
+        cap = self.mask_train_cfg.max_pos_per_img
         for det, gt in zip(detections, batch_gt_instances):
             proposals = InstanceData(
                 priors=torch.cat([det.bboxes.detach(), gt.bboxes]))
             assign = self.mask_assigner.assign(proposals, gt)
-            sampling_results.append(
-                self.mask_sampler.sample(assign, proposals, gt))
+            if cap is not None:
+                pos = (assign.gt_inds > 0).nonzero().flatten()
+                if len(pos) > cap:
+                    drop = pos[torch.randperm(len(pos),
+                                              device=pos.device)[cap:]]
+                    assign.gt_inds[drop] = 0
+                    assign.labels[drop] = -1
+            result = self.mask_sampler.sample(assign, proposals, gt)
+            from_dets += int((result.pos_inds < len(det)).sum())
+            sampling_results.append(result)
+        return sampling_results, from_dets
+
+    def mask_loss(self, x, detections: InstanceList,
+                  batch_gt_instances: InstanceList,
+                  img_shapes: Sequence) -> dict:
+        """Mask (and MaskIoU) losses on detections + GT boxes.
+
+        Also returns the ``mask_pos_*`` counts (not losses: logged only).
+        """
+        sampling_results, from_dets = self._sample_mask_rois(
+            detections, batch_gt_instances)
+        num_pos = sum(len(res.pos_inds) for res in sampling_results)
+        device = detections[0].bboxes.device if detections else None
+        counts = dict(
+            mask_pos_from_dets=torch.tensor(float(from_dets), device=device),
+            mask_pos_from_gt=torch.tensor(float(num_pos - from_dets),
+                                          device=device),
+            mask_pos_dets_frac=torch.tensor(from_dets / max(num_pos, 1),
+                                            device=device))
         rois = bbox2roi([res.pos_priors for res in sampling_results])
         mask_feats = self._mask_features(x, rois, img_shapes)
         mask_preds = self.mask_head(mask_feats)
         results = self.mask_head.loss_and_target(
             mask_preds, sampling_results, batch_gt_instances,
             self.mask_train_cfg)
-        losses = dict(results['loss_mask'])
+        losses = dict(results['loss_mask'], **counts)
         if self.with_maskiou:
             labels = torch.cat([r.pos_gt_labels for r in sampling_results])
             index = torch.arange(len(labels), device=labels.device)
@@ -164,8 +225,15 @@ class MaskOnDetectionsDetector(SingleStageDetector):
             losses.update(self.maskiou_head.loss_and_target(
                 iou_preds[index, labels], class_masks,
                 results['mask_targets'], sampling_results,
-                batch_gt_instances, self.mask_train_cfg))
+                batch_gt_instances, self.maskiou_target_cfg))
         return losses
+
+    @property
+    def maskiou_target_cfg(self) -> ConfigDict:
+        """What mmdet's ``MaskIoUHead.get_targets`` reads: the logit
+        threshold that binarises the predicted mask."""
+        return ConfigDict(
+            mask_thr_binary=self.mask_train_cfg.maskiou_target_thr)
 
     def predict(self, batch_inputs: Tensor, batch_data_samples: SampleList,
                 rescale: bool = True) -> SampleList:

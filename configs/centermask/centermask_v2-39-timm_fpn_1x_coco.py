@@ -1,0 +1,14 @@
+# CenterMask V2-39 1x from timm's ImageNet eSE-VoVNet-39b (timm://
+# ese_vovnet39b: timm's own loader and cache). timm's model has eSE in the
+# last block of each stage only (the official one in every block), and takes
+# RGB input with ImageNet mean/std; BN trains (norm_eval=False) as the
+# official recipe cannot be reproduced bit for bit with other weights.
+_base_ = './centermask_v2-39_fpn_1x_coco.py'
+vovnet_weights = 'timm://ese_vovnet39b'
+model = dict(
+    data_preprocessor=dict(
+        mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],
+        bgr_to_rgb=True),
+    backbone=dict(
+        attention_blocks='last',
+        init_cfg=dict(type='Pretrained', checkpoint=vovnet_weights)))

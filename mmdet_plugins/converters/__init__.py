@@ -1,0 +1,6 @@
+"""Converters from the official codebases' checkpoints to this project's
+models (VoVNet ImageNet weights: ``models/backbones/vovnet_checkpoint.py``)."""
+from .official_checkpoints import (CONVERTERS, convert_centermask2,
+                                   convert_retinamask)
+
+__all__ = ['CONVERTERS', 'convert_centermask2', 'convert_retinamask']
