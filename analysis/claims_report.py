@@ -231,13 +231,18 @@ def paper_tables_section(all_results: pd.DataFrame) -> Section:
             # another device would mean nothing.
             devices = ', '.join(sorted(set(ours.latency_device.dropna())))
             ours_text, delta = f'{mean:.1f} ({devices})', 'other device'
+        weights = ', '.join(sorted(set(ours.weights.dropna()))) \
+            if 'weights' in ours and vals.size else ''
         rows.append(dict(table=r.table, row=r.row, metric=r.metric,
                          published=r.value, ours=ours_text, delta=delta,
-                         seeds=len(vals), source=r.source))
+                         seeds=len(vals), weights=weights, source=r.source))
     return Section('Paper tables beside ours', [
-        'Published numbers are COCO val2017 as printed (source column; the '
-        'data file is analysis/data/published.csv). "ours" is the mean over '
-        'seeds of the run with the same grid/model/arm; intervals are in '
+        'Published numbers are COCO val2017 as printed unless the source '
+        'column says otherwise (the data file is analysis/data/'
+        'published.csv). "ours" is the mean over seeds of the run with the '
+        'same grid/model/arm; "weights" is what those runs started from '
+        '(backbone ImageNet weights, "from scratch", or "evaluated: <file>" '
+        'for a released checkpoint run without training); intervals are in '
         'the bootstrap and verdict sections. latency_ms rows: ours is the '
         'median per image on the device named (experiments/'
         'measure_cost.py); the paper timed its own GPU, so no delta.'],

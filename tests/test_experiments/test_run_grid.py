@@ -74,6 +74,46 @@ def test_run_trains_evaluates_and_records_a_row(finished_grid):
 
 
 @pytest.mark.slow
+def test_evaluate_only_arm_evaluates_a_checkpoint_without_training(
+        finished_grid, tiny_builtin, tmp_path):
+    """An arm with ``evaluate_only`` and ``load_from`` (a converted,
+    weights-only checkpoint) gives a row with no training and the APs of
+    the run whose weights it loads."""
+    import torch
+    _, _, work_dir = finished_grid
+    trained = _results(work_dir).iloc[0]
+    saved = torch.load(osp.join(trained.work_dir, 'iter_2.pth'),
+                       map_location='cpu', weights_only=False)
+    checkpoint = tmp_path / 'released.pth'
+    torch.save(dict(state_dict=saved['state_dict'], meta={}), checkpoint)
+    eval_dir = tmp_path / 'work'
+    grid = _write_grid(tmp_path / 'grid.yaml', eval_dir, tiny_builtin, {
+        'released': {'overrides': {'evaluate_only': True,
+                                   'load_from': str(checkpoint)}}})
+    assert run_grid.main([grid]) == 0
+    row = _results(str(eval_dir)).iloc[0]
+    assert row.status == 'finished' and row.iterations == 0
+    assert row.weights == f'evaluated: {checkpoint}'
+    assert trained.weights == 'from scratch'
+    for column in ('box_AP', 'box_AP50', 'mask_AP', 'mask_APs'):
+        assert row[column] == pytest.approx(trained[column], abs=1e-9,
+                                            nan_ok=True)
+    assert not any(name.startswith('iter_')
+                   for name in os.listdir(row.work_dir))
+
+
+def test_evaluate_only_without_a_checkpoint_is_named(tiny_builtin, tmp_path,
+                                                     capsys):
+    grid = _write_grid(tmp_path / 'grid.yaml', tmp_path / 'work',
+                       tiny_builtin, {'released': {'overrides': {
+                           'evaluate_only': True,
+                           'load_from': 'checkpoints/missing.pth'}}})
+    assert run_grid.main([grid, '--dry-run']) != 0
+    assert 'load_from "checkpoints/missing.pth" does not exist' in \
+        capsys.readouterr().err
+
+
+@pytest.mark.slow
 def test_second_invocation_skips_finished_run(finished_grid, capsys):
     _, grid, work_dir = finished_grid
     run_dir = _results(work_dir).iloc[0].work_dir

@@ -149,7 +149,9 @@ class VoVNet(BaseModule):
             weights: ``'timm://ese_vovnet39b'`` (timm's loader and cache;
             needs ``attention_blocks='last'``) or a file with timm's, the
             official code's (``vovnet39_ese_detectron2.pth``) or our keys.
-            Every key must fit (see ``vovnet_checkpoint.py``).
+            Every key must fit (see ``vovnet_checkpoint.py``);
+            ``reinit_attention=True`` in that dict loads everything but the
+            attention layers, which keep their fresh initialisation.
     """
 
     def __init__(self,
@@ -209,7 +211,15 @@ class VoVNet(BaseModule):
         # mmengine's Pretrained loads with strict=False and only logs what
         # is missing; a mapping error would leave random layers unnoticed.
         source = init['checkpoint']
-        strict_load(self, load_vovnet_weights(source), source)
+        state = load_vovnet_weights(source)
+        skip = ()
+        if init.get('reinit_attention'):
+            # Table 4's like-for-like arms: every arm starts from the same
+            # ImageNet convs and BN; the attention layers (none / SE / eSE)
+            # start from their own initialisation in every arm.
+            skip = ('.attention.', )
+            state = {k: v for k, v in state.items() if '.attention.' not in k}
+        strict_load(self, state, source, skip=skip)
         self._is_init = True
 
     def _freeze_stages(self) -> None:

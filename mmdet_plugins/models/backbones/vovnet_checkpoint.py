@@ -247,11 +247,16 @@ def load_vovnet_weights(source: str) -> 'OrderedDict[str, torch.Tensor]':
 
 
 def strict_load(module: torch.nn.Module, state_dict: Dict[str, torch.Tensor],
-                source: str) -> Tuple[List[str], List[str]]:
-    """Load every key or fail naming what is missing, extra or misshapen."""
+                source: str, skip: Tuple[str, ...] = ()
+                ) -> Tuple[List[str], List[str]]:
+    """Load every key or fail naming what is missing, extra or misshapen.
+
+    Keys of ``module`` containing any of ``skip`` may be absent.
+    """
     own = module.state_dict()
     missing = [k for k in own if k not in state_dict
-               and not k.endswith('num_batches_tracked')]
+               and not k.endswith('num_batches_tracked')
+               and not any(s in k for s in skip)]
     unexpected = [k for k in state_dict if k not in own]
     shapes = [f'{k}: {tuple(state_dict[k].shape)} vs {tuple(v.shape)}'
               for k, v in own.items()

@@ -1,0 +1,20 @@
+# CenterMask-Lite MobileNetV2 (paper, test-dev: 26.7 mask / 30.2 box at 20
+# ms; CM2 val: 27.2 / 29.8): mmdet's MobileNetV2 with its ImageNet weights
+# (open-mmlab://mmdet/mobilenet_v2, RGB with ImageNet mean/std), P3-P5 from
+# the 32-, 96- and 320-channel stages (strides 8, 16, 32), BN frozen as the
+# VoVNet Lite models. The rest is CenterMask-Lite (128-channel FPN and heads).
+_base_ = './centermask-lite_v-39_fpn_ms-4x_coco.py'
+model = dict(
+    data_preprocessor=dict(
+        mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],
+        bgr_to_rgb=True),
+    backbone=dict(
+        _delete_=True,
+        type='MobileNetV2',
+        out_indices=(1, 2, 4, 6),
+        frozen_stages=-1,
+        norm_cfg=dict(type='BN', requires_grad=False),
+        norm_eval=True,
+        init_cfg=dict(type='Pretrained',
+                      checkpoint='open-mmlab://mmdet/mobilenet_v2')),
+    neck=dict(in_channels=[24, 32, 96, 320]))
