@@ -111,3 +111,106 @@ def test_unknown_key_is_named():
     official['roi_heads.box_head.fc1.weight'] = torch.zeros(2)
     with pytest.raises(ValueError, match='roi_heads.box_head.fc1.weight'):
         convert_centermask2(official)
+
+
+@pytest.mark.parametrize('num_conv', [4, 2])   # CenterMask, CenterMask-Lite
+def test_converted_mask_and_maskiou_heads_compute_what_the_official_do(
+        num_conv):
+    """The official heads' forward runs here: after conversion SAG-Mask and
+    MaskIoU give the official mask logits and IoU predictions."""
+    from reference.official_heads import MaskIoUHead, SpatialAttentionMaskHead
+    register_all_modules()
+    torch.manual_seed(0)
+    official_mask = SpatialAttentionMaskHead(16, 16, num_conv, 3)
+    official_iou = MaskIoUHead(16, 16, num_conv, 3)
+    state = {f'roi_heads.mask_head.{k}': v
+             for k, v in official_mask.state_dict().items()}
+    state.update({f'roi_heads.maskiou_head.{k}': v
+                  for k, v in official_iou.state_dict().items()})
+    converted = convert_centermask2(state)
+    mask_head = MODELS.build(dict(
+        type='SAGMaskHead', num_convs=num_conv, in_channels=16,
+        conv_out_channels=16, num_classes=3))
+    iou_head = MODELS.build(dict(
+        type='MaskIoUHead', num_convs=num_conv, num_fcs=2, roi_feat_size=14,
+        in_channels=16, conv_out_channels=16, fc_out_channels=1024,
+        num_classes=3))
+    for prefix, head in (('mask_head.', mask_head), ('maskiou_head.',
+                                                     iou_head)):
+        head.load_state_dict({k[len(prefix):]: v for k, v in converted.items()
+                              if k.startswith(prefix)}, strict=True)
+    feats = torch.randn(5, 16, 14, 14)
+    labels = torch.tensor([0, 2, 1, 1, 0])
+    with torch.no_grad():
+        logits = mask_head(feats)
+        torch.testing.assert_close(logits, official_mask(feats))
+        picked = logits[torch.arange(5), labels]
+        # centermask2 feeds the class's sigmoid; mmdet's head takes logits.
+        want = official_iou(feats, picked.sigmoid().unsqueeze(1))
+        torch.testing.assert_close(iou_head(feats, picked), want)
+
+
+def test_converted_fcos_head_computes_what_the_official_does():
+    """Towers, GN, scales and the three outputs: equal to centermask2's
+    head in training mode (regression in stride units) and, in eval mode,
+    its regression times the stride (what both decode)."""
+    from reference.official_heads import FCOSHead
+    register_all_modules()
+    torch.manual_seed(0)
+    official = FCOSHead(64, 3, 2)
+    with torch.no_grad():
+        for scale in official.scales:
+            scale.scale.uniform_(0.5, 1.5)
+    converted = convert_centermask2({f'proposal_generator.fcos_head.{k}': v
+                                     for k, v in
+                                     official.state_dict().items()})
+    ours = MODELS.build(dict(
+        type='CenterMaskFCOSHead', num_classes=3, in_channels=64,
+        feat_channels=64, stacked_convs=2, strides=[8, 16, 32, 64, 128],
+        norm_on_bbox=True, centerness_on_reg=True, conv_bias=True,
+        norm_cfg=dict(type='GN', num_groups=32, requires_grad=True)))
+    ours.load_state_dict({k[len('bbox_head.'):]: v
+                          for k, v in converted.items()}, strict=True)
+    feats = [torch.randn(1, 64, s, s) for s in (16, 8, 4, 2, 2)]
+    with torch.no_grad():
+        want_cls, want_reg, want_ctr = official(feats)
+        ours.train()
+        cls, reg, ctr = ours(feats)
+        ours.eval()
+        _, reg_eval, _ = ours(feats)
+    for level, stride in enumerate([8, 16, 32, 64, 128]):
+        torch.testing.assert_close(cls[level], want_cls[level])
+        torch.testing.assert_close(ctr[level], want_ctr[level])
+        torch.testing.assert_close(reg[level], want_reg[level])
+        torch.testing.assert_close(reg_eval[level], want_reg[level] * stride)
+
+
+def test_converted_retinamask_heads_compute_what_the_official_do():
+    from reference.official_heads import RetinaMaskHeads
+    register_all_modules()
+    torch.manual_seed(0)
+    official = RetinaMaskHeads(16, 3)
+    converted = convert_retinamask(official.state_dict())
+    box = MODELS.build(dict(
+        type='RetinaMaskHead', num_classes=3, in_channels=16, feat_channels=16,
+        stacked_convs=4, anchor_generator=dict(
+            type='AnchorGenerator', octave_base_scale=4, scales_per_octave=3,
+            ratios=[0.5, 1.0, 2.0], strides=[8, 16, 32, 64, 128]),
+        bbox_coder=dict(type='DeltaXYWHBBoxCoder')))
+    mask = MODELS.build(dict(type='FCNMaskHead', num_convs=4, in_channels=16,
+                             conv_out_channels=16, num_classes=3))
+    for prefix, head in (('bbox_head.', box), ('mask_head.', mask)):
+        result = head.load_state_dict(
+            {k[len(prefix):]: v for k, v in converted.items()
+             if k.startswith(prefix)}, strict=False)
+        assert not result.unexpected_keys
+        assert all(k.startswith('loss_bbox.') for k in result.missing_keys)
+    x = torch.randn(1, 16, 12, 12)
+    rois = torch.randn(4, 16, 14, 14)
+    with torch.no_grad():
+        cls, reg = box.forward_single(x)
+        want_cls, want_reg = official.box_head(x)
+        torch.testing.assert_close(cls, want_cls)
+        torch.testing.assert_close(reg, want_reg)
+        # mmdet's classes are maskrcnn-benchmark's 1..80.
+        torch.testing.assert_close(mask(rois), official.mask_head(rois)[:, 1:])
