@@ -1,0 +1,78 @@
+"""How many of a run's mask-branch positives are its own detections.
+
+    python experiments/count_mask_positives.py work_dirs/smoke/<run dir>
+
+Loads the run's config and last checkpoint, passes its training images
+through the loss path's decoding (``train_detections``) and matching
+(``_sample_mask_rois``) in eval-mode BN, and prints the positives that are
+detections and the mean detection box side. ``--without-stride-rescale``
+decodes as mmdet's ``FCOSHead.predict_by_feat`` does, without the stride
+(what CenterMask's mask branch trained on before that was fixed).
+"""
+import argparse
+import os.path as osp
+
+import numpy as np
+import torch
+from mmdet.models.dense_heads import FCOSHead
+from mmdet.registry import DATASETS, MODELS
+from mmdet.utils import register_all_modules
+from mmengine.config import Config
+from mmengine.dataset import pseudo_collate
+
+import mmdet_plugins  # noqa: F401
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('run_dir')
+    parser.add_argument('--images', type=int, default=64)
+    parser.add_argument('--batch', type=int, default=4)
+    parser.add_argument('--without-stride-rescale', action='store_true')
+    args = parser.parse_args()
+
+    register_all_modules()
+    np.random.seed(0)  # the training pipeline's random flips
+    cfg = Config.fromfile(osp.join(args.run_dir, 'config.py'))
+    # Configs written before the MaskIoU fix carry this refused key.
+    cfg.model.train_cfg.get('mask', {}).pop('mask_thr_binary', None)
+    model = MODELS.build(cfg.model)
+    last = open(osp.join(args.run_dir, 'last_checkpoint')).read().strip()
+    # A run directory's own checkpoint (it holds mmengine's log objects).
+    state = torch.load(last, map_location='cpu', weights_only=False)
+    model.load_state_dict(state['state_dict'], strict=False)
+    model.train()
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.eval()
+    dataset = DATASETS.build(cfg.train_dataloader.dataset)
+    n = min(args.images, len(dataset))
+    from_dets = total = 0
+    sides = []
+    for start in range(0, n, args.batch):
+        batch = pseudo_collate([dataset[i] for i in
+                                range(start, min(start + args.batch, n))])
+        data = model.data_preprocessor(batch, True)
+        metas = [s.metainfo for s in data['data_samples']]
+        with torch.no_grad():
+            outs = model.bbox_head(model.extract_feat(data['inputs']))
+            if args.without_stride_rescale:
+                dets = FCOSHead.predict_by_feat(
+                    model.bbox_head, *outs, batch_img_metas=metas,
+                    cfg=model.mask_train_cfg, rescale=False)
+            else:
+                dets = model.train_detections(outs, metas)
+            results, count = model._sample_mask_rois(
+                dets, [s.gt_instances for s in data['data_samples']])
+        from_dets += count
+        total += sum(len(r.pos_inds) for r in results)
+        sides += [float((d.bboxes[:, 2:] - d.bboxes[:, :2]).mean())
+                  for d in dets if len(d)]
+    print(f'{args.run_dir}: {n} training images; mask-branch positives from '
+          f'detections {from_dets} of {total} '
+          f'({from_dets / max(total, 1):.1%}); mean detection box side '
+          f'{np.mean(sides) if sides else float("nan"):.1f} px')
+
+
+if __name__ == '__main__':
+    main()
