@@ -119,13 +119,6 @@ def resolve_config(run: RunSpec, dataset: PreparedDataset,
         raise ConfigBuildError(f'{where}: config does not load: '
                                f'{type(e).__name__}: {e}') from None
     apply_overrides(cfg, run.overrides, where)
-    # Imported here: mmdet_plugins pulls in mmdet, which planning-only
-    # callers of this module do not need until a model is checked.
-    from mmdet_plugins.engine.backbone_init_check import \
-        untrained_frozen_backbone
-    problem = untrained_frozen_backbone(cfg)
-    if problem:
-        raise ConfigBuildError(f'{where}: {problem}')
     if cfg.get('evaluate_only'):
         checkpoint = cfg.get('load_from')
         if not checkpoint:
@@ -177,14 +170,23 @@ def config_hash(cfg: Config) -> str:
 
 
 def check_model_builds(cfg: Config, where: str) -> int:
-    """Build ``cfg.model`` once; return its parameter count.
+    """Check the backbone's initialisation, build ``cfg.model`` once, and
+    return its parameter count.
 
     Raises:
         ConfigBuildError: With the builder's message, naming the run.
     """
     from mmdet.registry import MODELS
     from mmdet.utils import register_all_modules
+
+    # Here, not in resolve_config: mmdet_plugins imports mmdet, and a
+    # runner restarting started runs must plan in seconds without it.
+    from mmdet_plugins.engine.backbone_init_check import \
+        untrained_frozen_backbone
     register_all_modules(init_default_scope=True)
+    problem = untrained_frozen_backbone(cfg)
+    if problem:
+        raise ConfigBuildError(f'{where}: {problem}')
     try:
         model = MODELS.build(cfg.model)
     except Exception as e:  # noqa: BLE001 -- any build failure is reported

@@ -1,6 +1,8 @@
 """SIGKILL the runner at random moments, restart it: no run lost or doubled."""
+import glob
 import os.path as osp
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -23,6 +25,23 @@ def _start_runner(grid, log):
         stderr=subprocess.STDOUT)
 
 
+def _checkpoints(work_dir) -> int:
+    """Iterations checkpointed so far, summed over the runs (each run's
+    ``last_checkpoint`` names its newest ``iter_<n>.pth``)."""
+    total = 0
+    for path in glob.glob(osp.join(str(work_dir), '*', 'last_checkpoint')):
+        m = re.search(r'iter_(\d+)\.pth', open(path).read())
+        total += int(m.group(1)) if m else 0
+    return total
+
+
+def _wait_for(condition, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, 'the runner made no progress'
+        time.sleep(0.2)
+
+
 @pytest.mark.slow
 def test_sigkill_and_restart_never_loses_or_duplicates(tiny_builtin,
                                                         tmp_path):
@@ -36,12 +55,21 @@ def test_sigkill_and_restart_never_loses_or_duplicates(tiny_builtin,
         overrides={'train_cfg.max_iters': 32,
                    'train_dataloader.batch_size': 2,
                    'default_hooks.checkpoint.interval': 1})))
-    # The runner needs ~3 s to plan, a child ~4 s to start training.
+    # Kills keyed to progress, not to a clock (how long planning and a
+    # child's start take depends on the machine's load): every other kill
+    # lands at a random moment while the runner plans or a child starts,
+    # the others a random moment after a new checkpoint was written.
     rng = random.Random(0)
     log = open(tmp_path / 'runner.log', 'w')
-    for _ in range(KILLS):
+    for kill in range(KILLS):
+        saved = _checkpoints(work_dir)
         runner = _start_runner(str(grid), log)
-        time.sleep(rng.uniform(6.0, 16.0))
+        if kill % 2 == 0:
+            time.sleep(rng.uniform(0.5, 6.0))
+        else:
+            _wait_for(lambda: _checkpoints(work_dir) > saved or
+                      runner.poll() is not None, timeout=120)
+            time.sleep(rng.uniform(0.0, 2.0))
         if runner.poll() is None:
             runner.send_signal(signal.SIGKILL)
         runner.wait()
