@@ -75,6 +75,8 @@ def test_timm_weights_give_timm_stage_outputs(timm_name, arch):
     for a, b in zip(got, want):
         assert a.shape == b.shape
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    print(f'{timm_name} -> {arch}: {len(state)} tensors, max |diff| '
+          f'{max(float((a - b).abs().max()) for a, b in zip(got, want)):.1e}')
 
 
 def test_timm_uri_reads_the_hugging_face_cache(tmp_path, monkeypatch):
@@ -131,6 +133,8 @@ def test_official_weights_give_official_stage_outputs(conv_body, arch,
         got = ours(x)
     for a, b in zip(got, want):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    print(f'{conv_body} -> {arch}: {len(state)} tensors, max |diff| '
+          f'{max(float((a - b).abs().max()) for a, b in zip(got, want)):.1e}')
 
 
 def test_missing_weights_file_names_it():
