@@ -246,14 +246,16 @@ def load_vovnet_weights(source: str) -> 'OrderedDict[str, torch.Tensor]':
     return convert_vovnet_state_dict(_load_file(path))
 
 
-def strict_load(module: torch.nn.Module, state_dict: Dict[str, torch.Tensor],
-                source: str, skip: Tuple[str, ...] = ()
-                ) -> Tuple[List[str], List[str]]:
-    """Load every key or fail naming what is missing, extra or misshapen.
+def compare_state_dicts(own: Dict[str, torch.Tensor],
+                        state_dict: Dict[str, torch.Tensor],
+                        skip: Tuple[str, ...] = ()
+                        ) -> Tuple[List[str], List[str], List[str]]:
+    """Keys of ``own`` that ``state_dict`` lacks, keys it has that ``own``
+    does not, and keys whose shapes differ (as ``"key: theirs vs ours"``).
 
-    Keys of ``module`` containing any of ``skip`` may be absent.
+    ``num_batches_tracked`` and keys of ``own`` containing any of ``skip``
+    may be absent.
     """
-    own = module.state_dict()
     missing = [k for k in own if k not in state_dict
                and not k.endswith('num_batches_tracked')
                and not any(s in k for s in skip)]
@@ -261,6 +263,17 @@ def strict_load(module: torch.nn.Module, state_dict: Dict[str, torch.Tensor],
     shapes = [f'{k}: {tuple(state_dict[k].shape)} vs {tuple(v.shape)}'
               for k, v in own.items()
               if k in state_dict and state_dict[k].shape != v.shape]
+    return missing, unexpected, shapes
+
+
+def strict_load(module: torch.nn.Module, state_dict: Dict[str, torch.Tensor],
+                source: str, skip: Tuple[str, ...] = ()) -> None:
+    """Load every key or fail naming what is missing, extra or misshapen.
+
+    Keys of ``module`` containing any of ``skip`` may be absent.
+    """
+    missing, unexpected, shapes = compare_state_dicts(
+        module.state_dict(), state_dict, skip)
     if missing or unexpected or shapes:
         hint = ''
         if any('.attention.' in k for k in missing):
@@ -273,4 +286,3 @@ def strict_load(module: torch.nn.Module, state_dict: Dict[str, torch.Tensor],
             f'{len(unexpected)} unexpected (e.g. {unexpected[:3]}), '
             f'{len(shapes)} of other shape (e.g. {shapes[:3]})')
     module.load_state_dict(state_dict, strict=False)
-    return missing, unexpected
