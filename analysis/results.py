@@ -7,27 +7,22 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from experiments.run_store import COLUMNS, METRIC_COLUMNS, read_results_csv
+from experiments.run_store import COLUMNS, METRIC_COLUMNS, load_results_table
 
 GROUP = ['model', 'arm', 'dataset']
 
 
 def load_results(path: str) -> pd.DataFrame:
-    """Read a ``results.csv`` written by ``run_grid.py``.
+    """Read a ``results.csv`` written by ``run_grid.py``, with every column.
+
+    A damaged table is rebuilt from its run dirs first (see
+    :func:`experiments.run_store.load_results_table`).
 
     Raises:
         FileNotFoundError: naming the path.
-        ValueError: when required columns are missing.
+        DamagedFileError: The table is damaged beyond rebuilding.
     """
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'{path}: results table does not exist '
-                                f'(run experiments/run_grid.py first)')
-    df = read_results_csv(path)
-    missing = [c for c in ('run_id', 'model', 'arm', 'dataset', 'seed',
-                           'status') if c not in df.columns]
-    if missing:
-        raise ValueError(f'{path}: results table lacks column(s) '
-                         f'{", ".join(missing)}')
+    df = load_results_table(path)
     for column in COLUMNS:
         if column not in df.columns:
             df[column] = np.nan

@@ -6,6 +6,7 @@ loads it. The harness checks every dataset of a grid up front and reports the
 file, the record and the field.
 """
 import json
+import math
 import os.path as osp
 from typing import Dict, List, Optional
 
@@ -18,6 +19,70 @@ _CATEGORY_FIELDS = {'id': int, 'name': str}
 
 class CocoFormatError(ValueError):
     """A COCO file (or its images) does not satisfy what training needs."""
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _finite(values) -> bool:
+    return all(_is_number(v) and math.isfinite(v) for v in values)
+
+
+def _load_json(ann_file: str):
+    """Load ``ann_file``; also say whether it spells NaN or Infinity.
+
+    JSON has no NaN; Python's reader accepts the literals ``NaN`` and
+    ``Infinity`` that ``json.dumps`` writes for them. Noting them while
+    parsing keeps the per-coordinate scan off the path of a clean COCO file
+    (860k polygons in train2017).
+    """
+    seen = []
+
+    def constant(name):
+        seen.append(name)
+        return float(name.replace('Infinity', 'inf'))
+
+    with open(ann_file) as f:
+        coco = json.load(f, parse_constant=constant)
+    return coco, bool(seen)
+
+
+def _check_unique(ann_file: str, records: list, section: str) -> None:
+    seen = {}
+    for i, rec in enumerate(records):
+        if rec['id'] in seen:
+            raise CocoFormatError(
+                f'{ann_file}: {section}[{i}] has id {rec["id"]}, already used '
+                f'by {section}[{seen[rec["id"]]}]: ids must be unique')
+        seen[rec['id']] = i
+
+
+def _check_geometry(where: str, ann: dict, non_finite: bool) -> bool:
+    """Refuse negative or non-finite geometry; return whether the box is
+    empty (zero width, height or area)."""
+    x, y, w, h = ann['bbox']
+    if not _finite(ann['bbox']):
+        raise CocoFormatError(f'{where} field "bbox" must be 4 finite '
+                              f'numbers, got {ann["bbox"]}')
+    if w < 0 or h < 0:
+        raise CocoFormatError(f'{where} field "bbox" has a negative width or '
+                              f'height: {ann["bbox"]} is [x, y, w, h]')
+    area = ann['area']
+    if not math.isfinite(area) or area < 0:
+        raise CocoFormatError(f'{where} field "area" must be a finite '
+                              f'number >= 0, got {area}')
+    seg = ann['segmentation']
+    if non_finite and isinstance(seg, list):
+        for k, polygon in enumerate(seg):
+            if not _finite(polygon):
+                bad = next(v for v in polygon if not (
+                    _is_number(v) and math.isfinite(v)))
+                raise CocoFormatError(
+                    f'{where} field "segmentation" polygon {k} has a '
+                    f'coordinate {bad!r}: every coordinate must be a finite '
+                    f'number')
+    return w == 0 or h == 0 or area == 0
 
 
 def _check_records(ann_file: str, records, section: str,
@@ -42,14 +107,26 @@ def _check_records(ann_file: str, records, section: str,
 
 
 def check_coco(ann_file: str, img_dir: Optional[str] = None,
-               check_images: bool = True) -> dict:
+               check_images: bool = True,
+               warnings: Optional[List[str]] = None) -> dict:
     """Check a COCO instance-segmentation annotation file.
+
+    Refused: missing or mistyped fields, ids used twice, references to
+    unknown images or categories, non-finite numbers anywhere in a box,
+    area or polygon, negative box sizes or areas, polygons of fewer than
+    three points, images of non-positive size, and a file with no
+    annotation outside crowd regions (nothing to train on or evaluate).
+
+    Accepted with a warning: boxes of zero width, height or area. mmdet's
+    ``CocoDataset`` skips them in training and COCO train2017 has two, so
+    refusing them would refuse COCO itself.
 
     Args:
         ann_file: Path of the instances JSON.
         img_dir: Directory that ``file_name`` is relative to. Needed when
             ``check_images``.
         check_images: Whether every image file must exist.
+        warnings: Where to append warnings (one line each), if given.
 
     Returns:
         The loaded COCO dict.
@@ -60,8 +137,7 @@ def check_coco(ann_file: str, img_dir: Optional[str] = None,
     if not osp.isfile(ann_file):
         raise CocoFormatError(f'{ann_file}: annotation file does not exist')
     try:
-        with open(ann_file) as f:
-            coco = json.load(f)
+        coco, non_finite = _load_json(ann_file)
     except json.JSONDecodeError as e:
         raise CocoFormatError(f'{ann_file}: not valid JSON ({e})') from None
     if not isinstance(coco, dict):
@@ -76,9 +152,18 @@ def check_coco(ann_file: str, img_dir: Optional[str] = None,
     _check_records(ann_file, coco['annotations'], 'annotations', _ANN_FIELDS)
     if not coco['categories']:
         raise CocoFormatError(f'{ann_file}: "categories" is empty')
+    for section in ('images', 'categories', 'annotations'):
+        _check_unique(ann_file, coco[section], section)
+    for i, img in enumerate(coco['images']):
+        if img['width'] <= 0 or img['height'] <= 0:
+            raise CocoFormatError(
+                f'{ann_file}: images[{i}] (id={img["id"]}) has size '
+                f'{img["width"]}x{img["height"]}: width and height must be '
+                f'positive')
 
     image_ids = {img['id'] for img in coco['images']}
     category_ids = {c['id'] for c in coco['categories']}
+    empty_boxes = []
     for i, ann in enumerate(coco['annotations']):
         where = f'{ann_file}: annotations[{i}] (id={ann["id"]})'
         if ann['image_id'] not in image_ids:
@@ -99,6 +184,20 @@ def check_coco(ann_file: str, img_dir: Optional[str] = None,
                 for p in seg):
             raise CocoFormatError(f'{where} field "segmentation" must be a '
                                   f'list of polygons with >= 3 (x, y) points')
+        if _check_geometry(where, ann, non_finite):
+            empty_boxes.append(ann['id'])
+    if not any(ann['iscrowd'] == 0 for ann in coco['annotations']):
+        raise CocoFormatError(
+            f'{ann_file}: no annotations outside crowd regions '
+            f'({len(coco["annotations"])} in all): nothing to train on or '
+            f'evaluate')
+    if empty_boxes and warnings is not None:
+        warnings.append(
+            f'{ann_file}: {len(empty_boxes)} annotation(s) with a zero-size '
+            f'box or zero area (ids {", ".join(map(str, empty_boxes[:3]))}'
+            f'{" ..." if len(empty_boxes) > 3 else ""}); mmdet\'s loader '
+            f'skips them in training, COCO evaluation counts them as ground '
+            f'truth')
 
     if check_images:
         if img_dir is None:

@@ -79,16 +79,20 @@ def prepare_dataset(spec: DatasetSpec, grid_path: str = '<grid>',
         raise CocoFormatError(f'{grid_path}: datasets.{spec.name}.data_root '
                               f'{project_path(root)} does not exist')
     val = None
+    warnings: list = []
     for split in ('train', 'val'):
         ann = project_path(osp.join(root, getattr(spec, f'{split}_ann')))
         img = project_path(osp.join(root, getattr(spec, f'{split}_img')))
         try:
-            coco = check_coco(ann, img)
+            coco = check_coco(ann, img, warnings=warnings)
         except CocoFormatError as e:
             raise CocoFormatError(f'{grid_path}: datasets.{spec.name} '
                                   f'({split}): {e}') from None
         if split == 'val':
             val = coco
+    if verbose:
+        for warning in warnings:
+            print(f'warning: {grid_path}: datasets.{spec.name}: {warning}')
     classes: Optional[tuple] = spec.classes or tuple(
         c['name'] for c in sorted(val['categories'], key=lambda c: c['id']))
     stats = statistics(val)

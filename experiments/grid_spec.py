@@ -240,6 +240,15 @@ def load_grid(path: str) -> GridSpec:
             isinstance(s, int) and not isinstance(s, bool) for s in seeds):
         raise GridSpecError(f'{path}: "seeds" must be a non-empty list of '
                             f'integers, got {seeds!r}')
+    for i, seed in enumerate(seeds):
+        # numpy's seed range, which mmengine's set_random_seed passes on.
+        if not 0 <= seed < 2**32:
+            raise GridSpecError(f'{path}: "seeds[{i}]" = {seed} is outside '
+                                f'0 .. 2**32 - 1')
+        if seed in seeds[:i]:
+            raise GridSpecError(f'{path}: "seeds[{i}]" = {seed} repeats '
+                                f'seeds[{seeds.index(seed)}]: the same run '
+                                f'would be listed twice')
     return GridSpec(
         path=osp.abspath(path), name=name,
         description=str(raw.get('description', '')),

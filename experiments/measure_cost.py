@@ -29,9 +29,9 @@ import traceback
 import pandas as pd
 
 from experiments.grid_spec import GridSpecError, load_grid, project_path
-from experiments.run_store import (COST, RESULTS, atomic_write_json,
-                                   read_json, read_results_csv,
-                                   write_results)
+from experiments.run_store import (COST, RESULTS, DamagedFileError,
+                                   atomic_write_json, load_results_table,
+                                   read_json, warn, write_results)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -89,7 +89,12 @@ def main(argv=None) -> int:
         print(f'error: {results_path}: no results table; run '
               f'experiments/run_grid.py {args.grid} first', file=sys.stderr)
         return 2
-    todo = runs_to_measure(read_results_csv(results_path), args.all_seeds)
+    try:
+        table = load_results_table(results_path)
+    except DamagedFileError as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 2
+    todo = runs_to_measure(table, args.all_seeds)
     if todo.empty:
         print(f'{results_path}: no finished run to measure')
         return 0
@@ -104,7 +109,11 @@ def main(argv=None) -> int:
              for r in todo}
     runs = []
     for r in todo:
-        old = read_json(osp.join(r.work_dir, COST))
+        try:
+            old = read_json(osp.join(r.work_dir, COST))
+        except DamagedFileError as e:
+            warn(f'{e}; measured again')
+            old = None
         if (old and old.get('device_name') == name and not args.force
                 and old.get('rounds', 1) >= args.rounds):
             print(f'  {label[r.work_dir]}: measured before on this device, '

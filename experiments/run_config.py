@@ -8,6 +8,7 @@ from mmengine.config import Config, ConfigDict
 
 from experiments.datasets import PreparedDataset
 from experiments.grid_spec import GridSpecError, RunSpec, project_path
+from experiments.schedule_check import schedule_problems
 
 
 class ConfigBuildError(ValueError):
@@ -119,6 +120,9 @@ def resolve_config(run: RunSpec, dataset: PreparedDataset,
         raise ConfigBuildError(f'{where}: config does not load: '
                                f'{type(e).__name__}: {e}') from None
     apply_overrides(cfg, run.overrides, where)
+    problems = schedule_problems(cfg)
+    if problems:
+        raise GridSpecError(f'{where}: ' + '; '.join(problems))
     if cfg.get('evaluate_only'):
         checkpoint = cfg.get('load_from')
         if not checkpoint:

@@ -38,10 +38,12 @@ from experiments.grid_spec import (GridSpec, GridSpecError, RunSpec,
 from experiments.run_config import (ConfigBuildError, check_model_builds,
                                     config_hash, resolve_config)
 from experiments.grid_progress import GridProgress, fmt_ap
+from experiments.grid_table import cell, grid_completion, table_run_dirs
 from experiments.run_launch import CPU_SLOT_PREFIX, PlannedRun, make_job
 from experiments.run_lock import is_locked
-from experiments.run_store import (FAILED, FINISHED, RESULTS, read_json,
-                                   run_dir_name, run_status, write_results)
+from experiments.run_store import (FAILED, RESULTS, DamagedFileError,
+                                   finished_row, read_json, run_dir_name,
+                                   run_status, write_results)
 from experiments.scheduler import SlotScheduler
 
 
@@ -179,6 +181,22 @@ def plan(grid: GridSpec, runs: List[RunSpec], work_dir: str
     return planned, problems
 
 
+def check_work_dir(work_dir: str) -> Optional[str]:
+    """What stops the runner writing under ``work_dir``, or None."""
+    if osp.exists(work_dir) and not osp.isdir(work_dir):
+        return f'work dir {work_dir} exists and is not a directory'
+    try:
+        os.makedirs(work_dir, exist_ok=True)
+        probe = osp.join(work_dir, f'.write-test-{os.getpid()}')
+        with open(probe, 'w') as f:
+            f.write('ok')
+        os.remove(probe)
+    except OSError as e:
+        return (f'work dir {work_dir} is not writable ({e.strerror}: '
+                f'{e.filename or work_dir})')
+    return None
+
+
 def print_dry_run(planned: List[PlannedRun]) -> None:
     for p in planned:
         status = run_status(p.run_dir)
@@ -187,6 +205,9 @@ def print_dry_run(planned: List[PlannedRun]) -> None:
         gpus = f' [{p.run.gpus} GPUs]' if p.run.gpus != 1 else ''
         print(f'  {status:11s} {p.run.label:45s} {osp.basename(p.run_dir)}'
               f'{gpus}')
+        if status == 'damaged':
+            print(f'      FINISHED.json does not read back; the next run '
+                  f'evaluates the run again from its last checkpoint')
         for key, value in p.run.overrides.items():
             print(f'      {key} = {value!r}')
 
@@ -200,16 +221,19 @@ def _raise_terminated(signum, frame):
 
 
 def run_local(args, grid: GridSpec, planned: List[PlannedRun],
-              work_dir: str, slot_ids: List[str]) -> int:
-    run_dirs = [p.run_dir for p in planned]
+              work_dir: str, slot_ids: List[str],
+              run_dirs: List[str]) -> int:
     cpu_threads = max(1, (os.cpu_count() or 1) // len(slot_ids))
     progress = GridProgress(len(planned), len(slot_ids),
                             {p.run.label: p.run_dir for p in planned})
 
     def on_finish(p: PlannedRun, status: str) -> None:
         write_results(work_dir, run_dirs)
-        row = read_json(osp.join(
-            p.run_dir, FINISHED if status == 'finished' else FAILED)) or {}
+        try:
+            row = (finished_row(p.run_dir) if status == 'finished'
+                   else read_json(osp.join(p.run_dir, FAILED))) or {}
+        except DamagedFileError as e:
+            row = dict(error=str(e))
         if status == 'finished':
             detail = (f'finished in {row.get("wall_time_s", 0):.0f} s; '
                       f'box AP {fmt_ap(row.get("box_AP"))}, mask AP '
@@ -224,9 +248,8 @@ def run_local(args, grid: GridSpec, planned: List[PlannedRun],
     def on_event(kind, job, detail):
         if kind == 'start':
             p = by_name[job.name]
-            verb = ('resuming' if run_status(p.run_dir) == 'interrupted'
-                    and read_json(osp.join(p.run_dir, 'progress.json'))
-                    else 'training')
+            verb = ('resuming' if osp.isfile(osp.join(
+                p.run_dir, 'last_checkpoint')) else 'training')
             progress.started(job.name, f'{verb} on slot(s) '
                              f'{",".join(detail)} in {p.run_dir}')
         elif kind == 'skip':
@@ -260,10 +283,26 @@ def run_local(args, grid: GridSpec, planned: List[PlannedRun],
     print(f'done: {c["finished"]} finished, {c["failed"]} failed, '
           f'{c["earlier_finished"] + c["earlier_failed"]} skipped; results '
           f'in {osp.join(work_dir, RESULTS)}')
-    return 1 if c['failed'] else 0
+    code, summary = grid_completion({p.run.label: p.run_dir
+                                     for p in planned})
+    print(summary, file=sys.stderr if code else sys.stdout)
+    return code
 
 
 def main(argv=None) -> int:
+    try:
+        return _main(argv)
+    except (DamagedFileError, OSError) as e:
+        # A damaged file, a full disk, a work dir gone read-only: one line,
+        # not a traceback. Runs resume from their last checkpoint next time.
+        where = f'{e.strerror}: {e.filename}' if isinstance(e, OSError) \
+            and e.filename else str(e)
+        print(f'error: {where}; stopped. Finished runs and checkpoints are '
+              f'kept; the same command resumes', file=sys.stderr)
+        return 2
+
+
+def _main(argv=None) -> int:
     args = parse_args(argv)
     try:
         grid = load_grid(args.grid)
@@ -274,6 +313,11 @@ def main(argv=None) -> int:
         print(f'error: {e}', file=sys.stderr)
         return 2
     work_dir = project_path(args.work_dir or grid.work_dir)
+    problem = None if args.dry_run else check_work_dir(work_dir)
+    if problem:
+        print(f'error: grid {args.grid}: {problem}; nothing was run',
+              file=sys.stderr)
+        return 2
     planned, problems = plan(grid, runs, work_dir)
     if slot_ids:
         for p in planned:
@@ -298,12 +342,16 @@ def main(argv=None) -> int:
     if args.dry_run:
         print_dry_run(planned)
         return 0
-    os.makedirs(work_dir, exist_ok=True)
-    write_results(work_dir, [p.run_dir for p in planned])
+    table = table_run_dirs(grid, {cell(p.run): p.run_dir for p in planned},
+                           work_dir)
+    if len(planned) < len(grid.expand()):
+        print(f'{osp.join(work_dir, RESULTS)} lists all {len(table)} run(s) '
+              f'of the grid on disk; this invocation runs {len(planned)}')
+    write_results(work_dir, table)
     if args.executor == 'local':
-        return run_local(args, grid, planned, work_dir, slot_ids)
+        return run_local(args, grid, planned, work_dir, slot_ids, table)
     from experiments.slurm_executor import run_submitit
-    return run_submitit(args, grid, planned, work_dir)
+    return run_submitit(args, grid, planned, work_dir, table)
 
 
 if __name__ == '__main__':

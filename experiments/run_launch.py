@@ -13,6 +13,7 @@ import ctypes
 import dataclasses
 import os
 import os.path as osp
+import re
 import signal
 import socket
 import subprocess
@@ -24,8 +25,11 @@ from experiments.datasets import PreparedDataset
 from experiments.grid_spec import PROJECT_ROOT, GridSpec, RunSpec
 from experiments.run_lock import LOCK_FD_ENV, RunLock
 from experiments.run_config import weights_source
-from experiments.run_store import (FAILED, atomic_write_json, read_json,
-                                   run_status)
+from experiments.run_progress import (ATTEMPT_ID_ENV, close_attempt,
+                                      new_attempt_id)
+from experiments.run_store import (FAILED, FINISHED, DamagedFileError,
+                                   append_attempt, atomic_write_json,
+                                   read_json, run_status, set_aside)
 from experiments.scheduler import Job, StartResult
 from experiments.train_run import EXIT_LOCKED
 
@@ -75,9 +79,19 @@ def log_tail(path: str, lines: int = LOG_TAIL_LINES) -> str:
         return ''.join(f.readlines()[-lines:])
 
 
+def exit_status(code: int) -> str:
+    """``exited 1`` or ``killed by SIGKILL``."""
+    if code < 0:
+        return f'killed by {signal.Signals(-code).name}'
+    return f'exited {code}'
+
+
 def failure_message(run_dir: str, code: int) -> str:
     """Why an attempt failed, from its ``error.json`` or its exit status."""
-    error = read_json(osp.join(run_dir, 'error.json'))
+    try:
+        error = read_json(osp.join(run_dir, 'error.json'))
+    except DamagedFileError:
+        error = None
     if error:
         return f'{error["type"]} during {error["phase"]}: {error["message"]}'
     if code < 0:
@@ -85,13 +99,27 @@ def failure_message(run_dir: str, code: int) -> str:
         hint = ' (out of memory, or killed by hand?)' \
             if name == 'SIGKILL' else ''
         return f'child process killed by {name}{hint}'
-    return f'child process exited with status {code}'
+    # No error.json: the child died writing it (a full disk, say). Its last
+    # log line is the exception.
+    errors = [line.strip() for line in log_tail(
+        osp.join(run_dir, 'run.log'), 40).splitlines()
+        if re.match(r'[A-Za-z_.]*(Error|Exception)\b.*:', line)]
+    return f'child process exited with status {code}' + (
+        f': {errors[-1]}' if errors else '')
 
 
 def record_failure(run_dir: str, meta: dict, message: str) -> None:
     atomic_write_json(osp.join(run_dir, FAILED), dict(
         meta, status='failed', error=message, work_dir=run_dir,
         log_tail=log_tail(osp.join(run_dir, 'run.log'))))
+
+
+def run_meta_of(run_dir: str) -> dict:
+    """``run.json``, or ``{}`` when it is missing or damaged."""
+    try:
+        return read_json(osp.join(run_dir, 'run.json')) or {}
+    except DamagedFileError:
+        return {}
 
 
 def _die_with_parent() -> None:
@@ -149,6 +177,8 @@ class RunAttempt:
         self.gpus = gpus
         self.prepare = prepare
         self.lock = RunLock(run_dir)
+        self.attempt_id: Optional[str] = None
+        self.started = 0.0
 
     def begin(self, env: dict, note: str = '') -> StartResult:
         """Start the child; see ``StartResult`` for what comes back."""
@@ -162,14 +192,28 @@ class RunAttempt:
         try:
             if self.prepare is not None:
                 self.prepare()
+            if status == 'damaged':
+                kept = set_aside(osp.join(self.run_dir, FINISHED))
+                print(f'{self.run_dir}: {FINISHED} was damaged (kept as '
+                      f'{osp.basename(kept)}); the run is evaluated again '
+                      f'from its last checkpoint', file=sys.stderr)
             for stale in (FAILED, 'error.json'):
                 if osp.isfile(osp.join(self.run_dir, stale)):
                     os.remove(osp.join(self.run_dir, stale))
+            self.attempt_id = new_attempt_id()
+            self.started = time.time()
+            # Recorded before the child exists: an attempt killed while it
+            # imports or builds (before its first iteration) still counts.
+            append_attempt(self.run_dir, dict(
+                event='launch', attempt=self.attempt_id,
+                time=time.strftime('%Y-%m-%dT%H:%M:%S'),
+                time_s=round(self.started, 3), note=note))
             with open(osp.join(self.run_dir, 'run.log'), 'a') as log:
                 log.write(f'\n===== attempt started {time.ctime()} {note} '
                           f'=====\n')
                 log.flush()
-                env = dict(env, **{LOCK_FD_ENV: str(self.lock.fd)})
+                env = dict(env, **{LOCK_FD_ENV: str(self.lock.fd),
+                                   ATTEMPT_ID_ENV: self.attempt_id})
                 return subprocess.Popen(
                     child_command(self.run_dir, self.gpus),
                     cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
@@ -184,11 +228,25 @@ class RunAttempt:
         try:
             if code == EXIT_LOCKED:
                 return None
-            if code == 0 and run_status(self.run_dir) == 'finished':
-                return 'finished'
-            meta = read_json(osp.join(self.run_dir, 'run.json')) or {}
-            record_failure(self.run_dir, meta,
-                           failure_message(self.run_dir, code))
+            # The child writes its own end record unless it was killed; this
+            # one has the exact elapsed time and the signal.
+            message = 'finished'
+            try:
+                if self.attempt_id is not None:
+                    close_attempt(self.run_dir, self.attempt_id,
+                                  time.time() - self.started,
+                                  exit_status(code))
+                if code == 0 and run_status(self.run_dir) == 'finished':
+                    return 'finished'
+                message = failure_message(self.run_dir, code)
+                record_failure(self.run_dir, run_meta_of(self.run_dir),
+                               message)
+            except OSError as e:
+                # A full disk or a read-only work dir: the run stays
+                # unfinished (it resumes next time) and the runner goes on.
+                print(f'error: {self.run_dir}: cannot record that the run '
+                      f'failed ({message}): {e.strerror}: '
+                      f'{e.filename or self.run_dir}', file=sys.stderr)
             return 'failed'
         finally:
             self.lock.release()

@@ -1,14 +1,22 @@
 """Where a training attempt is: ``progress.json`` and ``attempts.jsonl``.
 
-Every attempt appends a ``start`` record (with the iteration it resumed
-from) to ``attempts.jsonl`` and an ``end`` record when it ends normally.
+Every attempt appends to ``attempts.jsonl``: a ``launch`` record, written by
+the runner before the child starts; a ``start`` record (with the iteration
+it resumed from), written by the child once training begins; an ``end``
+record. The child writes the end when it finishes or fails; when it is
+killed, the runner writes it with the exact elapsed time and the signal.
 While it trains, :class:`RunProgressHook` rewrites ``progress.json``
-(iteration, elapsed seconds, peak memory) every few seconds. An attempt that
-was killed has a start and no end; the next attempt closes it with the
-elapsed time of its last progress record, so wall time and GPU-hours count
-killed attempts too.
+(iteration, elapsed seconds, peak memory) every few seconds and at every
+checkpoint.
+
+When the runner was killed too, nobody wrote the end: the next attempt
+closes it from what is on disk, marked ``exact: false`` -- elapsed up to the
+last write to the run dir, iteration at least that of the newest checkpoint
+or progress record. Wall time and GPU-hours count every attempt.
 """
+import os
 import os.path as osp
+import re
 import resource
 import time
 import uuid
@@ -20,6 +28,72 @@ from experiments.run_store import (append_attempt, atomic_write_json,
                                    read_attempts, read_json)
 
 PROGRESS = 'progress.json'
+ATTEMPT_ID_ENV = 'GRID_ATTEMPT_ID'
+
+
+def new_attempt_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def checkpoint_iteration(run_dir: str) -> Optional[int]:
+    """The iteration of the newest ``iter_<n>.pth`` in ``run_dir``."""
+    found = [int(m.group(1)) for name in os.listdir(run_dir)
+             if (m := re.fullmatch(r'iter_(\d+)\.pth', name))]
+    return max(found, default=None)
+
+
+def _known_iteration(run_dir: str, attempt_id: str) -> Optional[int]:
+    progress = read_json(osp.join(run_dir, PROGRESS)) or {}
+    seen = [progress.get('iter') if progress.get('attempt') == attempt_id
+            else None, checkpoint_iteration(run_dir)]
+    seen = [i for i in seen if i is not None]
+    return max(seen) if seen else None
+
+
+def _last_write(run_dir: str) -> float:
+    """When a training child last wrote to ``run_dir`` (newest mtime).
+
+    Only what a child writes counts: its progress record, checkpoints and
+    mmengine's ``<timestamp>/`` log dir -- not ``run.log`` or
+    ``attempts.jsonl``, which the runner starting the next attempt has just
+    written to.
+    """
+    times = []
+    for name in os.listdir(run_dir):
+        path = osp.join(run_dir, name)
+        if name in (PROGRESS, 'last_checkpoint') or re.fullmatch(
+                r'(iter|epoch)_\d+\.pth', name):
+            times.append(osp.getmtime(path))
+        elif re.fullmatch(r'\d{8}_\d{6}', name) and osp.isdir(path):
+            for root, _, files in os.walk(path):
+                times.extend(osp.getmtime(osp.join(root, f)) for f in files)
+    return max(times, default=0.0)
+
+
+def close_attempt(run_dir: str, attempt_id: str, elapsed_s: float,
+                  how: str) -> bool:
+    """Append an end record for ``attempt_id`` unless it has one.
+
+    Called by the runner when its child exited: a child that was killed
+    left none. The iteration is the newest one on disk (a lower bound: the
+    child may have trained past it).
+
+    Returns:
+        Whether a record was appended.
+    """
+    records = read_attempts(run_dir)
+    if any(r.get('event') == 'end' and r.get('attempt') == attempt_id
+           for r in records):
+        return False
+    progress = read_json(osp.join(run_dir, PROGRESS)) or {}
+    same = progress.get('attempt') == attempt_id
+    append_attempt(run_dir, dict(
+        event='end', attempt=attempt_id, status=how,
+        elapsed_s=round(elapsed_s, 2),
+        iter=_known_iteration(run_dir, attempt_id), iter_exact=False,
+        **{k: progress.get(k) if same else None
+           for k in ('peak_rss_mb', 'peak_gpu_mem_mb')}))
+    return True
 
 
 def peak_memory_mb() -> dict:
@@ -41,23 +115,44 @@ class AttemptRecorder:
 
     def __init__(self, run_dir: str) -> None:
         self.run_dir = run_dir
-        self.attempt_id = uuid.uuid4().hex[:12]
+        # The runner's id for this attempt (its launch record), or a new one
+        # when train_run.py was started by hand.
+        self.attempt_id = os.environ.get(ATTEMPT_ID_ENV) or new_attempt_id()
         self.t0 = time.time()
 
     def close_killed_attempts(self) -> None:
-        """Give each earlier attempt without an end record a ``killed`` end."""
+        """Give each earlier attempt without an end record a ``killed`` end.
+
+        Those are attempts whose runner was killed with them (else the
+        runner wrote the end). Elapsed time runs from the launch (or start)
+        record to the last write in the run dir before this attempt, which
+        is when that attempt was last seen alive.
+        """
         records = read_attempts(self.run_dir)
         ended = {r.get('attempt') for r in records if r.get('event') == 'end'}
-        progress = read_json(osp.join(self.run_dir, PROGRESS)) or {}
+        begun = {}
         for r in records:
-            if r.get('event') == 'start' and r['attempt'] not in ended:
-                same = progress.get('attempt') == r['attempt']
-                append_attempt(self.run_dir, dict(
-                    event='end', attempt=r['attempt'], status='killed',
-                    elapsed_s=progress.get('elapsed_s', 0.0) if same else 0.0,
-                    iter=progress.get('iter') if same else None,
-                    **({k: progress.get(k) for k in
-                        ('peak_rss_mb', 'peak_gpu_mem_mb')} if same else {})))
+            if r.get('event') in ('launch', 'start') and \
+                    r.get('attempt') not in ended and \
+                    r.get('attempt') != self.attempt_id:
+                begun.setdefault(r['attempt'], r)
+        if not begun:
+            return
+        last_seen = _last_write(self.run_dir)
+        progress = read_json(osp.join(self.run_dir, PROGRESS)) or {}
+        for attempt, first in begun.items():
+            same = progress.get('attempt') == attempt
+            started = first.get('time_s') or time.mktime(time.strptime(
+                first['time'], '%Y-%m-%dT%H:%M:%S'))
+            elapsed = max(last_seen - started,
+                          progress.get('elapsed_s', 0.0) if same else 0.0)
+            append_attempt(self.run_dir, dict(
+                event='end', attempt=attempt, status='killed',
+                elapsed_s=round(max(elapsed, 0.0), 2),
+                iter=_known_iteration(self.run_dir, attempt),
+                iter_exact=False, exact=False,
+                **{k: progress.get(k) if same else None
+                   for k in ('peak_rss_mb', 'peak_gpu_mem_mb')}))
 
     def start(self, start_iter: int) -> None:
         append_attempt(self.run_dir, dict(
@@ -99,6 +194,15 @@ class RunProgressHook(Hook):
         # After the runner loaded a checkpoint: runner.iter is where it resumed.
         self.recorder.start(runner.iter)
         self.recorder.progress(runner.iter, runner.max_iters)
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        # A kill after this point resumes from this checkpoint: progress must
+        # not lag behind it (one attempt was "killed at 51" and resumed from
+        # 75).
+        self._last = time.time()
+        self.recorder.progress(
+            checkpoint.get('meta', {}).get('iter', runner.iter),
+            runner.max_iters)
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None,
                          outputs=None) -> None:

@@ -15,16 +15,21 @@ Layout under the grid's work dir::
         FAILED.json       the row of the last failed attempt
         cost.json         FLOPs and latency (experiments/measure_cost.py)
     results.csv           one row per run, rebuilt from the sentinels
+    grid_runs.json        the run dirs results.csv lists (to rebuild it)
 
-A run is finished if and only if ``FINISHED.json`` exists. The results table
-is derived from the sentinels after every run, so it can never hold a row
-twice or miss a finished run.
+A run is finished if and only if ``FINISHED.json`` exists and reads as a
+finished row; one that does not (a damaged file) makes the run ``damaged``,
+and its next attempt evaluates it again from its last checkpoint. The
+results table is derived from the sentinels after every run, so it can never
+hold a row twice or miss a finished run; a damaged table is rebuilt.
 """
 import fcntl
 import json
 import os
 import os.path as osp
 import tempfile
+import sys
+import time
 from typing import Dict, List, Optional
 
 import pandas as pd
@@ -33,6 +38,7 @@ FINISHED = 'FINISHED.json'
 FAILED = 'FAILED.json'
 COST = 'cost.json'
 RESULTS = 'results.csv'
+MANIFEST = 'grid_runs.json'
 
 _METRICS = ('AP', 'AP50', 'AP75', 'APs', 'APm', 'APl')
 _COCO_SUFFIX = {'AP': 'mAP', 'AP50': 'mAP_50', 'AP75': 'mAP_75',
@@ -59,9 +65,12 @@ def atomic_write_text(path: str, text: str) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if osp.exists(tmp):
             os.remove(tmp)
+        if isinstance(e, OSError) and e.filename in (None, tmp):
+            # Name the file the caller meant, not the temporary one.
+            raise OSError(e.errno, e.strerror, path) from None
         raise
 
 
@@ -69,11 +78,58 @@ def atomic_write_json(path: str, obj) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, default=str))
 
 
+def warn(message: str) -> None:
+    """One line on stderr: something was wrong and was dealt with."""
+    print(f'warning: {message}', file=sys.stderr)
+
+
+class DamagedFileError(ValueError):
+    """A file the harness wrote no longer reads back; names the file."""
+
+
 def read_json(path: str) -> Optional[dict]:
+    """The JSON object in ``path``, or None when there is no such file.
+
+    Raises:
+        DamagedFileError: The file is not a JSON object (truncated,
+            overwritten, binary).
+    """
     if not osp.isfile(path):
         return None
-    with open(path) as f:
-        return json.load(f)
+    try:
+        with open(path, 'rb') as f:
+            obj = json.loads(f.read().decode('utf-8'))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise DamagedFileError(f'{path}: damaged, not valid JSON '
+                               f'({str(e).splitlines()[0][:80]})') from None
+    if not isinstance(obj, dict):
+        raise DamagedFileError(f'{path}: damaged, holds a JSON '
+                               f'{type(obj).__name__}, not an object')
+    return obj
+
+
+def finished_row(run_dir: str) -> Optional[dict]:
+    """The row in ``FINISHED.json``; None when there is none.
+
+    Raises:
+        DamagedFileError: The file exists but is not a finished row.
+    """
+    path = osp.join(run_dir, FINISHED)
+    row = read_json(path)
+    if row is not None and row.get('status') != 'finished':
+        raise DamagedFileError(f'{path}: damaged, status is '
+                               f'{row.get("status")!r}, not "finished"')
+    return row
+
+
+def set_aside(path: str) -> str:
+    """Rename a damaged file to ``<name>.damaged-<time>``; return the name.
+
+    Kept, not deleted: it may be worth a look, and nothing is ever lost.
+    """
+    target = f'{path}.damaged-{time.strftime("%Y%m%dT%H%M%S")}'
+    os.replace(path, target)
+    return target
 
 
 def coco_metrics_to_row(metrics: Dict[str, float]) -> Dict[str, float]:
@@ -97,8 +153,13 @@ def run_dir_name(model: str, arm: str, dataset: str, seed: int,
 
 
 def run_status(run_dir: str) -> str:
-    """``finished``, ``failed``, ``interrupted`` (started) or ``pending``."""
+    """``finished``, ``damaged`` (a ``FINISHED.json`` that does not read),
+    ``failed``, ``interrupted`` (started) or ``pending``."""
     if osp.isfile(osp.join(run_dir, FINISHED)):
+        try:
+            finished_row(run_dir)
+        except DamagedFileError:
+            return 'damaged'
         return 'finished'
     if osp.isfile(osp.join(run_dir, FAILED)):
         return 'failed'
@@ -108,11 +169,21 @@ def run_status(run_dir: str) -> str:
 
 
 def read_attempts(run_dir: str) -> List[dict]:
+    """The records of ``attempts.jsonl``; a line that does not read (a kill
+    in the middle of an append) is skipped with a warning."""
     path = osp.join(run_dir, 'attempts.jsonl')
     if not osp.isfile(path):
         return []
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+    records = []
+    with open(path, errors='replace') as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                warn(f'{path}: line {number} is damaged; skipped')
+    return records
 
 
 def append_attempt(run_dir: str, record: dict) -> None:
@@ -131,7 +202,12 @@ def latency_device(cost: dict) -> str:
 
 def cost_columns(run_dir: str) -> dict:
     """The table's cost columns from a run's ``cost.json`` (or none)."""
-    cost = read_json(osp.join(run_dir, COST))
+    try:
+        cost = read_json(osp.join(run_dir, COST))
+    except DamagedFileError as e:
+        warn(f'{e}; no cost columns (measure_cost.py --force '
+                      f'measures again)')
+        return {}
     if not cost:
         return {}
     return dict(gflops=cost['flops'] / 1e9,
@@ -141,15 +217,31 @@ def cost_columns(run_dir: str) -> dict:
                 latency_other_load=cost.get('other_cpu_load'))
 
 
+def _damaged_row(run_dir: str, message: str) -> dict:
+    try:
+        meta = read_json(osp.join(run_dir, 'run.json')) or {}
+    except DamagedFileError:
+        meta = {}
+    return dict(meta, status='damaged', error=message, work_dir=run_dir)
+
+
 def collect_rows(run_dirs: List[str]) -> pd.DataFrame:
-    """One row per run that has a sentinel, in ``run_dirs`` order."""
+    """One row per run that has a sentinel, in ``run_dirs`` order.
+
+    A sentinel that does not read gives a ``damaged`` row naming the file,
+    so the run stays in the table.
+    """
     rows = []
     for run_dir in run_dirs:
-        finished = read_json(osp.join(run_dir, FINISHED))
-        if finished is not None:
-            rows.append(dict(finished, **cost_columns(run_dir)))
+        try:
+            finished = finished_row(run_dir)
+            if finished is not None:
+                rows.append(dict(finished, **cost_columns(run_dir)))
+                continue
+            failed = read_json(osp.join(run_dir, FAILED))
+        except DamagedFileError as e:
+            rows.append(_damaged_row(run_dir, str(e)))
             continue
-        failed = read_json(osp.join(run_dir, FAILED))
         if failed is not None:
             rows.append(failed)
     return pd.DataFrame(rows, columns=COLUMNS)
@@ -173,9 +265,28 @@ def read_results_csv(path: str) -> pd.DataFrame:
                        na_values={c: ['', 'nan', 'NaN'] for c in numeric})
 
 
+def listed_run_dirs(work_dir: str) -> List[str]:
+    """The run dirs the grid's table lists, to rebuild it without a plan.
+
+    From ``grid_runs.json``; for a work dir without one (or with a damaged
+    one), every run dir in it that has a ``run.json``.
+    """
+    try:
+        manifest = read_json(osp.join(work_dir, MANIFEST))
+    except DamagedFileError as e:
+        warn(f'{e}; listing the run dirs found in {work_dir}')
+        manifest = None
+    if manifest is not None:
+        return [osp.join(work_dir, name) for name in manifest['runs']]
+    if not osp.isdir(work_dir):
+        return []
+    return sorted(osp.join(work_dir, name) for name in os.listdir(work_dir)
+                  if osp.isfile(osp.join(work_dir, name, 'run.json')))
+
+
 def write_results(work_dir: str,
                   run_dirs: Optional[List[str]] = None) -> str:
-    """Rebuild ``results.csv`` from the sentinels of ``run_dirs``.
+    """Rebuild ``results.csv`` (and ``grid_runs.json``) from the sentinels.
 
     Serialised by an ``flock`` on ``.results.lock``: two runners (or Slurm
     jobs) finishing at once cannot leave a table that misses a sentinel one
@@ -184,14 +295,57 @@ def write_results(work_dir: str,
     Args:
         work_dir: The grid's work dir.
         run_dirs: The runs to list; None keeps the runs the table already
-            lists (read under the lock), for tools that add to finished
-            runs -- ``cost.json`` -- without planning the grid.
+            lists (``grid_runs.json``, read under the lock), for tools that
+            add to finished runs -- ``cost.json`` -- or rebuild a damaged
+            table without planning the grid.
     """
     path = osp.join(work_dir, RESULTS)
     os.makedirs(work_dir, exist_ok=True)
     with open(osp.join(work_dir, '.results.lock'), 'w') as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if run_dirs is None:
-            run_dirs = list(read_results_csv(path).work_dir)
+            run_dirs = listed_run_dirs(work_dir)
         atomic_write_text(path, collect_rows(run_dirs).to_csv(index=False))
+        atomic_write_json(osp.join(work_dir, MANIFEST), dict(
+            runs=[osp.relpath(d, work_dir) for d in run_dirs]))
     return path
+
+
+REQUIRED_COLUMNS = ('run_id', 'model', 'arm', 'dataset', 'seed', 'status')
+
+
+def load_results_table(path: str) -> pd.DataFrame:
+    """Read a grid's ``results.csv``; rebuild it first if it is damaged.
+
+    The table is derived from the run dirs' sentinels, so a table that does
+    not parse, or lacks its columns, is rebuilt from them (with a warning
+    naming the file) when its work dir holds run dirs.
+
+    Raises:
+        FileNotFoundError: naming the path.
+        DamagedFileError: The table is damaged and nothing is there to
+            rebuild it from.
+    """
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'{path}: results table does not exist '
+                                f'(run experiments/run_grid.py first)')
+    try:
+        df = read_results_csv(path)
+        missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+        problem = (f'lacks column(s) {", ".join(missing)}' if missing
+                   else '')
+    except (ValueError, UnicodeDecodeError) as e:
+        problem = f'does not parse ({type(e).__name__}: ' \
+            f'{str(e).splitlines()[0][:80]})'
+    if not problem:
+        return df
+    work_dir = osp.dirname(osp.abspath(path))
+    run_dirs = listed_run_dirs(work_dir)
+    if not run_dirs:
+        raise DamagedFileError(f'{path}: damaged results table ({problem}) '
+                               f'and no run dirs beside it to rebuild it '
+                               f'from')
+    warn(f'{path}: damaged results table ({problem}); rebuilt from '
+                  f'the {len(run_dirs)} run dir(s) of {work_dir}')
+    write_results(work_dir, run_dirs)
+    return read_results_csv(path)

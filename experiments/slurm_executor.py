@@ -22,6 +22,7 @@ from typing import Dict, List
 import submitit
 
 from experiments.grid_progress import GridProgress
+from experiments.grid_table import grid_completion
 from experiments.grid_spec import GridSpec
 from experiments.run_launch import PlannedRun, RunAttempt, prepare_run_dir
 from experiments.run_lock import RunLock
@@ -104,9 +105,12 @@ def make_executor(args, grid: GridSpec, work_dir: str, gpus: int):
 
 
 def run_submitit(args, grid: GridSpec, planned: List[PlannedRun],
-                 work_dir: str) -> int:
-    """Submit every runnable run; wait for them unless ``--no-wait``."""
-    run_dirs = [p.run_dir for p in planned]
+                 work_dir: str, run_dirs: List[str]) -> int:
+    """Submit every runnable run; wait for them unless ``--no-wait``.
+
+    Args:
+        run_dirs: What ``results.csv`` lists (every run of the grid on disk).
+    """
     todo: Dict[int, List[PlannedRun]] = {}
     for p in planned:
         status = run_status(p.run_dir)
@@ -144,7 +148,9 @@ def run_submitit(args, grid: GridSpec, planned: List[PlannedRun],
         write_results(work_dir, run_dirs)
         print(f'{len(jobs)} job(s) submitted; run the same command again to '
               f'collect results into {osp.join(work_dir, RESULTS)}')
-        return 0
+        if jobs:
+            return 0
+        return _completion(planned)
 
     progress = GridProgress(len(jobs), args.max_parallel,
                             {p.run.label: p.run_dir for p, _ in jobs})
@@ -179,4 +185,11 @@ def run_submitit(args, grid: GridSpec, planned: List[PlannedRun],
     c = progress.counts
     print(f'done: {c["finished"]} finished, {c["failed"]} failed; results '
           f'in {osp.join(work_dir, RESULTS)}')
-    return 1 if c['failed'] else 0
+    return _completion(planned)
+
+
+def _completion(planned: List[PlannedRun]) -> int:
+    code, summary = grid_completion({p.run.label: p.run_dir
+                                     for p in planned})
+    print(summary, file=sys.stderr if code else sys.stdout)
+    return code

@@ -39,7 +39,12 @@ def gather_results(df: pd.DataFrame, results_path: str):
             continue
         if osp.isfile(path) and osp.abspath(path) != osp.abspath(
                 results_path):
-            frames.append(load_results(path))
+            try:
+                frames.append(load_results(path))
+            except ValueError as e:
+                print(f'warning: {e}; left out of the verdicts',
+                      file=sys.stderr)
+                continue
             sources.append(path)
     return pd.concat(frames, ignore_index=True), sources
 

@@ -1,6 +1,7 @@
 """Shared pieces of the tests that build or train models."""
 import os.path as osp
 
+import yaml
 from mmengine.config import Config
 
 from experiments.datasets import prepare_dataset
@@ -16,6 +17,24 @@ def tiny_dataset_entry(root: str) -> dict:
                 train_ann='annotations/instances_train.json',
                 train_img='train/', val_ann='annotations/instances_val.json',
                 val_img='val/')
+
+
+# A few iterations at batch 2: enough to train, checkpoint and evaluate.
+TINY_OVERRIDES = {'train_cfg.max_iters': 2, 'train_dataloader.batch_size': 2,
+                  'default_hooks.checkpoint.interval': 2}
+
+
+def write_grid(path, work_dir, dataset_root, arms, **extra) -> str:
+    """A grid file: tiny Mask R-CNN on the fixture dataset, seed 0."""
+    spec = dict(
+        name='t', work_dir=str(work_dir),
+        models={'mask_rcnn': TINY_MASK_RCNN},
+        arms=arms,
+        datasets={'tiny': tiny_dataset_entry(dataset_root)},
+        seeds=[0], overrides=TINY_OVERRIDES)
+    spec.update(extra)
+    path.write_text(yaml.safe_dump(spec))
+    return str(path)
 
 
 def tiny_config(root: str, work_dir: str, max_iters: int,

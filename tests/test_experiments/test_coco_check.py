@@ -44,6 +44,32 @@ def test_valid_file_passes(tiny_builtin, valid):
      r'list of polygons with >= 3'),
     (lambda c: c['images'][0].update(width='wide'),
      r'images\[0\] \(id=1\) field "width" has type str'),
+    # A NaN polygon once grew a training child to 24 GB before the kernel
+    # killed it; it must stop here, naming the record.
+    (lambda c: c['annotations'][1]['segmentation'][0].__setitem__(
+        3, float('nan')),
+     r'annotations\[1\] \(id=2\) field "segmentation" polygon 0 has a '
+     r'coordinate nan'),
+    (lambda c: c['annotations'][0]['segmentation'][0].__setitem__(
+        0, float('inf')), r'polygon 0 has a coordinate inf'),
+    (lambda c: c['annotations'][0].update(bbox=[1, 2, float('nan'), 4]),
+     r'annotations\[0\] \(id=1\) field "bbox" must be 4 finite numbers'),
+    (lambda c: c['annotations'][0].update(bbox=[1, 2, -3, 4]),
+     r'field "bbox" has a negative width or height'),
+    (lambda c: c['annotations'][0].update(area=-1.0),
+     r'field "area" must be a finite number >= 0, got -1.0'),
+    (lambda c: c['annotations'][0].update(area=float('nan')),
+     r'field "area" must be a finite number >= 0, got nan'),
+    (lambda c: c['images'][0].update(height=0),
+     r'images\[0\] \(id=1\) has size \d+x0'),
+    (lambda c: c['images'][2].update(id=c['images'][1]['id']),
+     r'images\[2\] has id 2, already used by images\[1\]'),
+    (lambda c: c['annotations'][3].update(id=c['annotations'][0]['id']),
+     r'annotations\[3\] has id 1, already used by annotations\[0\]'),
+    (lambda c: c.update(annotations=[]),
+     r'no annotations outside crowd regions \(0 in all\)'),
+    (lambda c: [a.update(iscrowd=1) for a in c['annotations']],
+     r'no annotations outside crowd regions'),
 ])
 def test_malformed_files_name_file_record_and_field(tmp_path, tiny_builtin,
                                                     valid, edit, expected):
@@ -53,6 +79,21 @@ def test_malformed_files_name_file_record_and_field(tmp_path, tiny_builtin,
     with pytest.raises(CocoFormatError, match=expected) as info:
         check_coco(path, osp.join(tiny_builtin, 'val'))
     assert path in str(info.value)
+
+
+def test_zero_size_boxes_are_accepted_with_a_warning(tmp_path, tiny_builtin,
+                                                     valid):
+    # COCO train2017 has two boxes of height 0, which mmdet's loader skips:
+    # refusing them would refuse COCO itself.
+    coco = copy.deepcopy(valid)
+    coco['annotations'][0]['bbox'][3] = 0
+    coco['annotations'][2]['area'] = 0
+    warnings = []
+    check_coco(_write(tmp_path, coco), osp.join(tiny_builtin, 'val'),
+               warnings=warnings)
+    assert len(warnings) == 1
+    assert '2 annotation(s) with a zero-size box or zero area (ids 1, 3)' \
+        in warnings[0]
 
 
 def test_not_json_and_missing_file(tmp_path):

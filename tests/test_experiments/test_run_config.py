@@ -49,3 +49,31 @@ def test_null_override_and_misspelt_path(dataset):
     with pytest.raises(GridSpecError, match='"model.train_cfg.asigner"'):
         resolve_config(_run({'model.train_cfg.asigner.x': 1}), dataset,
                        'g.yaml')
+
+
+@pytest.mark.parametrize('overrides, message', [
+    # "twenty" once crashed the runner after it had rewritten results.csv to
+    # its header; -5 "finished" with no AP.
+    ({'train_cfg.max_iters': 'twenty'},
+     "train_cfg.max_iters must be a positive integer, got 'twenty'"),
+    ({'train_cfg.max_iters': -5},
+     'train_cfg.max_iters must be a positive integer, got -5'),
+    ({'train_cfg.max_iters': 0}, 'train_cfg.max_iters must be'),
+    ({'train_cfg.max_iters': 2.5}, 'train_cfg.max_iters must be'),
+    ({'train_cfg.val_interval': -1}, 'train_cfg.val_interval must be'),
+    ({'train_dataloader.batch_size': 0},
+     'train_dataloader.batch_size must be a positive integer, got 0'),
+    ({'default_hooks.checkpoint.interval': 'often'},
+     "default_hooks.checkpoint.interval must be a positive integer"),
+    ({'optim_wrapper.optimizer.lr': -0.01},
+     'optim_wrapper.optimizer.lr must be a positive finite number'),
+    ({'param_scheduler.0.milestones': [8, 'eleven']},
+     'param_scheduler.0.milestones must be a list of integers >= 0'),
+    ({'param_scheduler.0.end': -10}, 'param_scheduler.0.end must be'),
+])
+def test_bad_schedule_values_are_named_with_their_key(dataset, overrides,
+                                                      message):
+    with pytest.raises(GridSpecError) as info:
+        resolve_config(_run(overrides), dataset, 'g.yaml')
+    assert message in str(info.value)
+    assert 'g.yaml: run m/a/tiny/seed0' in str(info.value)

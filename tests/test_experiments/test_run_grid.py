@@ -10,23 +10,11 @@ import yaml
 
 from experiments import run_grid
 from experiments.run_store import read_results_csv
-from helpers import TINY_MASK_RCNN, tiny_dataset_entry
+from helpers import (TINY_MASK_RCNN, TINY_OVERRIDES, tiny_dataset_entry,
+                     write_grid)
 
-# A few iterations at batch 2: enough to train, checkpoint and evaluate.
-TINY = {'train_cfg.max_iters': 2, 'train_dataloader.batch_size': 2,
-        'default_hooks.checkpoint.interval': 2}
-
-
-def _write_grid(path, work_dir, dataset_root, arms, **extra):
-    spec = dict(
-        name='t', work_dir=str(work_dir),
-        models={'mask_rcnn': TINY_MASK_RCNN},
-        arms=arms,
-        datasets={'tiny': tiny_dataset_entry(dataset_root)},
-        seeds=[0], overrides=TINY)
-    spec.update(extra)
-    path.write_text(yaml.safe_dump(spec))
-    return str(path)
+TINY = TINY_OVERRIDES
+_write_grid = write_grid
 
 
 def _results(work_dir):
@@ -189,8 +177,9 @@ def test_failing_runs_fail_alone(tiny_builtin, tmp_path):
     assert df.loc['crash', 'status'] == 'failed'
     assert 'NoSuchTransform' in df.loc['crash', 'error']
     assert 'NoSuchTransform' in df.loc['crash', 'log_tail']
-    # Failed runs are skipped until asked for again.
-    assert run_grid.main([grid]) == 0
+    # Failed runs are skipped until asked for again, and the grid says it
+    # is incomplete: a user's script must be able to tell.
+    assert run_grid.main([grid]) == 1
     assert run_grid.main([grid, '--retry-failed', '--only', 'arm=crash']) \
         == 1
 

@@ -1,0 +1,91 @@
+"""Every attempt is recorded, with what is known for sure (issue 16)."""
+import json
+import os
+import os.path as osp
+import signal
+import sys
+import time
+
+import pytest
+
+from experiments.run_launch import RunAttempt
+from experiments.run_progress import ATTEMPT_ID_ENV, AttemptRecorder
+from experiments.run_store import read_attempts
+
+
+def _write(path, obj):
+    with open(path, 'w') as f:
+        json.dump(obj, f)
+
+
+def test_attempt_killed_before_training_is_recorded_with_its_signal(
+        tmp_path, monkeypatch):
+    run_dir = str(tmp_path)
+    _write(osp.join(run_dir, 'run.json'), dict(model='m'))
+    # A child that is killed while it still imports: it never writes a
+    # start record.
+    monkeypatch.setattr('experiments.run_launch.child_command',
+                        lambda run_dir, gpus: [sys.executable, '-c',
+                                               'import time; time.sleep(60)'])
+    attempt = RunAttempt(run_dir, retry_failed=False)
+    proc = attempt.begin(dict(os.environ))
+    time.sleep(1.0)
+    os.kill(proc.pid, signal.SIGKILL)
+    assert attempt.end(proc.wait()) == 'failed'
+    records = read_attempts(run_dir)
+    assert [r['event'] for r in records] == ['launch', 'end']
+    launch, end = records
+    assert end['attempt'] == launch['attempt']
+    assert end['status'] == 'killed by SIGKILL'
+    # Timed by the runner, which saw the whole attempt.
+    assert 0.9 <= end['elapsed_s'] < 30
+    failed = json.load(open(osp.join(run_dir, 'FAILED.json')))
+    assert 'killed by SIGKILL' in failed['error']
+
+
+def test_child_uses_the_runners_attempt_id(tmp_path, monkeypatch):
+    monkeypatch.setenv(ATTEMPT_ID_ENV, 'abc123')
+    assert AttemptRecorder(str(tmp_path)).attempt_id == 'abc123'
+
+
+def test_attempt_killed_with_its_runner_counts_to_its_last_sign_of_life(
+        tmp_path):
+    """The next attempt closes it from what is on disk: elapsed to the last
+    write in the run dir (not the last progress record, up to 10 s old),
+    iteration at least that of the newest checkpoint."""
+    run_dir = str(tmp_path)
+    now = time.time()
+    with open(osp.join(run_dir, 'attempts.jsonl'), 'w') as f:
+        f.write(json.dumps(dict(event='launch', attempt='a1',
+                                time_s=now - 40)) + '\n')
+        f.write(json.dumps(dict(event='start', attempt='a1', iter=0,
+                                time='x')) + '\n')
+    _write(osp.join(run_dir, 'progress.json'),
+           dict(attempt='a1', iter=51, elapsed_s=20.0, peak_rss_mb=100.0))
+    open(osp.join(run_dir, 'iter_75.pth'), 'w').close()
+    os.utime(osp.join(run_dir, 'progress.json'), (now - 25, now - 25))
+    # The checkpoint at 75 was the last thing it wrote, 10 s before now;
+    # the runner starting the next attempt has just written run.log.
+    os.utime(osp.join(run_dir, 'iter_75.pth'), (now - 10, now - 10))
+    with open(osp.join(run_dir, 'run.log'), 'w') as f:
+        f.write('===== attempt started =====\n')
+    AttemptRecorder(run_dir).close_killed_attempts()
+    end = [r for r in read_attempts(run_dir) if r['event'] == 'end']
+    assert len(end) == 1
+    assert end[0]['attempt'] == 'a1' and end[0]['status'] == 'killed'
+    assert end[0]['iter'] == 75
+    assert end[0]['elapsed_s'] == pytest.approx(30, abs=1.5)
+    assert end[0]['exact'] is False
+    assert end[0]['peak_rss_mb'] == 100.0
+    # Closing twice adds nothing.
+    AttemptRecorder(run_dir).close_killed_attempts()
+    assert len([r for r in read_attempts(run_dir)
+                if r['event'] == 'end']) == 1
+
+
+def test_damaged_attempts_line_is_skipped_with_a_warning(tmp_path, capsys):
+    path = tmp_path / 'attempts.jsonl'
+    path.write_text('{"event": "start", "attempt": "a"}\n{"event": "en\n')
+    assert read_attempts(str(tmp_path)) == [dict(event='start',
+                                                 attempt='a')]
+    assert 'attempts.jsonl: line 2 is damaged' in capsys.readouterr().err
