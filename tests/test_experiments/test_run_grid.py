@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from experiments import run_grid
-from experiments.run_store import read_results_csv
+from experiments.run_store import read_attempts, read_results_csv
 from helpers import (TINY_MASK_RCNN, TINY_OVERRIDES, tiny_dataset_entry,
                      write_grid)
 
@@ -236,9 +236,10 @@ def test_runs_execute_concurrently_on_cpu_slots(tiny_builtin, tmp_path,
     for run_dir in df.work_dir:
         log = open(osp.join(run_dir, 'run.log')).read()
         slots.add(log.split('on slot(s) ')[1].split()[0])
-        start = json.loads(open(osp.join(run_dir, 'attempts.jsonl'))
-                           .readline())
+        launch, start = read_attempts(run_dir)[:2]
+        assert launch['event'] == 'launch'
         assert start['event'] == 'start' and start['iter'] == 0
+        assert start['attempt'] == launch['attempt']
         spans.append(os.stat(osp.join(run_dir, 'run.json')).st_mtime)
     # One run per slot, started together rather than one after the other.
     assert slots == {'cpu0', 'cpu1'}
@@ -266,12 +267,15 @@ def test_slurm_path_through_submitit_local_executor(tiny_builtin, tmp_path,
         assert job['cluster'] == 'local' and job['job_id']
     out = capsys.readouterr().out
     assert out.count('submitted as job') == 2
-    # Nothing is submitted again: finished and failed runs are skipped.
-    assert run_grid.main(args) == 0
-    out = capsys.readouterr().out
-    assert 'submitted as job' not in out
-    assert 'finished earlier, skipped' in out
-    assert 'failed earlier, skipped' in out
+    # Nothing is submitted again: finished and failed runs are skipped, and
+    # the exit status says the grid still has a failed run.
+    assert run_grid.main(args) == 1
+    captured = capsys.readouterr()
+    assert 'submitted as job' not in captured.out
+    assert 'finished earlier, skipped' in captured.out
+    assert 'failed earlier, skipped' in captured.out
+    assert 'grid incomplete: 1 failed (mask_rcnn/nan/tiny/seed0' in \
+        captured.err
 
 
 def test_slurm_job_requeues_itself_and_stops_its_child(tmp_path):
