@@ -62,13 +62,18 @@ class RunEvals:
                 osp.join(det_dir, f'val.{iou_type}.json')):
             return None
         ann = _gt_file(row.work_dir)
-        if ann not in self._gt:
-            from pycocotools.coco import COCO
-            with contextlib.redirect_stdout(io.StringIO()):
-                self._gt[ann] = COCO(ann)
+
+        def ground_truth():
+            # Loaded only when a run's evaluation is not cached.
+            if ann not in self._gt:
+                from pycocotools.coco import COCO
+                with contextlib.redirect_stdout(io.StringIO()):
+                    self._gt[ann] = COCO(ann)
+            return self._gt[ann]
+
         return image_eval_for_run(det_dir, ann, iou_type,
                                   dict(COCO_AREAS, **FINE_BINS),
-                                  self._gt[ann])
+                                  ground_truth)
 
     def for_runs(self, runs: pd.DataFrame,
                  iou_type: str) -> List[ImageEval]:

@@ -25,7 +25,9 @@ import contextlib
 import dataclasses
 import io
 import json
+import os
 import os.path as osp
+import sys
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -101,6 +103,17 @@ class _AreaTable:
         num_t, num_r = len(IOU_THRESHOLDS), len(RECALL_THRESHOLDS)
         num_k = self.npig.shape[0]
         npig = self.npig @ w
+        kernel = _precision_kernel()
+        if kernel is not None:
+            out = np.empty((num_k * num_t, num_r))
+            kernel(w, self.det_img, self.det_start, self.tp_img, self.tp_pos,
+                   self.tp_start, npig, num_t, RECALL_THRESHOLDS, out)
+            return out.reshape(num_k, num_t, num_r).transpose(1, 2, 0)
+        return self._precision_numpy(w, npig)
+
+    def _precision_numpy(self, w: np.ndarray, npig: np.ndarray) -> np.ndarray:
+        num_t, num_r = len(IOU_THRESHOLDS), len(RECALL_THRESHOLDS)
+        num_k = self.npig.shape[0]
         out = np.zeros((num_k * num_t, num_r))
         if self.tp_img.size:
             # Weighted counts up to each TP, per segment: global cumulative
@@ -128,6 +141,25 @@ class _AreaTable:
                 out[s, ok] = env[lo + q[ok]]
         out[np.repeat(npig <= 0, num_t)] = -1.0
         return out.reshape(num_k, num_t, num_r).transpose(1, 2, 0)
+
+
+def _precision_kernel():
+    """The compiled accumulate, or None (numba missing, or turned off)."""
+    if os.environ.get('COCO_ENGINE') == 'pycocotools':
+        return None
+    try:
+        from analysis.fast_match import precision_kernel
+    except ImportError:
+        return None
+    return precision_kernel
+
+
+def fast_engine_available() -> bool:
+    try:
+        import analysis.fast_match  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 class ImageEval:
@@ -190,8 +222,8 @@ def _mean_valid(p: np.ndarray) -> float:
 
 def evaluate_images(coco_gt, detections: List[dict], iou_type: str,
                     areas: Optional[Dict[str, Tuple[float, float]]] = None,
-                    max_dets: int = 100) -> ImageEval:
-    """Run pycocotools' per-image matching once and keep what AP needs.
+                    max_dets: int = 100, engine: str = 'auto') -> ImageEval:
+    """Match every image's detections once and keep what AP needs.
 
     Args:
         coco_gt: A ``pycocotools.coco.COCO`` with the ground truth.
@@ -199,11 +231,33 @@ def evaluate_images(coco_gt, detections: List[dict], iou_type: str,
         iou_type: ``'bbox'`` or ``'segm'``.
         areas: Area ranges (name -> (lo, hi) in px²); default COCO's four.
         max_dets: Detections per image kept, as COCOeval's last maxDets.
+        engine: ``'fast'`` (:mod:`analysis.fast_match`, compiled),
+            ``'pycocotools'`` (``COCOeval.evaluate()``, the reference), or
+            ``'auto'``: fast when numba is installed, else pycocotools with
+            a warning. ``COCO_ENGINE=pycocotools`` in the environment
+            forces the reference.
     """
-    from pycocotools.cocoeval import COCOeval
     areas = dict(areas or COCO_AREAS)
     img_ids = sorted(coco_gt.getImgIds())
     cat_ids = sorted(coco_gt.getCatIds())
+    if engine == 'auto':
+        engine = os.environ.get('COCO_ENGINE', 'auto')
+    if engine == 'auto':
+        engine = 'fast' if fast_engine_available() else 'pycocotools'
+        if engine == 'pycocotools':
+            _warn_once('numba is not installed: per-image COCO matching '
+                       'falls back to pycocotools (about 8x slower)')
+    if engine == 'fast':
+        from analysis.fast_match import PairIndex, area_tables
+        index = PairIndex(coco_gt, detections, iou_type, img_ids, cat_ids,
+                          max_dets)
+        tables = [_AreaTable(**t) for t in area_tables(
+            index, areas, len(cat_ids), len(img_ids))]
+        return ImageEval(img_ids, cat_ids, areas, tables)
+    if engine != 'pycocotools':
+        raise ValueError(f'engine must be auto, fast or pycocotools, got '
+                         f'{engine!r}')
+    from pycocotools.cocoeval import COCOeval
     with contextlib.redirect_stdout(io.StringIO()):
         coco_dt = coco_gt.loadRes(detections) if detections else None
         if coco_dt is None:
@@ -252,6 +306,15 @@ def evaluate_images(coco_gt, detections: List[dict], iou_type: str,
     return ImageEval(img_ids, cat_ids, areas, tables)
 
 
+_WARNED = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _WARNED:
+        _WARNED.add(message)
+        print(f'warning: {message}', file=sys.stderr)
+
+
 def load_detections(path: str) -> List[dict]:
     """A COCO results file written by ``CocoMetric``, with a clear error."""
     try:
@@ -278,11 +341,35 @@ def weights_for(ev: ImageEval, img_ids: Sequence[int]) -> np.ndarray:
 
 def image_eval_for_run(detections_dir: str, ann_file: str, iou_type: str,
                        areas: Optional[Dict[str, Tuple[float, float]]] = None,
-                       coco_gt=None) -> ImageEval:
-    """:func:`evaluate_images` on a run's saved ``val.<bbox|segm>.json``."""
+                       coco_gt=None, use_cache: bool = True) -> ImageEval:
+    """:func:`evaluate_images` on a run's saved ``val.<bbox|segm>.json``.
+
+    Args:
+        detections_dir: The run's ``detections/``.
+        ann_file: The ground truth the run was evaluated on.
+        iou_type: ``'bbox'`` or ``'segm'``.
+        areas: Area ranges; default COCO's four.
+        coco_gt: The loaded ground truth, or a function returning it (only
+            called when the cache cannot answer), or None to load
+            ``ann_file``.
+        use_cache: Read and write :mod:`analysis.eval_cache`.
+    """
     from pycocotools.coco import COCO
+    areas = dict(areas or COCO_AREAS)
+    path = osp.join(detections_dir, f'val.{iou_type}.json')
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'{path}: detections file does not exist')
+    if use_cache:
+        from analysis import eval_cache
+        ev = eval_cache.load(path, ann_file, iou_type, areas)
+        if ev is not None:
+            return ev
+    if callable(coco_gt):
+        coco_gt = coco_gt()
     if coco_gt is None:
         with contextlib.redirect_stdout(io.StringIO()):
             coco_gt = COCO(ann_file)
-    path = osp.join(detections_dir, f'val.{iou_type}.json')
-    return evaluate_images(coco_gt, load_detections(path), iou_type, areas)
+    ev = evaluate_images(coco_gt, load_detections(path), iou_type, areas)
+    if use_cache:
+        eval_cache.store(ev, path, ann_file, iou_type)
+    return ev

@@ -60,10 +60,11 @@ def _cocoeval(coco, dets, iou_type, img_ids=None):
     return ev
 
 
-def _check_parity(coco, dets):
+def _check_parity(coco, dets, engine):
     for iou_type in ('bbox', 'segm'):
         ref = _cocoeval(coco, dets, iou_type)
-        ours = evaluate_images(coco, copy.deepcopy(dets), iou_type)
+        ours = evaluate_images(coco, copy.deepcopy(dets), iou_type,
+                               engine=engine)
         # stats: AP, AP50, AP75, APs, APm, APl
         got = [ours.ap(), ours.summary()['AP50'], ours.summary()['AP75'],
                ours.ap(area='small'), ours.ap(area='medium'),
@@ -76,16 +77,74 @@ def _check_parity(coco, dets):
                                    atol=1e-9)
 
 
-def test_parity_with_pycocotools_on_coco128(coco128):
+ENGINES = ['fast', 'pycocotools']
+
+
+@pytest.mark.parametrize('engine', ENGINES)
+def test_parity_with_pycocotools_on_coco128(coco128, engine):
     coco = _quiet(COCO, osp.join(coco128, 'annotations',
                                  'instances_train2017.json'))
-    _check_parity(coco, perturbed_predictions(coco))
+    _check_parity(coco, perturbed_predictions(coco), engine)
 
 
-def test_parity_with_pycocotools_on_builtin(tiny_builtin):
+@pytest.mark.parametrize('engine', ENGINES)
+def test_parity_with_pycocotools_on_builtin(tiny_builtin, engine):
     coco = _quiet(COCO, osp.join(tiny_builtin, 'annotations',
                                  'instances_val.json'))
-    _check_parity(coco, perturbed_predictions(coco, seed=1))
+    _check_parity(coco, perturbed_predictions(coco, seed=1), engine)
+
+
+def _with_crowds(coco: COCO, every: int) -> COCO:
+    data = copy.deepcopy(coco.dataset)
+    for ann in data['annotations'][::every]:
+        ann['iscrowd'] = 1
+    out = COCO()
+    out.dataset = data
+    _quiet(out.createIndex)
+    return out
+
+
+@pytest.mark.parametrize('engine', ENGINES)
+def test_parity_with_crowd_regions(tiny_builtin, coco128, engine):
+    """A crowd region matches any number of detections and loses to any
+    other ground truth; its matches are ignored."""
+    builtin = _quiet(COCO, osp.join(tiny_builtin, 'annotations',
+                                    'instances_train.json'))
+    coco = _with_crowds(builtin, 3)
+    _check_parity(coco, perturbed_predictions(coco, seed=5), engine)
+    real = _quiet(COCO, osp.join(coco128, 'annotations',
+                                 'instances_train2017.json'))
+    coco = _with_crowds(real, 7)
+    _check_parity(coco, perturbed_predictions(coco, seed=6), engine)
+
+
+def test_engines_agree_with_score_ties_and_the_detection_cap(tiny_builtin):
+    """Ties keep file order and the cap cuts per image and category, as
+    COCOeval's mergesort does."""
+    coco = _builtin_coco(tiny_builtin)
+    dets = perturbed_predictions(coco, seed=7) * 3
+    for i, d in enumerate(dets):
+        d['score'] = round(d['score'], 1)
+    for max_dets in (100, 2):
+        fast = evaluate_images(coco, copy.deepcopy(dets), 'bbox',
+                               max_dets=max_dets, engine='fast')
+        ref = evaluate_images(coco, copy.deepcopy(dets), 'bbox',
+                              max_dets=max_dets, engine='pycocotools')
+        for area in COCO_AREAS:
+            np.testing.assert_array_equal(fast.precision(area=area),
+                                          ref.precision(area=area))
+
+
+def test_compiled_and_numpy_accumulate_agree_on_resamples(tiny_builtin):
+    coco = _builtin_coco(tiny_builtin)
+    ev = evaluate_images(coco, perturbed_predictions(coco, seed=8), 'bbox')
+    table = ev.tables[0]
+    rng = np.random.default_rng(1)
+    for counts in rng.multinomial(ev.num_images, np.ones(ev.num_images) /
+                                  ev.num_images, size=5).astype(float):
+        compiled = table.precision(counts)
+        numpy_path = table._precision_numpy(counts, table.npig @ counts)
+        np.testing.assert_allclose(compiled, numpy_path, atol=1e-12)
 
 
 def _builtin_coco(tiny_builtin):
