@@ -211,3 +211,21 @@ def test_fine_bins_count_every_ground_truth_once(tiny_builtin):
         not a['iscrowd'] for a in coco.dataset['annotations'])
     assert len(IOU_THRESHOLDS) == 10
     assert json.dumps(ev.summary())  # plain floats
+
+
+def test_without_numba_the_reference_engine_is_used_with_a_warning(
+        tiny_builtin, monkeypatch, capsys):
+    from analysis import image_eval
+    coco = _builtin_coco(tiny_builtin)
+    dets = perturbed_predictions(coco, seed=9)
+    monkeypatch.setattr(image_eval, 'fast_engine_available', lambda: False)
+    monkeypatch.setattr(image_eval, '_WARNED', set())
+    called = []
+    real = COCOeval.evaluate
+    monkeypatch.setattr(COCOeval, 'evaluate',
+                        lambda self: called.append(1) or real(self))
+    ev = evaluate_images(coco, copy.deepcopy(dets), 'bbox')
+    assert called, 'pycocotools was not used'
+    assert 'numba is not installed' in capsys.readouterr().err
+    fast = evaluate_images(coco, copy.deepcopy(dets), 'bbox', engine='fast')
+    assert ev.ap() == fast.ap()
