@@ -38,7 +38,10 @@ IOU_TYPES = (('bbox', 'box'), ('segm', 'mask'))
 def _gt_file(run_dir: str) -> Optional[str]:
     from mmengine.config import Config
     from experiments.grid_spec import project_path
-    cfg = Config.fromfile(osp.join(run_dir, 'config.py'))
+    # Only a path is read: importing the config's custom modules (mmdet and
+    # the plugins, ~5 s) would be most of a cached report rebuild.
+    cfg = Config.fromfile(osp.join(run_dir, 'config.py'),
+                          import_custom_modules=False)
     ds = cfg.test_dataloader.dataset
     return project_path(osp.join(ds.get('data_root', ''), ds.ann_file))
 
