@@ -15,13 +15,13 @@ import json
 import os
 import os.path as osp
 import sys
-import tempfile
 import zipfile
 from typing import Dict, Optional, Tuple
 
 import numpy as np
 
 from analysis.image_eval import ImageEval, _AreaTable
+from experiments.run_store import atomic_write
 
 FORMAT_VERSION = 1
 CACHE_DIR = 'eval-cache'
@@ -99,15 +99,7 @@ def store(ev: ImageEval, det_file: str, ann_file: str, iou_type: str,
             arrays[f'{a}.{f}'] = getattr(table, f)
     try:
         os.makedirs(osp.dirname(path), exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=osp.dirname(path), prefix='.tmp-',
-                                   suffix='.npz')
-        try:
-            with os.fdopen(fd, 'wb') as f:
-                np.savez(f, **arrays)
-            os.replace(tmp, path)
-        finally:
-            if osp.exists(tmp):
-                os.remove(tmp)
+        atomic_write(path, lambda f: np.savez(f, **arrays), binary=True)
         for name in os.listdir(osp.dirname(path)):
             if name.startswith(f'{iou_type}-') and name != osp.basename(path):
                 try:

@@ -29,7 +29,7 @@ import numba
 import numpy as np
 from pycocotools import mask as mask_utils
 
-IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
+from analysis.image_eval import IOU_THRESHOLDS
 
 
 @numba.njit(cache=True)
@@ -68,18 +68,26 @@ def _all_box_ious(d_start, g_start, d_box, g_box, g_crowd, iou_start,
 
 
 @numba.njit(cache=True)
-def _match(d_start, g_start, iou_start, ious, d_area, g_area, g_ignore,
-           g_crowd, g_id, lo, hi, thresholds, matched, d_ignored, npig):
-    """COCOeval.evaluateImg for every pair; results by detection index."""
+def _match(d_start, g_start, iou_start, ious, d_area, g_area, g_crowd,
+           g_id, lo, hi, thresholds, matched, d_ignored, npig):
+    """COCOeval.evaluateImg for every pair; results by detection index.
+
+    A ground truth is ignored when it is a crowd region (``_prepare``:
+    ``gt['ignore'] = gt['iscrowd']``) or its area is outside [lo, hi].
+    """
     num_t = len(thresholds)
     for p in range(len(d_start) - 1):
         d0, d1 = d_start[p], d_start[p + 1]
         g0, g1 = g_start[p], g_start[p + 1]
         nd, ng = d1 - d0, g1 - g0
         gt_ig = np.empty(ng, np.bool_)
+        count = 0
         for g in range(ng):
             a = g_area[g0 + g]
-            gt_ig[g] = g_ignore[g0 + g] or a < lo or a > hi
+            gt_ig[g] = g_crowd[g0 + g] or a < lo or a > hi
+            if not gt_ig[g]:
+                count += 1
+        npig[p] = count
         # Not-ignored ground truth first, ties in file order (mergesort).
         order = np.empty(ng, np.int64)
         k = 0
@@ -88,11 +96,6 @@ def _match(d_start, g_start, iou_start, ious, d_area, g_area, g_ignore,
                 if gt_ig[g] == want:
                     order[k] = g
                     k += 1
-        count = 0
-        for g in range(ng):
-            if not gt_ig[g]:
-                count += 1
-        npig[p] = count
         gt_taken = np.zeros((num_t, ng), np.bool_)
         for t in range(num_t):
             for d in range(nd):
@@ -167,30 +170,29 @@ class PairIndex:
         self.g_id = np.array([a['id'] for a in gts], np.int64)
         self.g_crowd = np.array([bool(a.get('iscrowd', 0)) for a in gts],
                                 np.bool_)
-        # COCOeval._prepare: gt['ignore'] = 'iscrowd' in gt and gt['iscrowd']
-        self.g_ignore = self.g_crowd.copy()
-        has_box = bool(detections) and bool(detections[0].get('bbox'))
         sizes = (self.d_start[1:] - self.d_start[:-1]) * (
             self.g_start[1:] - self.g_start[:-1])
         self.iou_start = np.concatenate([[0], np.cumsum(sizes)])
         self.ious = np.zeros(int(self.iou_start[-1]))
-        if iou_type == 'bbox':
+        if iou_type not in ('bbox', 'segm'):
+            raise ValueError(f'iou_type must be bbox or segm, got '
+                             f'{iou_type!r}')
+        # loadRes takes a result's area from its box whenever the first
+        # result has one, for segm results too.
+        if iou_type == 'bbox' or (detections and detections[0].get('bbox')):
             d_box = np.array([d['bbox'] for d in dets],
                              np.float64).reshape(-1, 4)
+            self.d_area = d_box[:, 2] * d_box[:, 3]
+        else:
+            self.d_area = np.asarray(mask_utils.area(
+                [d['segmentation'] for d in dets]), np.float64).reshape(-1)
+        if iou_type == 'bbox':
             g_box = np.array([a['bbox'] for a in gts],
                              np.float64).reshape(-1, 4)
-            self.d_area = d_box[:, 2] * d_box[:, 3]
             _all_box_ious(self.d_start, self.g_start, d_box, g_box,
                           self.g_crowd, self.iou_start, self.ious)
-        elif iou_type == 'segm':
+        else:
             d_rle = [d['segmentation'] for d in dets]
-            if has_box:
-                d_box = np.array([d['bbox'] for d in dets],
-                                 np.float64).reshape(-1, 4)
-                self.d_area = d_box[:, 2] * d_box[:, 3]
-            else:
-                self.d_area = np.asarray(mask_utils.area(d_rle),
-                                         np.float64).reshape(-1)
             g_rle = [coco_gt.annToRLE(a) for a in gts]
             for p in np.flatnonzero(sizes):
                 d0, d1 = self.d_start[p], self.d_start[p + 1]
@@ -200,9 +202,6 @@ class PairIndex:
                                         self.g_crowd[g0:g1]])
                 self.ious[self.iou_start[p]:self.iou_start[p + 1]] = \
                     np.asarray(block, np.float64).ravel()
-        else:
-            raise ValueError(f'iou_type must be bbox or segm, got '
-                             f'{iou_type!r}')
 
     def match(self, area: Tuple[float, float]
               ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -212,8 +211,8 @@ class PairIndex:
         ignored = np.zeros((len(IOU_THRESHOLDS), num_d), np.bool_)
         npig = np.zeros(self.num_pairs, np.int64)
         _match(self.d_start, self.g_start, self.iou_start, self.ious,
-               self.d_area, self.g_area, self.g_ignore, self.g_crowd,
-               self.g_id, float(area[0]), float(area[1]), IOU_THRESHOLDS, matched,
+               self.d_area, self.g_area, self.g_crowd, self.g_id,
+               float(area[0]), float(area[1]), IOU_THRESHOLDS, matched,
                ignored, npig)
         return matched, ignored, npig
 

@@ -143,23 +143,25 @@ class _AreaTable:
         return out.reshape(num_k, num_t, num_r).transpose(1, 2, 0)
 
 
-def _precision_kernel():
-    """The compiled accumulate, or None (numba missing, or turned off)."""
-    if os.environ.get('COCO_ENGINE') == 'pycocotools':
-        return None
+def _fast_match():
+    """:mod:`analysis.fast_match`, or None when numba is not installed."""
     try:
-        from analysis.fast_match import precision_kernel
+        from analysis import fast_match
     except ImportError:
         return None
-    return precision_kernel
+    return fast_match
 
 
 def fast_engine_available() -> bool:
-    try:
-        import analysis.fast_match  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return _fast_match() is not None
+
+
+def _precision_kernel():
+    """The compiled accumulate, or None (numba missing, or turned off)."""
+    module = _fast_match()
+    if module is None or os.environ.get('COCO_ENGINE') == 'pycocotools':
+        return None
+    return module.precision_kernel
 
 
 class ImageEval:

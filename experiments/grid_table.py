@@ -12,8 +12,8 @@ import os.path as osp
 from typing import Dict, List, Tuple
 
 from experiments.grid_spec import GridSpec, RunSpec
-from experiments.run_store import (DamagedFileError, listed_run_dirs,
-                                   read_json, run_dir_name, run_status)
+from experiments.run_store import (MANIFEST, listed_run_dirs,
+                                   read_run_meta, run_dir_name, run_status)
 
 Cell = Tuple[str, str, str, int]
 
@@ -23,10 +23,7 @@ def cell(run: RunSpec) -> Cell:
 
 
 def _cell_of(run_dir: str) -> Cell:
-    try:
-        meta = read_json(osp.join(run_dir, 'run.json')) or {}
-    except DamagedFileError:
-        return ('', '', '', -1)
+    meta = read_run_meta(run_dir)
     return (meta.get('model'), meta.get('arm'), meta.get('dataset'),
             meta.get('seed'))
 
@@ -42,7 +39,7 @@ def table_run_dirs(grid: GridSpec, planned_dirs: Dict[Cell, str],
     """
     before = {}
     for run_dir in listed_run_dirs(work_dir) if osp.isfile(
-            osp.join(work_dir, 'grid_runs.json')) else []:
+            osp.join(work_dir, MANIFEST)) else []:
         if osp.isfile(osp.join(run_dir, 'run.json')):
             before.setdefault(_cell_of(run_dir), run_dir)
     names = os.listdir(work_dir) if osp.isdir(work_dir) else []

@@ -29,7 +29,8 @@ from experiments.run_progress import (ATTEMPT_ID_ENV, close_attempt,
                                       new_attempt_id)
 from experiments.run_store import (FAILED, FINISHED, DamagedFileError,
                                    append_attempt, atomic_write_json,
-                                   read_json, run_status, set_aside)
+                                   read_json, read_run_meta, run_status,
+                                   set_aside)
 from experiments.scheduler import Job, StartResult
 from experiments.train_run import EXIT_LOCKED
 
@@ -112,14 +113,6 @@ def record_failure(run_dir: str, meta: dict, message: str) -> None:
     atomic_write_json(osp.join(run_dir, FAILED), dict(
         meta, status='failed', error=message, work_dir=run_dir,
         log_tail=log_tail(osp.join(run_dir, 'run.log'))))
-
-
-def run_meta_of(run_dir: str) -> dict:
-    """``run.json``, or ``{}`` when it is missing or damaged."""
-    try:
-        return read_json(osp.join(run_dir, 'run.json')) or {}
-    except DamagedFileError:
-        return {}
 
 
 def _die_with_parent() -> None:
@@ -239,7 +232,7 @@ class RunAttempt:
                 if code == 0 and run_status(self.run_dir) == 'finished':
                     return 'finished'
                 message = failure_message(self.run_dir, code)
-                record_failure(self.run_dir, run_meta_of(self.run_dir),
+                record_failure(self.run_dir, read_run_meta(self.run_dir),
                                message)
             except OSError as e:
                 # A full disk or a read-only work dir: the run stays

@@ -24,8 +24,9 @@ from typing import Optional
 
 from mmengine.hooks import Hook
 
-from experiments.run_store import (append_attempt, atomic_write_json,
-                                   read_attempts, read_json)
+from experiments.run_store import (CHECKPOINT_NAME, append_attempt,
+                                   atomic_write_json, read_attempts,
+                                   read_json, saved_checkpoints)
 
 PROGRESS = 'progress.json'
 ATTEMPT_ID_ENV = 'GRID_ATTEMPT_ID'
@@ -37,9 +38,8 @@ def new_attempt_id() -> str:
 
 def checkpoint_iteration(run_dir: str) -> Optional[int]:
     """The iteration of the newest ``iter_<n>.pth`` in ``run_dir``."""
-    found = [int(m.group(1)) for name in os.listdir(run_dir)
-             if (m := re.fullmatch(r'iter_(\d+)\.pth', name))]
-    return max(found, default=None)
+    return max((n for kind, n, _ in saved_checkpoints(run_dir)
+                if kind == 'iter'), default=None)
 
 
 def _known_iteration(run_dir: str, attempt_id: str) -> Optional[int]:
@@ -61,8 +61,8 @@ def _last_write(run_dir: str) -> float:
     times = []
     for name in os.listdir(run_dir):
         path = osp.join(run_dir, name)
-        if name in (PROGRESS, 'last_checkpoint') or re.fullmatch(
-                r'(iter|epoch)_\d+\.pth', name):
+        if name in (PROGRESS, 'last_checkpoint') or \
+                CHECKPOINT_NAME.fullmatch(name):
             times.append(osp.getmtime(path))
         elif re.fullmatch(r'\d{8}_\d{6}', name) and osp.isdir(path):
             for root, _, files in os.walk(path):

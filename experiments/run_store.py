@@ -27,10 +27,11 @@ import fcntl
 import json
 import os
 import os.path as osp
-import tempfile
+import re
 import sys
+import tempfile
 import time
-from typing import Dict, List, Optional
+from typing import IO, Callable, Dict, List, Optional, Tuple
 
 import pandas as pd
 
@@ -55,13 +56,15 @@ COLUMNS = (['run_id', 'grid', 'model', 'arm', 'dataset', 'seed', 'status']
               'log_tail'])
 
 
-def atomic_write_text(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` so readers see the old or the new file."""
+def atomic_write(path: str, write: Callable[[IO], None],
+                 binary: bool = False) -> None:
+    """Write ``path`` through ``write(file)`` so readers see the old or the
+    new file, never a part of it."""
     directory = osp.dirname(osp.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=directory, prefix='.tmp-')
     try:
-        with os.fdopen(fd, 'w') as f:
-            f.write(text)
+        with os.fdopen(fd, 'wb' if binary else 'w') as f:
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -72,6 +75,10 @@ def atomic_write_text(path: str, text: str) -> None:
             # Name the file the caller meant, not the temporary one.
             raise OSError(e.errno, e.strerror, path) from None
         raise
+
+
+def atomic_write_text(path: str, text: str) -> None:
+    atomic_write(path, lambda f: f.write(text))
 
 
 def atomic_write_json(path: str, obj) -> None:
@@ -99,7 +106,7 @@ def read_json(path: str) -> Optional[dict]:
     try:
         with open(path, 'rb') as f:
             obj = json.loads(f.read().decode('utf-8'))
-    except (ValueError, UnicodeDecodeError) as e:
+    except ValueError as e:  # UnicodeDecodeError is one too
         raise DamagedFileError(f'{path}: damaged, not valid JSON '
                                f'({str(e).splitlines()[0][:80]})') from None
     if not isinstance(obj, dict):
@@ -120,6 +127,26 @@ def finished_row(run_dir: str) -> Optional[dict]:
         raise DamagedFileError(f'{path}: damaged, status is '
                                f'{row.get("status")!r}, not "finished"')
     return row
+
+
+def read_run_meta(run_dir: str) -> dict:
+    """``run.json``, or ``{}`` when it is missing or damaged."""
+    try:
+        return read_json(osp.join(run_dir, 'run.json')) or {}
+    except DamagedFileError:
+        return {}
+
+
+CHECKPOINT_NAME = re.compile(r'(iter|epoch)_(\d+)\.pth')
+
+
+def saved_checkpoints(run_dir: str) -> List[Tuple[str, int, str]]:
+    """(``iter`` or ``epoch``, number, file name) of mmengine's checkpoints
+    in ``run_dir``, newest first."""
+    found = [(m.group(1), int(m.group(2)), name)
+             for name in os.listdir(run_dir)
+             if (m := CHECKPOINT_NAME.fullmatch(name))]
+    return sorted(found, key=lambda c: c[1], reverse=True)
 
 
 def set_aside(path: str) -> str:
@@ -218,11 +245,8 @@ def cost_columns(run_dir: str) -> dict:
 
 
 def _damaged_row(run_dir: str, message: str) -> dict:
-    try:
-        meta = read_json(osp.join(run_dir, 'run.json')) or {}
-    except DamagedFileError:
-        meta = {}
-    return dict(meta, status='damaged', error=message, work_dir=run_dir)
+    return dict(read_run_meta(run_dir), status='damaged', error=message,
+                work_dir=run_dir)
 
 
 def collect_rows(run_dirs: List[str]) -> pd.DataFrame:
@@ -334,7 +358,7 @@ def load_results_table(path: str) -> pd.DataFrame:
         missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
         problem = (f'lacks column(s) {", ".join(missing)}' if missing
                    else '')
-    except (ValueError, UnicodeDecodeError) as e:
+    except ValueError as e:  # ParserError, UnicodeDecodeError
         problem = f'does not parse ({type(e).__name__}: ' \
             f'{str(e).splitlines()[0][:80]})'
     if not problem:

@@ -22,7 +22,6 @@ import argparse
 import datetime
 import os
 import os.path as osp
-import re
 import sys
 import traceback
 import zipfile
@@ -39,7 +38,8 @@ from experiments.run_store import (FINISHED, append_attempt,
                                    atomic_write_json,
                                    atomic_write_text,
                                    coco_metrics_to_row, read_attempts,
-                                   read_json, run_status, set_aside)
+                                   read_json, run_status, saved_checkpoints,
+                                   set_aside)
 
 # sysexits.h EX_TEMPFAIL: nothing was done, try again later.
 EXIT_LOCKED = 75
@@ -81,12 +81,10 @@ def repair_last_checkpoint(run_dir: str) -> None:
         return
     with open(path) as f:
         target = f.read().strip()
-    saved = sorted(((int(m.group(2)), name) for name in os.listdir(run_dir)
-                    if (m := re.fullmatch(r'(iter|epoch)_(\d+)\.pth', name))),
-                   reverse=True)
+    saved = saved_checkpoints(run_dir)
     target = osp.abspath(target) if target else ''
     candidates = ([target] if target and osp.isfile(target) else []) + [
-        osp.abspath(osp.join(run_dir, name)) for _, name in saved
+        osp.abspath(osp.join(run_dir, name)) for _, _, name in saved
         if osp.abspath(osp.join(run_dir, name)) != target]
     for candidate in candidates:
         problem = intact_checkpoint(candidate)

@@ -120,7 +120,8 @@ def test_read_only_detections_dir_still_evaluates(run, monkeypatch, capsys):
     def refuse(*args, **kwargs):
         raise PermissionError(13, 'Permission denied', det_dir)
 
-    monkeypatch.setattr(eval_cache.tempfile, 'mkstemp', refuse)
+    monkeypatch.setattr(eval_cache, 'atomic_write', refuse)
     ev = image_eval_for_run(det_dir, ann, 'bbox')
-    assert ev.ap() == ev.ap()
     assert 'cannot cache the evaluation' in capsys.readouterr().err
+    assert not os.listdir(osp.join(det_dir, 'eval-cache'))
+    _same(ev, image_eval_for_run(det_dir, ann, 'bbox', use_cache=False))

@@ -9,11 +9,9 @@ import yaml
 from experiments import measure_cost, run_grid
 from experiments.grid_spec import PROJECT_ROOT
 from experiments.run_store import COST, read_results_csv
-from helpers import tiny_dataset_entry
+from helpers import TINY_OVERRIDES as TINY, tiny_dataset_entry
 
 LITE = 'configs/centermask/centermask-lite_v-19-slim-dw-tiny_fpn_builtin.py'
-TINY = {'train_cfg.max_iters': 2, 'train_dataloader.batch_size': 2,
-        'default_hooks.checkpoint.interval': 2}
 
 
 @pytest.fixture(scope='module')

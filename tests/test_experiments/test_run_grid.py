@@ -10,12 +10,8 @@ import yaml
 
 from experiments import run_grid
 from experiments.run_store import read_attempts, read_results_csv
-from helpers import (TINY_MASK_RCNN, TINY_OVERRIDES, tiny_dataset_entry,
-                     write_grid)
-
-TINY = TINY_OVERRIDES
-_write_grid = write_grid
-
+from helpers import (TINY_MASK_RCNN, TINY_OVERRIDES as TINY,
+                     tiny_dataset_entry, write_grid)
 
 def _results(work_dir):
     return read_results_csv(osp.join(work_dir, 'results.csv'))
@@ -26,7 +22,7 @@ def finished_grid(tiny_builtin, tmp_path_factory):
     """One tiny Mask R-CNN run trained and evaluated by run_grid."""
     tmp = tmp_path_factory.mktemp('grid')
     work_dir = tmp / 'work'
-    grid = _write_grid(tmp / 'grid.yaml', work_dir, tiny_builtin,
+    grid = write_grid(tmp / 'grid.yaml', work_dir, tiny_builtin,
                        {'default': {}})
     assert run_grid.main([grid]) == 0
     return tmp, grid, str(work_dir)
@@ -75,7 +71,7 @@ def test_evaluate_only_arm_evaluates_a_checkpoint_without_training(
     checkpoint = tmp_path / 'released.pth'
     torch.save(dict(state_dict=saved['state_dict'], meta={}), checkpoint)
     eval_dir = tmp_path / 'work'
-    grid = _write_grid(tmp_path / 'grid.yaml', eval_dir, tiny_builtin, {
+    grid = write_grid(tmp_path / 'grid.yaml', eval_dir, tiny_builtin, {
         'released': {'overrides': {'evaluate_only': True,
                                    'load_from': str(checkpoint)}}})
     assert run_grid.main([grid]) == 0
@@ -92,7 +88,7 @@ def test_evaluate_only_arm_evaluates_a_checkpoint_without_training(
 
 def test_evaluate_only_without_a_checkpoint_is_named(tiny_builtin, tmp_path,
                                                      capsys):
-    grid = _write_grid(tmp_path / 'grid.yaml', tmp_path / 'work',
+    grid = write_grid(tmp_path / 'grid.yaml', tmp_path / 'work',
                        tiny_builtin, {'released': {'overrides': {
                            'evaluate_only': True,
                            'load_from': 'checkpoints/missing.pth'}}})
@@ -118,7 +114,7 @@ def test_second_invocation_skips_finished_run(finished_grid, capsys):
 def test_bad_override_is_named_and_nothing_runs(finished_grid, tiny_builtin,
                                                capsys):
     tmp, _, work_dir = finished_grid
-    grid = _write_grid(tmp / 'bad.yaml', work_dir, tiny_builtin, {
+    grid = write_grid(tmp / 'bad.yaml', work_dir, tiny_builtin, {
         'default': {},
         'typo': {'overrides': {'model.backbon.depth': 34}},
         'unbuildable': {'overrides': {'model.backbone.depth': 7}}})
@@ -162,7 +158,7 @@ def test_unknown_grid_key_is_named(tmp_path, capsys):
 @pytest.mark.slow
 def test_failing_runs_fail_alone(tiny_builtin, tmp_path):
     work_dir = tmp_path / 'work'
-    grid = _write_grid(tmp_path / 'g.yaml', work_dir, tiny_builtin, {
+    grid = write_grid(tmp_path / 'g.yaml', work_dir, tiny_builtin, {
         # A zero std makes every input inf: the first loss is NaN.
         'nan': {'overrides': {'model.data_preprocessor.std': [0, 0, 0]}},
         'crash': {'overrides': {
@@ -227,7 +223,7 @@ def test_runs_execute_concurrently_on_cpu_slots(tiny_builtin, tmp_path,
                                                  capsys):
     work_dir = tmp_path / 'work'
     spec = dict(seeds=[0, 1], overrides={**TINY, 'train_cfg.max_iters': 6})
-    grid = _write_grid(tmp_path / 'g.yaml', work_dir, tiny_builtin,
+    grid = write_grid(tmp_path / 'g.yaml', work_dir, tiny_builtin,
                        {'default': {}}, **spec)
     assert run_grid.main([grid, '--slots', '2', '--tick', '1']) == 0
     df = _results(str(work_dir))
@@ -253,7 +249,7 @@ def test_runs_execute_concurrently_on_cpu_slots(tiny_builtin, tmp_path,
 def test_slurm_path_through_submitit_local_executor(tiny_builtin, tmp_path,
                                                     capsys):
     work_dir = tmp_path / 'work'
-    grid = _write_grid(tmp_path / 'g.yaml', work_dir, tiny_builtin, {
+    grid = write_grid(tmp_path / 'g.yaml', work_dir, tiny_builtin, {
         'ok': {}, 'nan': {'overrides': {
             'model.data_preprocessor.std': [0, 0, 0]}}})
     args = [grid, '--executor', 'submitit-local', '--tick', '1']
