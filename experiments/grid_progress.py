@@ -48,7 +48,8 @@ class GridProgress:
         self.stream = stream or sys.stdout
         self.tty = self.stream.isatty()
         self.t0 = time.time()
-        # finished/failed: in this invocation; earlier_*: skipped runs.
+        # finished/failed: in this invocation; earlier_*: skipped runs
+        # (earlier_skipped: another runner or a Slurm job has them).
         self.counts = dict(finished=0, failed=0, earlier_finished=0,
                            earlier_failed=0)
         self.running: Dict[str, float] = {}
@@ -56,7 +57,7 @@ class GridProgress:
 
     @property
     def queued(self) -> int:
-        return (self.total - sum(self.counts.values()) - len(self.running))
+        return self.total - sum(self.counts.values()) - len(self.running)
 
     def eta_s(self) -> Optional[float]:
         if not self.durations:
@@ -98,15 +99,16 @@ class GridProgress:
         self.stream.flush()
 
     def started(self, label: str, detail: str) -> None:
-        self.running[label] = time.time()
+        # A retry keeps the first attempt's start: the ETA counts both.
+        self.running.setdefault(label, time.time())
         self._print(f'{label}: {detail}')
 
     def ended(self, label: str, status: str, detail: str = '') -> None:
         started = self.running.pop(label, None)
         if status == 'finished' and started is not None:
             self.durations.append(time.time() - started)
-        self.counts[status if started is not None else
-                    f'earlier_{status}'] += 1
+        key = status if started is not None else f'earlier_{status}'
+        self.counts[key] = self.counts.get(key, 0) + 1
         self._print(f'{label}: {detail or status}')
 
     def note(self, message: str) -> None:

@@ -16,7 +16,9 @@ concerns, and nothing runs.
 
 Each run trains in its own process (``experiments/train_run.py``) and its
 own work dir, so a crash, a NaN loss or an out-of-memory kill fails that run
-alone. Runs execute concurrently, one per slot (``experiments/scheduler.py``);
+alone. A training process killed by a signal (out of memory, a kill) is first
+resumed from its last checkpoint, up to ``--signal-retries`` times in a row;
+each attempt's signal is in the run's ``attempts.jsonl`` and its row. Runs execute concurrently, one per slot (``experiments/scheduler.py``);
 a run whose model asks for k GPUs takes k slots and runs under ``torchrun``.
 A lock per run (``experiments/run_lock.py``) keeps two runners -- on one
 machine or many -- from training the same run; an interrupted run resumes
@@ -39,12 +41,14 @@ from experiments.run_config import (ConfigBuildError, check_model_builds,
                                     config_hash, resolve_config)
 from experiments.grid_progress import GridProgress, fmt_ap
 from experiments.grid_table import cell, grid_completion, table_run_dirs
-from experiments.run_launch import CPU_SLOT_PREFIX, PlannedRun, make_job
+from experiments.run_launch import (CPU_SLOT_PREFIX, SIGNAL_RETRIES,
+                                    PlannedRun, exit_status, make_job)
 from experiments.run_lock import is_locked
 from experiments.run_store import (FAILED, RESULTS, DamagedFileError,
                                    finished_row, read_json, run_dir_name,
                                    run_status, write_results)
 from experiments.scheduler import SlotScheduler
+from experiments.slurm_queue import active_jobs
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -58,6 +62,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--retry-failed', action='store_true',
                         help='run failed runs again (they resume from their '
                         'last checkpoint)')
+    parser.add_argument('--signal-retries', type=int, default=SIGNAL_RETRIES,
+                        metavar='N',
+                        help='a run whose training process is killed by a '
+                        'signal (out of memory, a kill) is resumed from its '
+                        'last checkpoint up to N times in a row before it '
+                        'fails (default: %(default)s); an exception or a NaN '
+                        'loss fails it at once')
     parser.add_argument('--only', action='append', default=[],
                         metavar='FIELD=VALUE',
                         help='keep runs whose model, arm, dataset or seed '
@@ -87,9 +98,17 @@ def parse_args(argv=None) -> argparse.Namespace:
                        help='jobs of the array running at once')
     slurm.add_argument('--cpus-per-gpu', type=int, default=8)
     slurm.add_argument('--mem-gb-per-gpu', type=int, default=48)
+    slurm.add_argument('--signal-delay-s', type=int, default=120,
+                       help='Slurm sends USR2 this long before the time '
+                       'limit; the job stops its run and requeues itself '
+                       '(it resumes from its last checkpoint)')
     slurm.add_argument('--no-wait', action='store_true',
                        help='submit and exit; run again to collect results')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.signal_retries < 0:
+        parser.error(f'--signal-retries {args.signal_retries}: give 0 or '
+                     f'more')
+    return args
 
 
 def select(runs: List[RunSpec], only: List[str]) -> List[RunSpec]:
@@ -257,14 +276,27 @@ def run_local(args, grid: GridSpec, planned: List[PlannedRun],
                 ' (--retry-failed runs it again)'
             progress.ended(job.name, detail,
                            f'{detail} earlier, skipped{hint}')
+        elif kind == 'again':
+            progress.note(f'{job.name}: {exit_status(detail)}; retrying '
+                          f'from its last checkpoint')
         elif kind == 'deferred':
             progress.note(f'{job.name}: locked by another runner; '
                           f'will check again')
         elif kind == 'tick':
             progress.tick()
 
-    jobs = [make_job(p, grid, args.retry_failed, cpu_threads, on_finish)
-            for p in sorted(planned, key=estimated_cost, reverse=True)]
+    # A run a Slurm job holds is the job's to train, even before it starts
+    # (and takes the run's lock).
+    in_slurm = active_jobs([p.run_dir for p in planned])
+    for p in planned:
+        if p.run_dir in in_slurm:
+            progress.ended(p.run.label, 'skipped', f'queued as Slurm job '
+                           f'{in_slurm[p.run_dir]}; skipped (that job '
+                           f'trains it)')
+    jobs = [make_job(p, grid, args.retry_failed, cpu_threads, on_finish,
+                     args.signal_retries)
+            for p in sorted(planned, key=estimated_cost, reverse=True)
+            if p.run_dir not in in_slurm]
     scheduler = SlotScheduler(slot_ids, on_event, tick_s=args.tick)
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
@@ -281,7 +313,8 @@ def run_local(args, grid: GridSpec, planned: List[PlannedRun],
     write_results(work_dir, run_dirs)
     c = progress.counts
     print(f'done: {c["finished"]} finished, {c["failed"]} failed, '
-          f'{c["earlier_finished"] + c["earlier_failed"]} skipped; results '
+          f'{sum(v for k, v in c.items() if k.startswith("earlier_"))} '
+          f'skipped; results '
           f'in {osp.join(work_dir, RESULTS)}')
     code, summary = grid_completion({p.run.label: p.run_dir
                                      for p in planned})

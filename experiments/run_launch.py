@@ -25,17 +25,21 @@ from experiments.datasets import PreparedDataset
 from experiments.grid_spec import PROJECT_ROOT, GridSpec, RunSpec
 from experiments.run_lock import LOCK_FD_ENV, RunLock
 from experiments.run_config import weights_source
-from experiments.run_progress import (ATTEMPT_ID_ENV, close_attempt,
-                                      new_attempt_id)
+from experiments.run_progress import (ATTEMPT_ID_ENV, attempt_signals,
+                                      close_attempt, new_attempt_id,
+                                      signal_kills_in_a_row)
 from experiments.run_store import (FAILED, FINISHED, DamagedFileError,
                                    append_attempt, atomic_write_json,
-                                   read_json, read_run_meta, run_status,
-                                   set_aside)
-from experiments.scheduler import Job, StartResult
+                                   read_attempts, read_json, read_run_meta,
+                                   run_status, set_aside)
+from experiments.scheduler import AGAIN, Job, StartResult
 from experiments.train_run import EXIT_LOCKED
 
 LOG_TAIL_LINES = 20
 CPU_SLOT_PREFIX = 'cpu'
+# A child killed by a signal (the OOM killer, a user's kill) is started
+# again from its last checkpoint this many times before the run fails.
+SIGNAL_RETRIES = 2
 
 
 @dataclasses.dataclass
@@ -110,8 +114,10 @@ def failure_message(run_dir: str, code: int) -> str:
 
 
 def record_failure(run_dir: str, meta: dict, message: str) -> None:
+    ends = [r for r in read_attempts(run_dir) if r.get('event') == 'end']
     atomic_write_json(osp.join(run_dir, FAILED), dict(
         meta, status='failed', error=message, work_dir=run_dir,
+        attempts=len(ends), signals=attempt_signals(ends),
         log_tail=log_tail(osp.join(run_dir, 'run.log'))))
 
 
@@ -153,7 +159,12 @@ class RunAttempt:
     """One attempt at a run: lock, re-check, start the child, record the end.
 
     Used by the local scheduler (:func:`make_job`) and by the Slurm job
-    (``experiments/slurm_executor.py``), so both follow the same rules.
+    (``experiments/slurm_job.py``), so both follow the same rules.
+
+    A child killed by a signal while this process lives (the OOM killer, a
+    user's ``kill``) is retried: :meth:`end` returns ``AGAIN`` up to
+    ``signal_retries`` times in a row, and the next attempt resumes from the
+    last checkpoint. A Python exception or a NaN loss fails the run at once.
 
     Args:
         run_dir: The run's directory.
@@ -161,17 +172,21 @@ class RunAttempt:
         gpus: Processes to start (``torchrun`` when more than one).
         prepare: Writes the run dir (called under the lock), or None when it
             was written before (Slurm: at submission).
+        signal_retries: Automatic retries after signal kills in a row.
     """
 
     def __init__(self, run_dir: str, retry_failed: bool, gpus: int = 1,
-                 prepare: Optional[Callable[[], None]] = None) -> None:
+                 prepare: Optional[Callable[[], None]] = None,
+                 signal_retries: int = SIGNAL_RETRIES) -> None:
         self.run_dir = run_dir
         self.retry_failed = retry_failed
         self.gpus = gpus
         self.prepare = prepare
+        self.signal_retries = signal_retries
         self.lock = RunLock(run_dir)
         self.attempt_id: Optional[str] = None
         self.started = 0.0
+        self.kills_before = 0
 
     def begin(self, env: dict, note: str = '') -> StartResult:
         """Start the child; see ``StartResult`` for what comes back."""
@@ -193,6 +208,10 @@ class RunAttempt:
             for stale in (FAILED, 'error.json'):
                 if osp.isfile(osp.join(self.run_dir, stale)):
                     os.remove(osp.join(self.run_dir, stale))
+            # --retry-failed starts the count of signal kills again.
+            fresh = status == 'failed'
+            self.kills_before = 0 if fresh else \
+                signal_kills_in_a_row(self.run_dir)
             self.attempt_id = new_attempt_id()
             self.started = time.time()
             # Recorded before the child exists: an attempt killed while it
@@ -200,7 +219,8 @@ class RunAttempt:
             append_attempt(self.run_dir, dict(
                 event='launch', attempt=self.attempt_id,
                 time=time.strftime('%Y-%m-%dT%H:%M:%S'),
-                time_s=round(self.started, 3), note=note))
+                time_s=round(self.started, 3), note=note, fresh=fresh,
+                retry=self.kills_before))
             with open(osp.join(self.run_dir, 'run.log'), 'a') as log:
                 log.write(f'\n===== attempt started {time.ctime()} {note} '
                           f'=====\n')
@@ -216,22 +236,57 @@ class RunAttempt:
             self.lock.release()
             raise
 
-    def end(self, code: int) -> Optional[str]:
-        """Record how the child ended; release the lock; return the status."""
+    def end(self, code: int, stopped_by: str = '') -> Optional[str]:
+        """Record how the child ended; release the lock; return the status.
+
+        Args:
+            code: The child's exit status (negative: killed by that signal).
+            stopped_by: Who stopped the child on purpose, when this process
+                knows (``Slurm stopped the job``): a kill that is not the
+                run's fault, so it neither fails the run nor counts against
+                the retries.
+
+        Returns:
+            ``finished``; ``failed``; ``AGAIN`` (killed by a signal: start
+            the next attempt now); ``interrupted`` (stopped on purpose: the
+            run resumes when it is started again); None (another process
+            had the lock).
+        """
         try:
             if code == EXIT_LOCKED:
                 return None
+            killed = signal.Signals(-code).name if code < 0 else ''
             # The child writes its own end record unless it was killed; this
             # one has the exact elapsed time and the signal.
+            extra = dict(signal=killed, counts=not stopped_by) \
+                if killed else {}
+            if stopped_by:
+                extra['cause'] = stopped_by
             message = 'finished'
             try:
                 if self.attempt_id is not None:
                     close_attempt(self.run_dir, self.attempt_id,
                                   time.time() - self.started,
-                                  exit_status(code))
-                if code == 0 and run_status(self.run_dir) == 'finished':
+                                  exit_status(code), **extra)
+                if run_status(self.run_dir) == 'finished':
                     return 'finished'
+                if stopped_by:
+                    # torchrun exits 1 on SIGTERM: any end is the stop's.
+                    self._log(f'child process {exit_status(code)}: '
+                              f'{stopped_by}; the run resumes from its last '
+                              f'checkpoint when it starts again')
+                    return 'interrupted'
+                if killed and self.kills_before < self.signal_retries:
+                    self._log(f'child process killed by {killed}; automatic '
+                              f'retry {self.kills_before + 1} of '
+                              f'{self.signal_retries} resumes from the last '
+                              f'checkpoint')
+                    return AGAIN
                 message = failure_message(self.run_dir, code)
+                if killed:
+                    message += (f', on {self.kills_before + 1} attempt(s) '
+                                f'in a row (--signal-retries '
+                                f'{self.signal_retries})')
                 record_failure(self.run_dir, read_run_meta(self.run_dir),
                                message)
             except OSError as e:
@@ -244,14 +299,21 @@ class RunAttempt:
         finally:
             self.lock.release()
 
+    def _log(self, message: str) -> None:
+        """On stderr and in ``run.log``, where the next attempt starts."""
+        print(f'{self.run_dir}: {message}', file=sys.stderr)
+        with open(osp.join(self.run_dir, 'run.log'), 'a') as log:
+            log.write(f'===== {message} =====\n')
+
 
 def make_job(planned: PlannedRun, grid: GridSpec, retry_failed: bool,
              cpu_threads: int = 1,
-             on_finish: Optional[Callable[[PlannedRun, str], None]] = None
-             ) -> Job:
-    """The scheduler job that trains ``planned`` once."""
+             on_finish: Optional[Callable[[PlannedRun, str], None]] = None,
+             signal_retries: int = SIGNAL_RETRIES) -> Job:
+    """The scheduler job that trains ``planned`` to a final status."""
     attempt = RunAttempt(planned.run_dir, retry_failed, planned.run.gpus,
-                         prepare=lambda: prepare_run_dir(planned, grid))
+                         prepare=lambda: prepare_run_dir(planned, grid),
+                         signal_retries=signal_retries)
 
     def start(slot_ids: List[str]) -> StartResult:
         return attempt.begin(child_env(slot_ids, cpu_threads),
@@ -259,7 +321,7 @@ def make_job(planned: PlannedRun, grid: GridSpec, retry_failed: bool,
 
     def finish(code: int) -> Optional[str]:
         status = attempt.end(code)
-        if status is not None and on_finish is not None:
+        if status not in (None, AGAIN) and on_finish is not None:
             on_finish(planned, status)
         return status
 

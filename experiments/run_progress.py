@@ -71,7 +71,7 @@ def _last_write(run_dir: str) -> float:
 
 
 def close_attempt(run_dir: str, attempt_id: str, elapsed_s: float,
-                  how: str) -> bool:
+                  how: str, **extra) -> bool:
     """Append an end record for ``attempt_id`` unless it has one.
 
     Called by the runner when its child exited: a child that was killed
@@ -92,8 +92,37 @@ def close_attempt(run_dir: str, attempt_id: str, elapsed_s: float,
         elapsed_s=round(elapsed_s, 2),
         iter=_known_iteration(run_dir, attempt_id), iter_exact=False,
         **{k: progress.get(k) if same else None
-           for k in ('peak_rss_mb', 'peak_gpu_mem_mb')}))
+           for k in ('peak_rss_mb', 'peak_gpu_mem_mb')}, **extra))
     return True
+
+
+def signal_kills_in_a_row(run_dir: str) -> int:
+    """How many of the last attempts in a row ended in a signal kill that
+    counts against ``--signal-retries``.
+
+    Counted: end records with ``signal`` and ``counts: true`` (the runner
+    wrote them: its child was killed while it lived). Any other end -- a
+    finish, an exception, a Slurm job stopped and requeued, a launch marked
+    ``fresh`` (``--retry-failed`` on a failed run) -- starts the count
+    again.
+    """
+    count = 0
+    for r in read_attempts(run_dir):
+        if r.get('event') == 'launch' and r.get('fresh'):
+            count = 0
+        elif r.get('event') == 'end':
+            count = count + 1 if r.get('signal') and r.get('counts') else 0
+    return count
+
+
+def attempt_signals(records) -> str:
+    """``SIGKILL; SIGTERM (Slurm stopped the job)``: the signals that ended
+    attempts, in order, for the results row."""
+    return '; '.join(
+        (r.get('signal') or r.get('status', '?'))
+        + (f' ({r["cause"]})' if r.get('cause') else '')
+        for r in records if r.get('event') == 'end'
+        and (r.get('signal') or r.get('cause')))
 
 
 def peak_memory_mb() -> dict:

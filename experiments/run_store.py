@@ -7,8 +7,9 @@ Layout under the grid's work dir::
         config.py         the resolved config it trains with
         .lock             flock held while a process trains the run
         run.log           stdout/stderr of every attempt
-        attempts.jsonl    a start and an end record per attempt (iteration
-                          resumed from, status, elapsed, peak memory)
+        attempts.jsonl    a launch, a start and an end record per attempt
+                          (iteration resumed from, status, the signal that
+                          killed it, elapsed, peak memory)
         progress.json     the running attempt's iteration, rewritten often
         detections/       raw COCO results: val.bbox.json, val.segm.json
         FINISHED.json     written atomically after evaluation: the row
@@ -50,7 +51,8 @@ COLUMNS = (['run_id', 'grid', 'model', 'arm', 'dataset', 'seed', 'status']
            + ['params', 'gflops', 'backbone_gflops', 'latency_ms',
               'latency_device', 'latency_other_load', 'iterations',
               'wall_time_s', 'gpus', 'gpu_hours', 'peak_gpu_mem_mb',
-              'peak_rss_mb', 'attempts', 'config', 'weights', 'work_dir',
+              'peak_rss_mb', 'attempts', 'signals', 'config', 'weights',
+              'work_dir',
               'detections',
               'val_images', 'val_instances', 'finished_at', 'error',
               'log_tail'])
@@ -272,7 +274,7 @@ def collect_rows(run_dirs: List[str]) -> pd.DataFrame:
 
 
 TEXT_COLUMNS = ['run_id', 'grid', 'model', 'arm', 'dataset', 'status',
-                'latency_device', 'config', 'weights', 'work_dir',
+                'latency_device', 'signals', 'config', 'weights', 'work_dir',
                 'detections',
                 'finished_at', 'error', 'log_tail']
 

@@ -19,6 +19,8 @@ from typing import Callable, Dict, List, Optional, Union
 # What ``Job.start`` returns: a process, a final status (the job needed no
 # process: e.g. finished by another runner), or None (busy elsewhere: retry).
 StartResult = Union[subprocess.Popen, str, None]
+# What ``Job.finish`` returns for "start me again now" (a retry).
+AGAIN = 'again'
 
 
 @dataclasses.dataclass
@@ -29,8 +31,9 @@ class Job:
         name: Shown in progress messages.
         start: Called with the slot ids the job got; see ``StartResult``.
         finish: Called with the exit code once the process ended; returns
-            the job's final status (e.g. ``finished``/``failed``), or None
-            when the job must be tried again later (it was locked).
+            the job's final status (e.g. ``finished``/``failed``), ``AGAIN``
+            to start it again at once (first in the queue), or None when it
+            must be tried again later (it was locked).
         slots: How many slots the job occupies at once.
     """
 
@@ -82,8 +85,8 @@ class SlotScheduler:
         slot_ids: One id per slot: GPU indices (``'0'``, ``'1'``...) or CPU
             slot names.
         on_event: ``on_event(kind, job, detail)`` for ``start``, ``end``,
-            ``skip`` (started nothing), ``deferred`` and ``tick`` (every
-            ``tick_s`` seconds).
+            ``skip`` (started nothing), ``again`` (ended, started again at
+            once), ``deferred`` and ``tick`` (every ``tick_s`` seconds).
         tick_s: How often ``tick`` fires and deferred jobs are retried.
         kill_grace_s: On interrupt, how long children get to exit after
             SIGTERM before they are killed.
@@ -161,7 +164,10 @@ class SlotScheduler:
                     self.stats.busy_slot_s += len(r.slot_ids) * (
                         now - r.started)
                     status = r.job.finish(code)
-                    if status is None:
+                    if status == AGAIN:
+                        self.queued.insert(0, r.job)
+                        self.on_event('again', r.job, code)
+                    elif status is None:
                         self.deferred.append(r.job)
                         self.on_event('deferred', r.job, None)
                     else:

@@ -1,20 +1,18 @@
 """Run a grid as Slurm jobs through submitit: one job per run, in arrays.
 
-The job runs on its node exactly what the local scheduler runs on a slot
-(:class:`~experiments.run_launch.RunAttempt`): take the run's lock, skip a
-finished run, train in a child process (``torchrun`` for several GPUs),
-record a failure. A job that reaches its time limit or is preempted is
-requeued by submitit (``checkpoint``) and resumes from the run's last
-checkpoint. Runs are grouped by GPU count; each group is one array job with
-at most ``--max-parallel`` tasks running.
+Runs are grouped by GPU count; each group is one array job (``sbatch
+--array``) with at most ``--max-parallel`` tasks running. What a job does on
+its node is in ``experiments/slurm_job.py``. Waiting for the jobs asks
+``squeue`` only (``experiments/slurm_queue.py``): ``sacct`` is not needed.
+A job that ends without finishing its run (cancelled, a node failure, a
+crash before training) fails the run with the tail of the job's Slurm log.
 
-``--executor submitit-local`` runs the same jobs with submitit's local
-executor, which is how the tests exercise this path without Slurm.
+A second invocation of the same command skips finished runs, waits for (or,
+with ``--no-wait``, just reports) runs whose job is still queued, and
+submits the rest. ``--executor submitit-local`` runs the same jobs with
+submitit's local executor, which needs no Slurm.
 """
-import os
 import os.path as osp
-import signal
-import subprocess
 import sys
 import time
 from typing import Dict, List
@@ -24,66 +22,19 @@ import submitit
 from experiments.grid_progress import GridProgress
 from experiments.grid_table import grid_completion
 from experiments.grid_spec import GridSpec
-from experiments.run_launch import PlannedRun, RunAttempt, prepare_run_dir
+from experiments.run_launch import (PlannedRun, log_tail, prepare_run_dir,
+                                    record_failure)
 from experiments.run_lock import RunLock
-from experiments.run_store import (RESULTS, atomic_write_json, read_json,
-                                   run_status, write_results)
+from experiments.run_store import (FAILED, RESULTS, DamagedFileError,
+                                   atomic_write_json, read_json,
+                                   read_run_meta, run_status, warn,
+                                   write_results)
+from experiments.slurm_job import SlurmRun
+from experiments.slurm_queue import (SLURM_JOB, SlurmQueryError, active_jobs,
+                                     is_active, job_log, job_states,
+                                     state_of)
 
-SLURM_JOB = 'slurm_job.json'
-_ACTIVE = ('PENDING', 'RUNNING', 'REQUEUED', 'CONFIGURING', 'COMPLETING',
-           'SUSPENDED', 'RESIZING')
-
-
-class SlurmRun(submitit.helpers.Checkpointable):
-    """The callable a Slurm job runs: one attempt at one run.
-
-    Args:
-        run_dir: The run's directory, written at submission.
-        gpus: GPUs the job has (one process each).
-        retry_failed: Whether a failed run is started again.
-    """
-
-    def __init__(self, run_dir: str, gpus: int, retry_failed: bool) -> None:
-        self.run_dir = run_dir
-        self.gpus = gpus
-        self.retry_failed = retry_failed
-        self._proc = None
-
-    def __call__(self) -> str:
-        attempt = RunAttempt(self.run_dir, self.retry_failed, self.gpus)
-        job = os.environ.get('SLURM_JOB_ID', 'local')
-        outcome = attempt.begin(dict(os.environ), note=f'in job {job}')
-        if outcome is None:
-            return 'locked by another process'
-        if isinstance(outcome, str):
-            return outcome
-        self._proc = outcome
-        return attempt.end(self._proc.wait()) or 'locked by another process'
-
-    def checkpoint(self, *args, **kwargs):
-        """On timeout or preemption: stop the child, requeue the same run."""
-        if self._proc is not None and self._proc.poll() is None:
-            os.killpg(self._proc.pid, signal.SIGTERM)
-            try:
-                self._proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-        return submitit.helpers.DelayedSubmission(
-            SlurmRun(self.run_dir, self.gpus, self.retry_failed))
-
-
-def _queued_in_slurm(run_dir: str) -> str:
-    """The id of a Slurm job that still holds this run, or ''."""
-    record = read_json(osp.join(run_dir, SLURM_JOB))
-    if not record or record.get('cluster') != 'slurm':
-        return ''
-    try:
-        out = subprocess.run(
-            ['squeue', '-h', '-j', record['job_id'], '-o', '%T'],
-            capture_output=True, text=True, timeout=60).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        return ''
-    return record['job_id'] if any(s in out for s in _ACTIVE) else ''
+LOG_LINES = 12
 
 
 def make_executor(args, grid: GridSpec, work_dir: str, gpus: int):
@@ -96,7 +47,7 @@ def make_executor(args, grid: GridSpec, work_dir: str, gpus: int):
     if cluster == 'slurm':
         params.update(mem_gb=args.mem_gb_per_gpu * gpus,
                       slurm_array_parallelism=args.max_parallel,
-                      slurm_signal_delay_s=120)
+                      slurm_signal_delay_s=args.signal_delay_s)
         for key in ('partition', 'account', 'qos'):
             if getattr(args, key):
                 params[f'slurm_{key}'] = getattr(args, key)
@@ -112,15 +63,19 @@ def run_submitit(args, grid: GridSpec, planned: List[PlannedRun],
         run_dirs: What ``results.csv`` lists (every run of the grid on disk).
     """
     todo: Dict[int, List[PlannedRun]] = {}
+    waiting: Dict[str, tuple] = {}  # label -> (planned run, job id, job)
+    queued = active_jobs([p.run_dir for p in planned]) \
+        if args.executor == 'slurm' else {}
     for p in planned:
         status = run_status(p.run_dir)
         if status == 'finished' or (status == 'failed'
                                     and not args.retry_failed):
             print(f'{p.run.label}: {status} earlier, skipped')
             continue
-        job_id = _queued_in_slurm(p.run_dir)
+        job_id = queued.get(p.run_dir)
         if job_id:
             print(f'{p.run.label}: already queued as Slurm job {job_id}')
+            waiting[p.run.label] = (p, job_id, None)
             continue
         lock = RunLock(p.run_dir)
         if not lock.acquire():
@@ -132,47 +87,68 @@ def run_submitit(args, grid: GridSpec, planned: List[PlannedRun],
             lock.release()
         todo.setdefault(p.run.gpus, []).append(p)
 
-    jobs = []
+    submitted = 0
     for gpus, group in sorted(todo.items()):
         executor, cluster = make_executor(args, grid, work_dir, gpus)
         with executor.batch():
-            submitted = [executor.submit(SlurmRun(
-                p.run_dir, gpus, args.retry_failed)) for p in group]
-        for p, job in zip(group, submitted):
+            jobs = [executor.submit(SlurmRun(
+                p.run_dir, gpus, args.retry_failed, args.signal_retries))
+                for p in group]
+        for p, job in zip(group, jobs):
             atomic_write_json(osp.join(p.run_dir, SLURM_JOB), dict(
-                job_id=str(job.job_id), cluster=cluster,
+                job_id=str(job.job_id), cluster=cluster, gpus=gpus,
                 submitted=time.strftime('%Y-%m-%dT%H:%M:%S')))
             print(f'{p.run.label}: submitted as job {job.job_id}')
-            jobs.append((p, job))
-    if args.no_wait or not jobs:
+            waiting[p.run.label] = (p, str(job.job_id), job)
+            submitted += 1
+    if args.no_wait or not waiting:
         write_results(work_dir, run_dirs)
-        print(f'{len(jobs)} job(s) submitted; run the same command again to '
-              f'collect results into {osp.join(work_dir, RESULTS)}')
-        if jobs:
+        if waiting:
+            print(f'{submitted} job(s) submitted, {len(waiting)} queued in '
+                  f'all; run the same command again to collect results into '
+                  f'{osp.join(work_dir, RESULTS)}')
             return 0
         return _completion(planned)
+    return _wait(args, waiting, work_dir, run_dirs, planned)
 
-    progress = GridProgress(len(jobs), args.max_parallel,
-                            {p.run.label: p.run_dir for p, _ in jobs})
-    pending = list(jobs)
+
+def _states(executor: str, waiting: Dict[str, tuple]) -> Dict[str, str]:
+    if executor == 'slurm':
+        return job_states()
+    # submitit's local executor knows its own processes.
+    return {job_id: 'COMPLETED' if job.done() else 'RUNNING'
+            for _, job_id, job in waiting.values()}
+
+
+def _wait(args, waiting: Dict[str, tuple], work_dir: str,
+          run_dirs: List[str], planned: List[PlannedRun]) -> int:
+    progress = GridProgress(len(waiting), args.max_parallel,
+                            {label: p.run_dir
+                             for label, (p, _, _) in waiting.items()})
+    pending = dict(waiting)
+    unanswered = 0
     try:
         while pending:
-            for p, job in list(pending):
-                if p.run.label not in progress.running and \
-                        job.state in ('RUNNING', 'COMPLETED', 'FAILED'):
-                    progress.started(p.run.label, f'job {job.job_id}')
-                if job.done():
-                    pending.remove((p, job))
-                    try:
-                        outcome = job.result()
-                    except Exception as e:  # noqa: BLE001 -- job crashed
-                        outcome = f'failed (job error: {e})'.splitlines()[0]
-                    progress.running.setdefault(p.run.label, time.time())
-                    status = run_status(p.run_dir)
-                    progress.ended(p.run.label, 'finished'
-                                   if status == 'finished' else 'failed',
-                                   f'job {job.job_id}: {outcome}')
-                    write_results(work_dir, run_dirs)
+            try:
+                states = _states(args.executor, pending)
+                unanswered = 0
+            except SlurmQueryError as e:
+                unanswered += 1
+                if unanswered in (1, 10) or unanswered % 60 == 0:
+                    warn(f'{e}; still waiting for {len(pending)} job(s)')
+                time.sleep(min(args.tick, 5.0))
+                continue
+            for label, (p, job_id, _) in list(pending.items()):
+                state = state_of(job_id, states)
+                if state == 'RUNNING' and label not in progress.running:
+                    progress.started(label, f'running as job {job_id}')
+                if is_active(state):
+                    continue
+                del pending[label]
+                progress.running.setdefault(label, time.time())
+                status, detail = _collect(p, job_id, state, work_dir)
+                progress.ended(label, status, f'job {job_id}: {detail}')
+                write_results(work_dir, run_dirs)
             if pending:
                 time.sleep(min(args.tick, 5.0))
     except KeyboardInterrupt:
@@ -186,6 +162,44 @@ def run_submitit(args, grid: GridSpec, planned: List[PlannedRun],
     print(f'done: {c["finished"]} finished, {c["failed"]} failed; results '
           f'in {osp.join(work_dir, RESULTS)}')
     return _completion(planned)
+
+
+def _collect(p: PlannedRun, job_id: str, state: str,
+             work_dir: str) -> tuple:
+    """``(status, detail)`` of a run whose job has ended.
+
+    A job that ended with its run neither finished nor failed (cancelled,
+    killed with its node, crashed before training) fails the run here,
+    with the job's Slurm log, unless another process is training it.
+    """
+    status = run_status(p.run_dir)
+    log = job_log(work_dir, job_id)
+    tail = log_tail(log, LOG_LINES)
+    if status == 'finished':
+        return status, 'finished'
+    if status != 'failed':
+        lock = RunLock(p.run_dir)
+        if not lock.acquire():
+            return 'failed', (f'ended ({state}); the run is being trained '
+                              f'by {lock.holder()}, not collected')
+        try:
+            record_failure(p.run_dir, read_run_meta(p.run_dir),
+                           f'Slurm job {job_id} ended ({state}) before the '
+                           f'run finished')
+        finally:
+            lock.release()
+    try:
+        failed = read_json(osp.join(p.run_dir, FAILED)) or {}
+        failed.update(slurm_job=job_id, slurm_state=state, slurm_log=log,
+                      slurm_log_tail=tail)
+        atomic_write_json(osp.join(p.run_dir, FAILED), failed)
+    except DamagedFileError as e:
+        failed = dict(error=str(e))
+    detail = f'FAILED: {failed.get("error")}\n  Slurm log {log}'
+    if tail:
+        detail += ':\n' + ''.join(f'    | {line}\n'
+                                   for line in tail.splitlines())
+    return 'failed', detail.rstrip('\n')
 
 
 def _completion(planned: List[PlannedRun]) -> int:

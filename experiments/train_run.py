@@ -33,7 +33,8 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from experiments.run_lock import LOCK_FD_ENV, RunLock
-from experiments.run_progress import AttemptRecorder, RunProgressHook
+from experiments.run_progress import (AttemptRecorder, RunProgressHook,
+                                      attempt_signals)
 from experiments.run_store import (FINISHED, append_attempt,
                                    atomic_write_json,
                                    atomic_write_text,
@@ -187,6 +188,7 @@ def train_and_evaluate(run_dir: str, launcher: str = 'none') -> dict:
         gpu_hours=round(wall * gpus / 3600, 4),
         **peaks,
         attempts=len(ends),
+        signals=attempt_signals(ends),
         work_dir=run_dir,
         detections=osp.join(run_dir, 'detections'),
         finished_at=datetime.datetime.now().isoformat(timespec='seconds'),

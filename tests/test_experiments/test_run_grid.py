@@ -275,7 +275,7 @@ def test_slurm_path_through_submitit_local_executor(tiny_builtin, tmp_path,
 
 
 def test_slurm_job_requeues_itself_and_stops_its_child(tmp_path):
-    from experiments.slurm_executor import SlurmRun
+    from experiments.slurm_job import SlurmRun
     job = SlurmRun(str(tmp_path / 'run'), gpus=1, retry_failed=False)
     job._proc = subprocess.Popen(
         [sys.executable, '-c', 'import time; time.sleep(60)'],
