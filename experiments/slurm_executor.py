@@ -30,8 +30,8 @@ from experiments.run_store import (FAILED, RESULTS, DamagedFileError,
                                    read_run_meta, run_status, warn,
                                    write_results)
 from experiments.slurm_job import SlurmRun
-from experiments.slurm_queue import (SLURM_JOB, SlurmQueryError, active_jobs,
-                                     is_active, job_log, job_states,
+from experiments.slurm_queue import (SLURM_JOB, SlurmQueryError, is_active,
+                                     job_logs, job_states, recorded_states,
                                      state_of)
 
 LOG_LINES = 12
@@ -64,7 +64,7 @@ def run_submitit(args, grid: GridSpec, planned: List[PlannedRun],
     """
     todo: Dict[int, List[PlannedRun]] = {}
     waiting: Dict[str, tuple] = {}  # label -> (planned run, job id, job)
-    queued = active_jobs([p.run_dir for p in planned]) \
+    jobs_of = recorded_states([p.run_dir for p in planned]) \
         if args.executor == 'slurm' else {}
     for p in planned:
         status = run_status(p.run_dir)
@@ -72,11 +72,15 @@ def run_submitit(args, grid: GridSpec, planned: List[PlannedRun],
                                     and not args.retry_failed):
             print(f'{p.run.label}: {status} earlier, skipped')
             continue
-        job_id = queued.get(p.run_dir)
-        if job_id:
+        job_id, state = jobs_of.get(p.run_dir, ('', ''))
+        if job_id and is_active(state):
             print(f'{p.run.label}: already queued as Slurm job {job_id}')
             waiting[p.run.label] = (p, job_id, None)
             continue
+        if job_id:
+            print(f'{p.run.label}: Slurm job {job_id} ended ({state}) before '
+                  f'the run finished; submitting it again (it resumes from '
+                  f'its last checkpoint)')
         lock = RunLock(p.run_dir)
         if not lock.acquire():
             print(f'{p.run.label}: being trained by {lock.holder()}; skipped')
@@ -173,8 +177,9 @@ def _collect(p: PlannedRun, job_id: str, state: str,
     with the job's Slurm log, unless another process is training it.
     """
     status = run_status(p.run_dir)
-    log = job_log(work_dir, job_id)
-    tail = log_tail(log, LOG_LINES)
+    logs = job_logs(work_dir, job_id)
+    tail = ''.join(f'{osp.basename(log)}: {line}\n' for log in logs
+                   for line in log_tail(log, LOG_LINES).splitlines())
     if status == 'finished':
         return status, 'finished'
     if status != 'failed':
@@ -190,16 +195,18 @@ def _collect(p: PlannedRun, job_id: str, state: str,
             lock.release()
     try:
         failed = read_json(osp.join(p.run_dir, FAILED)) or {}
-        failed.update(slurm_job=job_id, slurm_state=state, slurm_log=log,
+        failed.update(slurm_job=job_id, slurm_state=state, slurm_logs=logs,
                       slurm_log_tail=tail)
         atomic_write_json(osp.join(p.run_dir, FAILED), failed)
     except DamagedFileError as e:
         failed = dict(error=str(e))
-    detail = f'FAILED: {failed.get("error")}\n  Slurm log {log}'
+    detail = (f'FAILED: {failed.get("error")}\n  see '
+              f'{osp.join(p.run_dir, "run.log")} and the Slurm log '
+              f'{logs[0][:-4]}.{{out,err}}')
     if tail:
-        detail += ':\n' + ''.join(f'    | {line}\n'
-                                   for line in tail.splitlines())
-    return 'failed', detail.rstrip('\n')
+        detail += ', which ends:\n' + ''.join(
+            f'    | {line}\n' for line in tail.splitlines()).rstrip('\n')
+    return 'failed', detail
 
 
 def _completion(planned: List[PlannedRun]) -> int:

@@ -31,9 +31,9 @@ import submitit
 from experiments.run_launch import SIGNAL_RETRIES, RunAttempt
 from experiments.scheduler import AGAIN
 
-STOPPED_BY_SIGTERM = 'Slurm stopped the job (SIGTERM)'
-STOPPED_BY_USR2 = ('Slurm asked the job to stop (time limit or preemption '
-                   'signal); requeued')
+# Why an attempt ended, in attempts.jsonl and the row's signals column.
+STOPPED_BY_SIGTERM = 'Slurm stopped the job'
+STOPPED_BY_USR2 = 'Slurm time-limit/preemption signal; requeued'
 
 
 def slurm_job_id(env: Optional[dict] = None) -> str:

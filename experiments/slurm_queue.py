@@ -10,7 +10,7 @@ its run is read from the run dir, never from Slurm.
 import getpass
 import os.path as osp
 import subprocess
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from experiments.run_store import read_json
 
@@ -69,8 +69,8 @@ def recorded_job(run_dir: str) -> Optional[dict]:
     return record if record and record.get('cluster') == 'slurm' else None
 
 
-def active_jobs(run_dirs: List[str]) -> Dict[str, str]:
-    """``{run dir: job id}`` for the runs a Slurm job still holds.
+def recorded_states(run_dirs: List[str]) -> Dict[str, Tuple[str, str]]:
+    """``{run dir: (job id, state)}`` of each run's last Slurm job.
 
     One ``squeue`` call, and only when a run was submitted to Slurm. Empty
     when ``squeue`` cannot be asked (a machine outside the cluster): the
@@ -83,10 +83,19 @@ def active_jobs(run_dirs: List[str]) -> Dict[str, str]:
         states = job_states()
     except SlurmQueryError:
         return {}
-    return {d: r['job_id'] for d, r in records.items()
-            if is_active(state_of(r['job_id'], states))}
+    return {d: (r['job_id'], state_of(r['job_id'], states))
+            for d, r in records.items()}
 
 
-def job_log(work_dir: str, job_id: str) -> str:
-    """The job's stderr file, where submitit and Slurm write (task 0)."""
-    return osp.join(work_dir, 'submitit', job_id, f'{job_id}_0_log.err')
+def active_jobs(run_dirs: List[str]) -> Dict[str, str]:
+    """``{run dir: job id}`` for the runs a Slurm job still holds."""
+    return {d: job_id for d, (job_id, state)
+            in recorded_states(run_dirs).items() if is_active(state)}
+
+
+def job_logs(work_dir: str, job_id: str) -> List[str]:
+    """The job's stdout and stderr files (task 0): submitit logs to the
+    first, Slurm's own messages (``CANCELLED``, time limit) go to the
+    second."""
+    stem = osp.join(work_dir, 'submitit', job_id, f'{job_id}_0_log')
+    return [stem + '.out', stem + '.err']
