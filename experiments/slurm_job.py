@@ -77,11 +77,17 @@ class SlurmRun(submitit.helpers.Checkpointable):
 
     def _run(self) -> str:
         note = f'in Slurm job {slurm_job_id()}'
+        env = dict(os.environ)
+        cpus = int(env.get('SLURM_CPUS_PER_TASK') or 0)
+        if cpus and 'OMP_NUM_THREADS' not in env:
+            # Without CPU binding (TaskPlugin=task/none) each process would
+            # start a thread per core of the node, not of its allocation.
+            env['OMP_NUM_THREADS'] = str(max(1, cpus // max(self.gpus, 1)))
         while True:
             self._attempt = RunAttempt(self.run_dir, self.retry_failed,
                                        self.gpus,
                                        signal_retries=self.signal_retries)
-            outcome = self._attempt.begin(dict(os.environ), note=note)
+            outcome = self._attempt.begin(env, note=note)
             if outcome is None:
                 return 'locked by another process'
             if isinstance(outcome, str):

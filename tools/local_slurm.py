@@ -237,17 +237,26 @@ class LocalSlurm:
             try:
                 self.run(['scancel', '--full', '--user', 'root'], timeout=10)
                 deadline = time.monotonic() + 15
-                while time.monotonic() < deadline and self.run(
-                        ['squeue', '-h'], timeout=10).stdout.strip():
+                while time.monotonic() < deadline:
+                    left = self.run(['squeue', '-h', '-o', '%i %T'],
+                                    timeout=10).stdout.strip()
+                    if not left:
+                        break
+                    if os.environ.get('LOCAL_SLURM_DEBUG'):
+                        print(f'local_slurm: waiting for {left}')
                     time.sleep(0.5)
             except (OSError, subprocess.TimeoutExpired):
                 pass
         for proc in reversed(self.procs):
-            _stop(proc.pid)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                pass
+            for sig in (signal.SIGTERM, signal.SIGKILL):
+                try:
+                    os.killpg(proc.pid, sig)
+                    proc.wait(10)
+                    break
+                except ProcessLookupError:
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
         self.procs = []
 
     def __enter__(self) -> 'LocalSlurm':

@@ -174,7 +174,7 @@ def test_preempted_and_requeued_jobs_resume_and_finish_once(slurm,
                                                             tiny_builtin,
                                                             tmp_path):
     grid = _grid(tmp_path, 'preempt', tiny_builtin,
-                 models={'m': TINY_MASK_RCNN}, seeds=(0, 1), max_iters=30)
+                 models={'m': TINY_MASK_RCNN}, seeds=(0, 1), max_iters=16)
     done = _run_grid(grid, '--no-wait')
     assert done.returncode == 0, done.stdout + done.stderr
     jobs = _submitted(done.stdout)
@@ -206,7 +206,7 @@ def test_preempted_and_requeued_jobs_resume_and_finish_once(slurm,
     for run_dir, cause in ((usr2_dir, 'requeued'),
                            (term_dir, 'Slurm stopped the job')):
         row = df.loc[run_dir]
-        assert row.status == 'finished' and row.iterations == 30
+        assert row.status == 'finished' and row.iterations == 16
         assert row.attempts == 2 and cause in row.signals
         first, second = _launches(run_dir)
         job = usr2_job if run_dir == usr2_dir else term_job
