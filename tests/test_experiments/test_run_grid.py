@@ -1,6 +1,7 @@
 import json
 import os
 import os.path as osp
+import signal
 import subprocess
 import sys
 import textwrap
@@ -276,11 +277,13 @@ def test_slurm_path_through_submitit_local_executor(tiny_builtin, tmp_path,
 
 def test_slurm_job_requeues_itself_and_stops_its_child(tmp_path):
     from experiments.slurm_job import SlurmRun
-    job = SlurmRun(str(tmp_path / 'run'), gpus=1, retry_failed=False)
-    job._proc = subprocess.Popen(
+    job = SlurmRun(str(tmp_path / 'run'), gpus=1, retry_failed=False,
+                   signal_retries=3)
+    child = job._proc = subprocess.Popen(
         [sys.executable, '-c', 'import time; time.sleep(60)'],
         start_new_session=True)
     again = job.checkpoint()
-    assert job._proc.poll() is not None
+    assert child.poll() == -signal.SIGTERM and job._proc is None
     assert isinstance(again.function, SlurmRun)
     assert again.function.run_dir == job.run_dir and again.function is not job
+    assert again.function.signal_retries == 3

@@ -9,6 +9,7 @@ import time
 import pytest
 
 from experiments.run_launch import RunAttempt
+from experiments.scheduler import AGAIN
 from experiments.run_progress import ATTEMPT_ID_ENV, AttemptRecorder
 from experiments.run_store import read_attempts
 
@@ -27,20 +28,29 @@ def test_attempt_killed_before_training_is_recorded_with_its_signal(
     monkeypatch.setattr('experiments.run_launch.child_command',
                         lambda run_dir, gpus: [sys.executable, '-c',
                                                'import time; time.sleep(60)'])
-    attempt = RunAttempt(run_dir, retry_failed=False)
-    proc = attempt.begin(dict(os.environ))
-    time.sleep(1.0)
-    os.kill(proc.pid, signal.SIGKILL)
-    assert attempt.end(proc.wait()) == 'failed'
+    attempt = RunAttempt(run_dir, retry_failed=False, signal_retries=1)
+    for expected in (AGAIN, 'failed'):
+        proc = attempt.begin(dict(os.environ))
+        time.sleep(1.0)
+        os.kill(proc.pid, signal.SIGKILL)
+        assert attempt.end(proc.wait()) == expected
+        # The first kill is retried: the run has not failed.
+        assert osp.isfile(osp.join(run_dir, 'FAILED.json')) == (
+            expected == 'failed')
     records = read_attempts(run_dir)
-    assert [r['event'] for r in records] == ['launch', 'end']
-    launch, end = records
+    assert [r['event'] for r in records] == ['launch', 'end'] * 2
+    assert [r['retry'] for r in records[::2]] == [0, 1]
+    launch, end = records[2:]
     assert end['attempt'] == launch['attempt']
     assert end['status'] == 'killed by SIGKILL'
+    assert end['signal'] == 'SIGKILL' and end['counts'] is True
     # Timed by the runner, which saw the whole attempt.
     assert 0.9 <= end['elapsed_s'] < 30
     failed = json.load(open(osp.join(run_dir, 'FAILED.json')))
-    assert 'killed by SIGKILL' in failed['error']
+    assert failed['error'] == ('child process killed by SIGKILL (out of '
+                               'memory, or killed by hand?), on 2 '
+                               'attempt(s) in a row (--signal-retries 1)')
+    assert failed['signals'] == 'SIGKILL; SIGKILL'
 
 
 def test_child_uses_the_runners_attempt_id(tmp_path, monkeypatch):
