@@ -306,7 +306,11 @@ def main() -> int:
             state = json.load(f)
         cluster.root = state['root']
         if args.action == 'down':
-            cluster.run(['scancel', '--full', '--user', 'root'], timeout=10)
+            try:
+                cluster.run(['scancel', '--full', '--user', 'root'],
+                            timeout=10)
+            except (OSError, subprocess.TimeoutExpired):
+                pass  # the controller is gone already
             for pid in reversed(state['pids']):
                 _stop(pid)
             return 0
