@@ -30,20 +30,10 @@ from analysis.cost_report import (PUBLISHED, arm_cost_rows,  # noqa: E402
 from analysis.latency import paired_latency  # noqa: E402
 from analysis.report import Section, save_figure  # noqa: E402
 from analysis.verdicts import verdict_table  # noqa: E402
+from analysis.views.provenance import gt_file  # noqa: E402
 
 FINE_BINS = log_area_bins(8)
 IOU_TYPES = (('bbox', 'box'), ('segm', 'mask'))
-
-
-def _gt_file(run_dir: str) -> Optional[str]:
-    from mmengine.config import Config
-    from experiments.grid_spec import project_path
-    # Only a path is read: importing the config's custom modules (mmdet and
-    # the plugins, ~5 s) would be most of a cached report rebuild.
-    cfg = Config.fromfile(osp.join(run_dir, 'config.py'),
-                          import_custom_modules=False)
-    ds = cfg.test_dataloader.dataset
-    return project_path(osp.join(ds.get('data_root', ''), ds.ann_file))
 
 
 class RunEvals:
@@ -64,7 +54,7 @@ class RunEvals:
         if not det_dir or not osp.isfile(
                 osp.join(det_dir, f'val.{iou_type}.json')):
             return None
-        ann = _gt_file(row.work_dir)
+        ann = gt_file(row.work_dir)
 
         def ground_truth():
             # Loaded only when a run's evaluation is not cached.
@@ -336,9 +326,17 @@ def beta_section(df: pd.DataFrame, out_dir: str) -> Section:
 def claims_sections(df: pd.DataFrame, all_results: pd.DataFrame,
                     out_dir: str, n_resamples: int,
                     sources: List[str]) -> List[Section]:
+    from analysis.views.error_breakdown import error_breakdown_section
+    from analysis.views.per_category import per_category_section
+    from analysis.views.qualitative import qualitative_section
+    from analysis.views.training_curves import training_curves_section
     evals = RunEvals()
     costs = arm_cost_rows(all_results, n_resamples)
-    return [fine_bins_section(df, evals, out_dir),
+    return [error_breakdown_section(df, out_dir),
+            per_category_section(df, evals, n_resamples),
+            qualitative_section(df, evals, out_dir),
+            training_curves_section(df, out_dir),
+            fine_bins_section(df, evals, out_dir),
             iou_sweep_section(df, evals, out_dir),
             bootstrap_section(df, evals, n_resamples),
             verdict_section(all_results, evals, n_resamples, sources),

@@ -24,6 +24,8 @@ A grid file::
     seeds: [0, 1, 2]                 # default: [0]
     overrides: {train_cfg.max_iters: 200}   # applied to every run first
     gpus: 1                          # GPUs per run unless a model says
+    tracker: tensorboard             # also log every run to TensorBoard,
+                                     # mlflow or wandb (default: none)
 
 A run on k GPUs runs k processes (``torchrun``) with the config's per-GPU
 batch size, as mmdet's ``tools/dist_train.sh`` does: an 8-GPU COCO schedule
@@ -44,7 +46,11 @@ import yaml
 PROJECT_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 _TOP_KEYS = {'name', 'description', 'work_dir', 'models', 'arms', 'datasets',
-             'seeds', 'overrides', 'gpus'}
+             'seeds', 'overrides', 'gpus', 'tracker'}
+# Live tracking: mmengine's visualisation backend each value adds to every
+# run's visualizer (LocalVisBackend, which the report reads, always stays).
+TRACKERS = {'none': None, 'tensorboard': 'TensorboardVisBackend',
+            'mlflow': 'MLflowVisBackend', 'wandb': 'WandbVisBackend'}
 _MODEL_KEYS = {'config', 'overrides', 'gpus'}
 _ARM_KEYS = {'models', 'overrides', 'description'}
 _COCO_KEYS = {'data_root', 'train_ann', 'train_img', 'val_ann', 'val_img',
@@ -106,6 +112,7 @@ class GridSpec:
     datasets: Dict[str, DatasetSpec]
     seeds: List[int]
     overrides: Dict[str, Any]
+    tracker: str = 'none'
 
     def expand(self) -> List[RunSpec]:
         """Every run of the grid, in model, arm, dataset, seed order."""
@@ -249,8 +256,12 @@ def load_grid(path: str) -> GridSpec:
             raise GridSpecError(f'{path}: "seeds[{i}]" = {seed} repeats '
                                 f'seeds[{seeds.index(seed)}]: the same run '
                                 f'would be listed twice')
+    tracker = raw.get('tracker', 'none')
+    if tracker not in TRACKERS:
+        raise GridSpecError(f'{path}: "tracker" must be one of '
+                            f'{", ".join(TRACKERS)}, got {tracker!r}')
     return GridSpec(
-        path=osp.abspath(path), name=name,
+        path=osp.abspath(path), name=name, tracker=tracker,
         description=str(raw.get('description', '')),
         work_dir=str(raw.get('work_dir') or f'work_dirs/{name}'),
         models=models, arms=arms, datasets=datasets, seeds=list(seeds),

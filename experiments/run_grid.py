@@ -35,7 +35,7 @@ from typing import Dict, List, Optional, Tuple
 
 from experiments.coco_check import CocoFormatError
 from experiments.datasets import PreparedDataset, prepare_dataset
-from experiments.grid_spec import (GridSpec, GridSpecError, RunSpec,
+from experiments.grid_spec import (TRACKERS, GridSpec, GridSpecError, RunSpec,
                                    load_grid, project_path)
 from experiments.run_config import (ConfigBuildError, check_model_builds,
                                     config_hash, resolve_config)
@@ -69,6 +69,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                         'last checkpoint up to N times in a row before it '
                         'fails (default: %(default)s); an exception or a NaN '
                         'loss fails it at once')
+    parser.add_argument('--tracker', default=None, choices=list(TRACKERS),
+                        help='log every run to this tracker too (mmengine '
+                        'visualisation backend; overrides the grid\'s '
+                        '"tracker"); TensorBoard: tensorboard --logdir '
+                        '<work dir>')
     parser.add_argument('--only', action='append', default=[],
                         metavar='FIELD=VALUE',
                         help='keep runs whose model, arm, dataset or seed '
@@ -339,6 +344,8 @@ def _main(argv=None) -> int:
     args = parse_args(argv)
     try:
         grid = load_grid(args.grid)
+        if args.tracker:
+            grid.tracker = args.tracker
         runs = select(grid.expand(), args.only)
         slot_ids = (resolve_slots(args.gpus, args.slots)
                     if args.executor == 'local' else [])

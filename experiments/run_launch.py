@@ -59,7 +59,7 @@ def run_meta(planned: PlannedRun, grid: GridSpec) -> dict:
     return dict(run_id=planned.run_id, grid=grid.name, model=run.model,
                 arm=run.arm, dataset=run.dataset, seed=run.seed,
                 config=run.config, gpus=run.gpus,
-                weights=weights_source(planned.cfg),
+                weights=weights_source(planned.cfg), tracker=grid.tracker,
                 val_images=dataset.val_images,
                 val_instances=dataset.val_instances)
 

@@ -32,6 +32,7 @@ from mmengine.config import Config
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+from experiments.grid_spec import TRACKERS
 from experiments.run_lock import LOCK_FD_ENV, RunLock
 from experiments.run_progress import (AttemptRecorder, RunProgressHook,
                                       attempt_signals)
@@ -128,7 +129,34 @@ def prepare_config(run_dir: str, launcher: str = 'none') -> Config:
     for ev in evaluators if isinstance(evaluators, list) else [evaluators]:
         if ev.get('type') == 'CocoMetric':
             ev['outfile_prefix'] = osp.join(run_dir, 'detections', 'val')
+    add_tracker(cfg, read_json(osp.join(run_dir, 'run.json')) or {})
     return cfg
+
+
+def add_tracker(cfg: Config, meta: dict) -> None:
+    """Add the grid's live tracker to the visualizer, at training time.
+
+    Not part of the resolved config (or the run id): watching a run must
+    not make it another run.
+    """
+    backend = TRACKERS.get(meta.get('tracker') or 'none')
+    if backend is None:
+        return
+    vis = cfg.get('visualizer') or dict(type='DetLocalVisualizer')
+    backends = list(vis.get('vis_backends') or
+                    [dict(type='LocalVisBackend')])
+    if any(b.get('type') == backend for b in backends):
+        return
+    extra = dict(type=backend)
+    label = f'{meta.get("model")}/{meta.get("arm")}/{meta.get("dataset")}' \
+        f'/seed{meta.get("seed")}'
+    if backend == 'MLflowVisBackend':
+        extra.update(exp_name=meta.get('grid') or 'grid', run_name=label)
+    elif backend == 'WandbVisBackend':
+        extra.update(init_kwargs=dict(project=meta.get('grid') or 'grid',
+                                      name=label, group=meta.get('arm')))
+    vis['vis_backends'] = backends + [extra]
+    cfg.visualizer = vis
 
 
 def _is_rank0() -> bool:

@@ -1,0 +1,211 @@
+"""Where AP is lost, per arm: TIDE's error breakdown for box and mask.
+
+TIDE (Bolya et al., ECCV 2020; the ``tidecv`` package) fixes one error type
+at a time and reports the AP50 it would gain (dAP): classification (Cls),
+localisation (Loc), both (Both), duplicate (Dupe), background (Bkg) and
+missed ground truth (Miss). Its mask mode reads the RLE masks our runs
+save. TIDE has no size ranges; here a range keeps the ground truth whose
+area falls in it (the rest become ignore regions, as COCO ignores them) and
+the detections whose area falls in it, so "Eq. 2 finds small objects that
+Eq. 1 misses" reads as a smaller small-object Miss.
+
+Each run's breakdown is cached in ``<detections>/eval-cache/tide-*.json``,
+keyed by the detection and annotation files' contents.
+"""
+import contextlib
+import io
+import json
+import os
+import os.path as osp
+from typing import Dict, List, Optional, Tuple
+
+import matplotlib
+
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from analysis.eval_cache import CACHE_DIR, file_hash  # noqa: E402
+from analysis.report import Section, save_figure  # noqa: E402
+from analysis.views.provenance import caption, gt_file  # noqa: E402
+from experiments.run_store import atomic_write_json  # noqa: E402
+
+ERRORS = ('Cls', 'Loc', 'Both', 'Dupe', 'Bkg', 'Miss')
+SIZES = {'all': (0.0, float('inf')), 'small': (0.0, 32.0 ** 2),
+         'medium': (32.0 ** 2, 96.0 ** 2), 'large': (96.0 ** 2, float('inf'))}
+TASKS = (('bbox', 'box'), ('segm', 'mask'))
+VERSION = 1
+
+
+def _det_area(det: dict, iou_type: str) -> float:
+    if iou_type == 'segm':
+        from pycocotools import mask as mask_utils
+        return float(mask_utils.area(det['segmentation']))
+    return float(det['bbox'][2] * det['bbox'][3])
+
+
+def tide_breakdown(gt: dict, dets: List[dict], iou_type: str,
+                   size: Tuple[float, float]) -> Dict[str, float]:
+    """AP50 and TIDE's dAP per main error type, for one size range.
+
+    Args:
+        gt: A COCO annotation file's content.
+        dets: COCO results (``bbox``, and RLE ``segmentation`` for segm).
+        iou_type: ``'bbox'`` or ``'segm'``.
+        size: ``(lo, hi)`` object area range, px^2.
+    """
+    from tidecv import TIDE
+    from tidecv import functions as tide_f
+    from tidecv.data import Data
+    lo, hi = size
+    truth, preds = Data('gt'), Data('dets')
+    images = {im['id']: im for im in gt['images']}
+    for im in gt['images']:
+        truth.add_image(im['id'], im['file_name'])
+    for cat in gt['categories']:
+        truth.add_class(cat['id'], cat['name'])
+    for ann in gt['annotations']:
+        im = images[ann['image_id']]
+        mask = tide_f.toRLE(ann['segmentation'], im['width'], im['height'])
+        inside = lo <= ann['area'] < hi
+        if ann.get('iscrowd') or not inside:
+            truth.add_ignore_region(ann['image_id'], ann['category_id'],
+                                    ann['bbox'], mask)
+        else:
+            truth.add_ground_truth(ann['image_id'], ann['category_id'],
+                                   ann['bbox'], mask)
+    for det in dets:
+        if lo <= _det_area(det, iou_type) < hi:
+            preds.add_detection(det['image_id'], det['category_id'],
+                                det['score'], det['bbox'],
+                                det.get('segmentation'))
+    if not any(not a['ignore'] for a in truth.annotations):
+        # No ground truth in the range: AP and its errors are undefined
+        # (TIDE itself divides by zero).
+        return dict(AP50=float('nan'), **{e: float('nan') for e in ERRORS})
+    if not preds.annotations:
+        # Nothing detected: AP50 is 0; what fixing an error would gain is
+        # undefined (TIDE divides by zero).
+        return dict(AP50=0.0, **{e: float('nan') for e in ERRORS})
+    tide = TIDE()
+    mode = TIDE.MASK if iou_type == 'segm' else TIDE.BOX
+    with contextlib.redirect_stdout(io.StringIO()):
+        run = tide.evaluate(truth, preds, mode=mode, name='run')
+        errors = tide.get_main_errors()['run']
+    return dict(AP50=float(run.ap), **{e: float(errors[e]) for e in ERRORS})
+
+
+def run_breakdown(detections_dir: str, ann_file: str) -> pd.DataFrame:
+    """One row per (task, size range): AP50 and dAP per error, cached."""
+    rows = []
+    gt = None
+    for iou_type, task in TASKS:
+        det_file = osp.join(detections_dir, f'val.{iou_type}.json')
+        if not osp.isfile(det_file):
+            continue
+        key = f'{file_hash(det_file)[:12]}-{file_hash(ann_file)[:12]}' \
+              f'-v{VERSION}'
+        cache = osp.join(detections_dir, CACHE_DIR, f'tide-{iou_type}-'
+                                                    f'{key}.json')
+        if osp.isfile(cache):
+            with open(cache) as f:
+                rows += json.load(f)['rows']
+            continue
+        if gt is None:
+            with open(ann_file) as f:
+                gt = json.load(f)
+        with open(det_file) as f:
+            dets = json.load(f)
+        found = [dict(task=task, size=name,
+                      **tide_breakdown(gt, dets, iou_type, bounds))
+                 for name, bounds in SIZES.items()]
+        os.makedirs(osp.dirname(cache), exist_ok=True)
+        atomic_write_json(cache, dict(rows=found))
+        rows += found
+    return pd.DataFrame(rows)
+
+
+def _arm(r) -> str:
+    return f'{r.model}/{r.arm}'
+
+
+def breakdown_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Every finished run's breakdown, one row per run, task and size."""
+    frames = []
+    for r in df[df.status == 'finished'].itertuples():
+        det_dir = osp.join(r.work_dir, 'detections')
+        ann = gt_file(r.work_dir)
+        if not ann or not osp.isdir(det_dir):
+            continue
+        b = run_breakdown(det_dir, ann)
+        if b.empty:
+            continue
+        b.insert(0, 'arm', _arm(r))
+        b.insert(1, 'dataset', r.dataset)
+        b.insert(2, 'seed', r.seed)
+        frames.append(b)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _mean_spread(values: pd.Series) -> str:
+    v = values.dropna().to_numpy(float)
+    if not v.size:
+        return '–'
+    if v.size == 1:
+        return f'{v[0]:.1f}'
+    return f'{v.mean():.1f} [{v.min():.1f}, {v.max():.1f}]'
+
+
+def error_breakdown_section(df: pd.DataFrame, out_dir: str) -> Section:
+    section = Section('Where AP is lost: TIDE error breakdown', [])
+    table = breakdown_table(df)
+    if table.empty:
+        section.text.append('No finished run with saved detections.')
+        return section
+    section.text.append(
+        'TIDE (tidecv) dAP: the AP50 (x100) each arm would gain if that '
+        'error type were fixed -- Cls classification, Loc localisation, Both '
+        'classification and localisation, Dupe duplicate, Bkg background, '
+        'Miss missed ground truth. Size ranges keep the ground truth and '
+        'the detections whose area falls in them (COCO areas: small < 32², '
+        'medium < 96²); other ground truth counts as ignore regions. A cell '
+        'is the mean over seeds with [min, max] when there are several; '
+        'TIDE is not bootstrapped (read differences against the intervals '
+        'of the bootstrap section). ' + caption(df))
+    columns = ['AP50', *ERRORS]
+    summary = table.groupby(['task', 'size', 'dataset', 'arm'],
+                            sort=False)[columns].agg(_mean_spread)
+    summary.insert(0, 'seeds', table.groupby(
+        ['task', 'size', 'dataset', 'arm'], sort=False).seed.nunique())
+    section.tables.append(summary.reset_index())
+    section.figures.append(_plot(table, out_dir))
+    return section
+
+
+def _plot(table: pd.DataFrame, out_dir: str) -> str:
+    means = table.groupby(['task', 'size', 'arm'], sort=False)[
+        list(ERRORS)].mean()
+    arms = list(dict.fromkeys(table.arm))
+    tasks = list(dict.fromkeys(table.task))
+    fig, axes = plt.subplots(len(tasks), len(SIZES), squeeze=False,
+                             figsize=(3.2 * len(SIZES), 2.6 * len(tasks)),
+                             sharey=True)
+    width = 0.8 / len(arms)
+    x = np.arange(len(ERRORS))
+    for i, task in enumerate(tasks):
+        for j, size in enumerate(SIZES):
+            ax = axes[i][j]
+            for k, arm in enumerate(arms):
+                if (task, size, arm) not in means.index:
+                    continue
+                ax.bar(x + (k - (len(arms) - 1) / 2) * width,
+                       means.loc[(task, size, arm)].to_numpy(float), width,
+                       label=arm)
+            ax.set_xticks(x, ERRORS, fontsize=7)
+            ax.set_title(f'{task}, {size}', fontsize=9)
+            ax.grid(axis='y', alpha=0.3)
+            if j == 0:
+                ax.set_ylabel('dAP50 (x100)')
+    axes[0][0].legend(fontsize=7)
+    return save_figure(fig, osp.join(out_dir, 'tide_errors.png'))

@@ -1,0 +1,38 @@
+"""What every figure and table of a view says about where it came from."""
+import os.path as osp
+from typing import Optional
+
+import pandas as pd
+
+
+def gt_file(run_dir: str) -> Optional[str]:
+    """The annotation file a run was evaluated on, from its ``config.py``."""
+    from mmengine.config import Config
+    from experiments.grid_spec import project_path
+    path = osp.join(run_dir, 'config.py')
+    if not osp.isfile(path):
+        return None
+    # Only a path is read: importing the config's custom modules (mmdet and
+    # the plugins, ~5 s) would be most of a cached report rebuild.
+    cfg = Config.fromfile(path, import_custom_modules=False)
+    ds = cfg.test_dataloader.dataset
+    return project_path(osp.join(ds.get('data_root', ''), ds.ann_file))
+
+
+def caption(df: pd.DataFrame) -> str:
+    """``From 3 finished runs (mask_rcnn/default: seeds 0; ...) on builtin
+    (16 val images); weights: from scratch.``"""
+    done = df[df.status == 'finished']
+    if done.empty:
+        return 'No finished runs.'
+    arms = '; '.join(
+        f'{m}/{a}: seed(s) {", ".join(str(int(s)) for s in sorted(g.seed))}'
+        for (m, a), g in done.groupby(['model', 'arm'], sort=False))
+    data = ', '.join(
+        f'{d} ({int(g.val_images.max())} val images)'
+        if 'val_images' in g and g.val_images.notna().any() else str(d)
+        for d, g in done.groupby('dataset', sort=False))
+    weights = ', '.join(sorted(set(done.weights.dropna().astype(str)))) \
+        if 'weights' in done else 'unknown'
+    return (f'From {len(done)} finished run(s) ({arms}) on {data}; '
+            f'weights: {weights}.')
