@@ -30,7 +30,7 @@ from analysis.cost_report import (PUBLISHED, arm_cost_rows,  # noqa: E402
 from analysis.latency import paired_latency  # noqa: E402
 from analysis.report import Section, save_figure  # noqa: E402
 from analysis.verdicts import verdict_table  # noqa: E402
-from analysis.views.provenance import gt_file  # noqa: E402
+from analysis.views.provenance import caption, gt_file  # noqa: E402
 
 FINE_BINS = log_area_bins(8)
 IOU_TYPES = (('bbox', 'box'), ('segm', 'mask'))
@@ -122,7 +122,7 @@ def fine_bins_section(df: pd.DataFrame, evals: RunEvals,
         'AP x100 per COCO size range and per 8 log-spaced area bins (named '
         'by the side of an equal-area square), mean over seeds, recomputed '
         'from the saved detections. GT counts per bin are in the second '
-        'table; a bin with few objects gives a noisy AP.'])
+        'table; a bin with few objects gives a noisy AP. ' + caption(df)])
     if table.empty:
         section.text.append('No finished run has saved detections.')
         return section
@@ -148,7 +148,7 @@ def iou_sweep_section(df: pd.DataFrame, evals: RunEvals,
                          **{c: 100 * v for c, v in zip(columns, per_t)}))
     section = Section('AP at each IoU threshold', [
         'AP x100 at IoU 0.50:0.05:0.95 (COCO\'s AP is their mean), mean '
-        'over seeds, from the saved detections.'])
+        'over seeds, from the saved detections. ' + caption(df)])
     table = pd.DataFrame(rows)
     if table.empty:
         section.text.append('No finished run has saved detections.')
@@ -175,7 +175,7 @@ def bootstrap_section(df: pd.DataFrame, evals: RunEvals,
     return Section('Uncertainty: image-bootstrap intervals', [
         f'Basic bootstrap over validation images ({n_resamples} resamples, '
         f'seeds averaged on each resample): the interval reflects which '
-        f'images were drawn, not seed-to-seed variation.'],
+        f'images were drawn, not seed-to-seed variation. ' + caption(df)],
         [pd.DataFrame(rows)])
 
 
@@ -233,8 +233,17 @@ def paper_tables_section(all_results: pd.DataFrame) -> Section:
             if 'weights' in ours and vals.size else ''
         rows.append(dict(table=r.table, row=r.row, metric=r.metric,
                          published=r.value, ours=ours_text, delta=delta,
-                         seeds=len(vals), weights=weights, source=r.source))
-    return Section('Paper tables beside ours', [
+                         seeds=len(vals), weights=weights, source=r.source,
+                         grid=r.grid))
+    table = pd.DataFrame(rows)
+    # A table none of whose rows has a run is one line naming its grid,
+    # not dozens of "not run" rows.
+    ran = table.groupby('table', sort=False).seeds.transform('max') > 0
+    missing = [f'{name} ({len(g)} published numbers): not run; python '
+               f'experiments/run_grid.py experiments/grids/'
+               f'{g.grid.iloc[0]}.yaml'
+               for name, g in table[~ran].groupby('table', sort=False)]
+    section = Section('Paper tables beside ours', [
         'Published numbers are COCO val2017 as printed unless the source '
         'column says otherwise (the data file is analysis/data/'
         'published.csv). "ours" is the mean over seeds of the run with the '
@@ -244,7 +253,11 @@ def paper_tables_section(all_results: pd.DataFrame) -> Section:
         'the bootstrap and verdict sections. latency_ms rows: ours is the '
         'median per image on the device named (experiments/'
         'measure_cost.py); the paper timed its own GPU, so no delta.'],
-        [pd.DataFrame(rows)])
+        [table[ran].drop(columns='grid')] if ran.any() else [])
+    if missing:
+        section.text.append('Tables without a run of ours: '
+                            + '; '.join(missing) + '.')
+    return section
 
 
 def _arm_means(df: pd.DataFrame, arms: List[str], metric: str) -> pd.DataFrame:
@@ -266,13 +279,21 @@ def threshold_sweep_section(all_results: pd.DataFrame,
         'Box AP x100 against the best-match IoU threshold (0.5 = off). '
         'Published: RetinaNet R-50-FPN 1x on COCO val; ours: every grid '
         'with bm_* arms (mean over seeds; n in the legend).'])
+    curves = [(grid, model, g.set_index('arm')) for (grid, model), g in
+              ours.groupby(['grid', 'model'], sort=False)
+              if any(a in set(g.arm) for a in arms[1:])]
+    if not curves:
+        section.text.append(
+            'No grid of ours has bm_* arms, so there is nothing to set '
+            'beside the published sweep (' + ', '.join(
+                f'{t}: {pub.get(a, np.nan):.1f}'
+                for t, a in zip(thresholds, arms)) + '); python experiments/'
+            'run_grid.py experiments/grids/retinamask_best_matching.yaml.')
+        return section
     fig, ax = plt.subplots(figsize=(7, 3.5))
     ax.plot(thresholds, [pub.get(a, np.nan) for a in arms], 'k--o',
             label='published (COCO val)')
-    for (grid, model), g in ours.groupby(['grid', 'model'], sort=False):
-        g = g.set_index('arm')
-        if not any(a in g.index for a in arms[1:]):
-            continue
+    for grid, model, g in curves:
         # RetinaMask's default is best matching at 0.0.
         y = [g['mean'].get(a, g['mean'].get('default') if a == 'bm_0.0'
                            else np.nan) for a in arms]
@@ -318,7 +339,8 @@ def beta_section(df: pd.DataFrame, out_dir: str) -> Section:
     ax.grid(alpha=0.3)
     path = save_figure(fig, osp.join(out_dir, 'beta_over_training.png'))
     section.text.append('Mean of the four coordinates\' beta as logged each '
-                        'logging interval (clipped at beta_max 0.11).')
+                        'logging interval (clipped at beta_max 0.11). '
+                        + caption(df))
     section.figures.append(path)
     return section
 

@@ -95,6 +95,11 @@ def attention_section(cost_rows: List[dict]) -> Section:
     rows = sorted((r for r in cost_rows if r['arm'] in ATTENTION_ARMS),
                   key=lambda r: (r['grid'], r['model'], r['dataset'],
                                  ATTENTION_ARMS.index(r['arm'])))
+    if not rows:
+        return Section('SE vs eSE (VoVNet arms)', [
+            'No VoVNet SE/eSE arms in these results: python experiments/'
+            'run_grid.py experiments/grids/centermask_table4.yaml, then '
+            'experiments/measure_cost.py on it.'])
     table = pd.DataFrame(rows).drop(columns='_lat', errors='ignore')
     text = ['Whole-model parameters, FLOPs, latency and AP x100 per VoVNet '
             'arm (AP: mean over seeds). ' + HOW_MEASURED]
@@ -140,10 +145,11 @@ def speed_accuracy_section(cost_rows: List[dict], out_dir: str) -> Section:
     colours = plt.rcParams['axes.prop_cycle'].by_key()['color']
     grids = sorted({r['grid'] for r in rows})
     for ax, device in zip(axes, devices):
-        drawn = set()
+        drawn, tasks = set(), set()
         for r in (r for r in rows if r['device'] == device):
             lat = r['_lat']
             task = 'mask' if r['mask_AP'] == r['mask_AP'] else 'box'
+            tasks.add(task)
             y = r[f'{task}_AP']
             colour = colours[grids.index(r['grid']) % len(colours)]
             ax.errorbar(lat.value, y, xerr=[[lat.value - lat.lo],
@@ -158,7 +164,9 @@ def speed_accuracy_section(cost_rows: List[dict], out_dir: str) -> Section:
         ax.set_title(f'ours, timed on {device}', fontsize=9)
         ax.set_xlabel('median ms per image (95% interval over images and '
                       'timing rounds)')
-        ax.set_ylabel('AP x100 (circle: mask, square: box)')
+        # Say only what is drawn: squares are box-only models.
+        ax.set_ylabel('AP x100 (circle: mask, square: box)'
+                      if tasks == {'mask', 'box'} else f'{tasks.pop()} AP x100')
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
     section.figures.append(save_figure(

@@ -4,6 +4,7 @@ import dataclasses
 import datetime
 import html
 import os
+import re
 import os.path as osp
 from typing import Dict, List, Optional, Sequence
 
@@ -145,6 +146,22 @@ def _provenance(results_path: str, grid_path: Optional[str],
     ]
 
 
+def _md_table(t: pd.DataFrame) -> str:
+    """Markdown table with "–" where a value is missing, as in the HTML."""
+    return t.astype(object).where(t.notna(), '–').to_markdown(index=False)
+
+
+def _html_text(text: str) -> str:
+    """Escaped text with `code` spans as <code>, not literal backticks."""
+    parts = html.escape(text).split('`')
+    return ''.join(f'<code>{p}</code>' if i % 2 else p
+                   for i, p in enumerate(parts))
+
+
+def _anchor(title: str) -> str:
+    return re.sub(r'[^a-z0-9]+', '-', title.lower()).strip('-')
+
+
 def _failures(df: pd.DataFrame) -> List[str]:
     failed = df[df.status == 'failed']
     return [f'{r.model}/{r.arm}/{r.dataset}/seed{int(r.seed)} '
@@ -180,37 +197,49 @@ def write_report(df: pd.DataFrame, out_dir: str, results_path: str,
     paths = {'markdown': osp.join(out_dir, 'report.md'),
              'html': osp.join(out_dir, 'report.html')}
 
-    md = [f'# {title}', '', description, '', '## Provenance', '']
+    titles = ['Provenance', 'Comparison'] + (
+        ['AP by object size'] if figure else []) + [
+        sec.title for sec in sections] + (['Failed runs'] if failures else [])
+    md = [f'# {title}', '', description, '', '## Contents', '']
+    md += [f'- [{t}](#{_anchor(t)})' for t in titles]
+    md += ['', '## Provenance', '']
     md += [f'- {p}' for p in provenance]
-    md += ['', '## Comparison', '', table.to_markdown(index=False), '']
+    md += ['', '## Comparison', '', _md_table(table), '']
     if figure:
         md += ['## AP by object size', '',
                f'![AP by COCO area bin]({osp.basename(figure)})', '']
     for sec in sections:
         md += [f'## {sec.title}', ''] + [*sec.text, '']
-        md += [t.to_markdown(index=False) + '\n' for t in sec.tables
-               if not t.empty]
+        md += [_md_table(t) + '\n' for t in sec.tables if not t.empty]
         md += [f'![{sec.title}]({osp.basename(p)})\n' for p in sec.figures]
     if failures:
         md += ['## Failed runs', ''] + [f'- {f}' for f in failures] + ['']
     with open(paths['markdown'], 'w') as f:
         f.write('\n'.join(md))
 
+    def heading(t: str) -> str:
+        return f'<h2 id="{_anchor(t)}">{html.escape(t)}</h2>'
+
     parts = [f'<h1>{html.escape(title)}</h1>',
-             f'<p>{html.escape(description)}</p>', '<h2>Provenance</h2><ul>']
-    parts += [f'<li>{html.escape(p)}</li>' for p in provenance]
-    parts += ['</ul>', '<h2>Comparison</h2>',
-              table.to_html(index=False, border=0, classes='results')]
+             f'<p>{_html_text(description)}</p>',
+             '<nav><h2>Contents</h2><ol>']
+    parts += [f'<li><a href="#{_anchor(t)}">{html.escape(t)}</a></li>'
+              for t in titles]
+    parts += ['</ol></nav>', heading('Provenance'), '<ul>']
+    parts += [f'<li>{_html_text(p)}</li>' for p in provenance]
+    parts += ['</ul>', heading('Comparison'),
+              table.to_html(index=False, border=0, classes='results',
+                            na_rep='–')]
     if figure:
         with open(figure, 'rb') as f:
             data = base64.b64encode(f.read()).decode()
-        parts += ['<h2>AP by object size</h2>',
+        parts += [heading('AP by object size'),
                   f'<img alt="AP by COCO area bin" '
                   f'src="data:image/png;base64,{data}">']
         paths['ap_by_size'] = figure
     for sec in sections:
-        parts.append(f'<h2>{html.escape(sec.title)}</h2>')
-        parts += [f'<p>{html.escape(t)}</p>' for t in sec.text]
+        parts.append(heading(sec.title))
+        parts += [f'<p>{_html_text(t)}</p>' for t in sec.text]
         parts += [t.to_html(index=False, border=0, classes='results',
                             na_rep='–') for t in sec.tables if not t.empty]
         for p in sec.figures:
@@ -220,13 +249,14 @@ def write_report(df: pd.DataFrame, out_dir: str, results_path: str,
                          f'src="data:image/png;base64,{data}">')
             paths[osp.splitext(osp.basename(p))[0]] = p
     if failures:
-        parts += ['<h2>Failed runs</h2><ul>']
-        parts += [f'<li>{html.escape(x)}</li>' for x in failures] + ['</ul>']
+        parts += [heading('Failed runs'), '<ul>']
+        parts += [f'<li>{_html_text(x)}</li>' for x in failures] + ['</ul>']
     style = ('body{font-family:sans-serif;max-width:1400px;margin:2em auto}'
              'table.results{border-collapse:collapse;font-size:13px}'
              'table.results td,table.results th{padding:3px 8px;'
              'border-bottom:1px solid #ddd;text-align:right}'
-             'img{max-width:100%}')
+             'img{max-width:100%}code{background:#f4f4f4;padding:0 2px}'
+             'nav ol{columns:2}')
     with open(paths['html'], 'w') as f:
         f.write(f'<!DOCTYPE html><html><head><meta charset="utf-8">'
                 f'<title>{html.escape(title)}</title><style>{style}</style>'

@@ -121,7 +121,8 @@ def main(argv=None) -> int:
         else:
             runs.append(r.work_dir)
     print(f'grid {grid.name}: measuring {len(runs)} run(s) on {name}, '
-          f'{args.rounds} round(s) of {args.images} images each')
+          f'{args.rounds} round(s) of up to {args.images} images each (a '
+          f'smaller test set is timed whole)')
     failed, costs, rounds = {}, {}, {d: [] for d in runs}
     for rnd in range(args.rounds):
         for run_dir in runs:

@@ -134,6 +134,8 @@ def breakdown_table(df: pd.DataFrame) -> pd.DataFrame:
     """Every finished run's breakdown, one row per run, task and size."""
     frames = []
     for r in df[df.status == 'finished'].itertuples():
+        if not isinstance(r.work_dir, str):
+            continue
         det_dir = osp.join(r.work_dir, 'detections')
         ann = gt_file(r.work_dir)
         if not ann or not osp.isdir(det_dir):
