@@ -113,8 +113,13 @@ def per_category_section(df: pd.DataFrame, evals, n_resamples: int
                     **{arm: _fmt(m[k]) for arm, m in means.items()}))
             reference = next(iter(per_arm))
             for arm, ev in list(per_arm.items())[1:]:
-                diff = paired_category_difference(
-                    ev, per_arm[reference], n_resamples)
+                try:
+                    diff = paired_category_difference(
+                        ev, per_arm[reference], n_resamples)
+                except ValueError as e:
+                    section.text.append(f'{arm} vs {reference} on {dataset} '
+                                        f'({task}): not compared, {e}.')
+                    continue
                 for d in diff.itertuples():
                     real = d.lo > 0 or d.hi < 0
                     diff_rows.append(dict(
