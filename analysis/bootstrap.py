@@ -9,7 +9,9 @@ by averaging their APs on each resample, so the interval covers the image
 sampling; the spread over seeds is reported next to it (``seed_sd``).
 """
 import dataclasses
-from typing import Dict, Iterator, List, Optional, Sequence
+import warnings
+from typing import (Any, Callable, Dict, Iterator, List, Optional,
+                    Sequence)
 
 import numpy as np
 
@@ -61,6 +63,41 @@ def _check_same_images(arms: Dict[str, Sequence[ImageEval]]) -> List[int]:
     return reference
 
 
+def bootstrap_stat(arms: Dict[str, Sequence[ImageEval]],
+                   stat: Callable[[ImageEval, np.ndarray], Any],
+                   n_resamples: int = 1000,
+                   seed: int = 0) -> Dict[str, np.ndarray]:
+    """``stat(ev, weights)`` of every arm, mean over its seeds, on each
+    shared resample of the images.
+
+    Args:
+        arms: Arm name -> its runs' ``ImageEval`` (one per seed), all on
+            the same images.
+        stat: A scalar (AP) or a vector (AP per category) from one run's
+            evaluation and image weights; NaN where undefined.
+        n_resamples: Bootstrap resamples.
+        seed: Seed of the resampling.
+
+    Returns:
+        Arm name -> array of shape (n_resamples, *stat's shape).
+    """
+    img_ids = _check_same_images(arms)
+    out = {name: [] for name in arms}
+    for counts in resample_counts(len(img_ids), n_resamples, seed):
+        for w in counts:
+            for name, evals in arms.items():
+                out[name].append(seed_mean([stat(ev, w) for ev in evals]))
+    return {name: np.asarray(v) for name, v in out.items()}
+
+
+def seed_mean(values: Sequence) -> np.ndarray:
+    """Mean over seeds; NaN (not a warning) where every seed is NaN."""
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', RuntimeWarning)
+        return np.nanmean(np.stack([np.asarray(v, dtype=float)
+                                    for v in values]), axis=0)
+
+
 def bootstrap_ap(arms: Dict[str, Sequence[ImageEval]], n_resamples: int = 1000,
                  seed: int = 0, area: str = 'all',
                  iou_index: Optional[int] = None) -> Dict[str, np.ndarray]:
@@ -78,14 +115,8 @@ def bootstrap_ap(arms: Dict[str, Sequence[ImageEval]], n_resamples: int = 1000,
     Returns:
         Arm name -> array of shape (n_resamples,).
     """
-    img_ids = _check_same_images(arms)
-    out = {name: [] for name in arms}
-    for counts in resample_counts(len(img_ids), n_resamples, seed):
-        for w in counts:
-            for name, evals in arms.items():
-                out[name].append(np.mean([_ap(ev, w, area, iou_index)
-                                          for ev in evals]))
-    return {name: np.asarray(v) for name, v in out.items()}
+    return bootstrap_stat(arms, lambda ev, w: _ap(ev, w, area, iou_index),
+                          n_resamples, seed)
 
 
 def _ap(ev: ImageEval, w: Optional[np.ndarray], area: str,

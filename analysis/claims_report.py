@@ -8,9 +8,7 @@ the paper tables beside ours, the verdicts on W1-W11, the best-matching
 sweep and the self-adjusting loss's beta over training.
 """
 import contextlib
-import glob
 import io
-import json
 import os.path as osp
 from typing import Dict, List, Optional
 
@@ -30,7 +28,13 @@ from analysis.cost_report import (PUBLISHED, arm_cost_rows,  # noqa: E402
 from analysis.latency import paired_latency  # noqa: E402
 from analysis.report import Section, save_figure  # noqa: E402
 from analysis.verdicts import verdict_table  # noqa: E402
+from analysis.views.error_breakdown import (  # noqa: E402
+    error_breakdown_section)
+from analysis.views.per_category import per_category_section  # noqa: E402
 from analysis.views.provenance import caption, gt_file  # noqa: E402
+from analysis.views.qualitative import qualitative_section  # noqa: E402
+from analysis.views.training_curves import (  # noqa: E402
+    BETA, read_scalars, training_curves_section)
 
 FINE_BINS = log_area_bins(8)
 IOU_TYPES = (('bbox', 'box'), ('segm', 'mask'))
@@ -315,19 +319,12 @@ def beta_section(df: pd.DataFrame, out_dir: str) -> Section:
     fig, ax = plt.subplots(figsize=(7, 3.5))
     drawn = 0
     for r in df[df.status == 'finished'].itertuples():
-        for path in glob.glob(osp.join(r.work_dir, '*', 'vis_data',
-                                       'scalars.json')):
-            steps, betas = [], []
-            with open(path) as f:
-                for line in f:
-                    rec = json.loads(line)
-                    if 'sasl1_beta_dx' in rec:
-                        steps.append(rec['iter'])
-                        betas.append(np.mean([rec[f'sasl1_beta_{c}'] for c
-                                              in ('dx', 'dy', 'dw', 'dh')]))
-            if steps:
-                ax.plot(steps, betas, label=f'{r.model}/{r.arm}/seed{r.seed}')
-                drawn += 1
+        scalars = read_scalars(r.work_dir)
+        if BETA not in scalars:
+            continue
+        beta = scalars[['step', BETA]].dropna()
+        ax.plot(beta.step, beta[BETA], label=f'{r.model}/{r.arm}/seed{r.seed}')
+        drawn += 1
     if not drawn:
         plt.close(fig)
         section.text.append('No finished run logged sasl1_beta_* (the '
@@ -348,10 +345,6 @@ def beta_section(df: pd.DataFrame, out_dir: str) -> Section:
 def claims_sections(df: pd.DataFrame, all_results: pd.DataFrame,
                     out_dir: str, n_resamples: int,
                     sources: List[str]) -> List[Section]:
-    from analysis.views.error_breakdown import error_breakdown_section
-    from analysis.views.per_category import per_category_section
-    from analysis.views.qualitative import qualitative_section
-    from analysis.views.training_curves import training_curves_section
     evals = RunEvals()
     costs = arm_cost_rows(all_results, n_resamples)
     return [error_breakdown_section(df, out_dir),

@@ -166,7 +166,8 @@ def speed_accuracy_section(cost_rows: List[dict], out_dir: str) -> Section:
                       'timing rounds)')
         # Say only what is drawn: squares are box-only models.
         ax.set_ylabel('AP x100 (circle: mask, square: box)'
-                      if tasks == {'mask', 'box'} else f'{tasks.pop()} AP x100')
+                      if tasks == {'mask', 'box'}
+                      else f'{tasks.pop()} AP x100')
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
     section.figures.append(save_figure(

@@ -158,6 +158,12 @@ def _html_text(text: str) -> str:
                    for i, p in enumerate(parts))
 
 
+def _embedded_png(path: str, alt: str) -> str:
+    with open(path, 'rb') as f:
+        data = base64.b64encode(f.read()).decode()
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
 def _anchor(title: str) -> str:
     return re.sub(r'[^a-z0-9]+', '-', title.lower()).strip('-')
 
@@ -231,11 +237,8 @@ def write_report(df: pd.DataFrame, out_dir: str, results_path: str,
               table.to_html(index=False, border=0, classes='results',
                             na_rep='–')]
     if figure:
-        with open(figure, 'rb') as f:
-            data = base64.b64encode(f.read()).decode()
         parts += [heading('AP by object size'),
-                  f'<img alt="AP by COCO area bin" '
-                  f'src="data:image/png;base64,{data}">']
+                  _embedded_png(figure, 'AP by COCO area bin')]
         paths['ap_by_size'] = figure
     for sec in sections:
         parts.append(heading(sec.title))
@@ -243,10 +246,7 @@ def write_report(df: pd.DataFrame, out_dir: str, results_path: str,
         parts += [t.to_html(index=False, border=0, classes='results',
                             na_rep='–') for t in sec.tables if not t.empty]
         for p in sec.figures:
-            with open(p, 'rb') as f:
-                data = base64.b64encode(f.read()).decode()
-            parts.append(f'<img alt="{html.escape(sec.title)}" '
-                         f'src="data:image/png;base64,{data}">')
+            parts.append(_embedded_png(p, sec.title))
             paths[osp.splitext(osp.basename(p))[0]] = p
     if failures:
         parts += [heading('Failed runs'), '<ul>']

@@ -18,8 +18,9 @@ Each run trains in its own process (``experiments/train_run.py``) and its
 own work dir, so a crash, a NaN loss or an out-of-memory kill fails that run
 alone. A training process killed by a signal (out of memory, a kill) is first
 resumed from its last checkpoint, up to ``--signal-retries`` times in a row;
-each attempt's signal is in the run's ``attempts.jsonl`` and its row. Runs execute concurrently, one per slot (``experiments/scheduler.py``);
-a run whose model asks for k GPUs takes k slots and runs under ``torchrun``.
+each attempt's signal is in the run's ``attempts.jsonl`` and its row. Runs
+execute concurrently, one per slot (``experiments/scheduler.py``); a run
+whose model asks for k GPUs takes k slots and runs under ``torchrun``.
 A lock per run (``experiments/run_lock.py``) keeps two runners -- on one
 machine or many -- from training the same run; an interrupted run resumes
 from its last checkpoint. ``results.csv`` in the grid's work dir is rebuilt

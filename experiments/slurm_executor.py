@@ -100,7 +100,7 @@ def run_submitit(args, grid: GridSpec, planned: List[PlannedRun],
                 for p in group]
         for p, job in zip(group, jobs):
             atomic_write_json(osp.join(p.run_dir, SLURM_JOB), dict(
-                job_id=str(job.job_id), cluster=cluster, gpus=gpus,
+                job_id=str(job.job_id), cluster=cluster,
                 submitted=time.strftime('%Y-%m-%dT%H:%M:%S')))
             print(f'{p.run.label}: submitted as job {job.job_id}')
             waiting[p.run.label] = (p, str(job.job_id), job)
@@ -177,11 +177,11 @@ def _collect(p: PlannedRun, job_id: str, state: str,
     with the job's Slurm log, unless another process is training it.
     """
     status = run_status(p.run_dir)
+    if status == 'finished':
+        return status, 'finished'
     logs = job_logs(work_dir, job_id)
     tail = ''.join(f'{osp.basename(log)}: {line}\n' for log in logs
                    for line in log_tail(log, LOG_LINES).splitlines())
-    if status == 'finished':
-        return status, 'finished'
     if status != 'failed':
         lock = RunLock(p.run_dir)
         if not lock.acquire():

@@ -7,9 +7,10 @@ record the end. Two ways Slurm stops a job, both ending in a requeue that
 resumes from the run's last checkpoint:
 
 * ``--signal`` (submitit asks for ``USR2`` before the time limit, and a
-  preempting scheduler can send it): submitit calls :meth:`SlurmRun.checkpoint`,
-  which stops the child, records the attempt as stopped by Slurm, and
-  submitit requeues the job (``scontrol requeue``).
+  preempting scheduler can send it): submitit calls
+  :meth:`SlurmRun.checkpoint`, which stops the child, records the attempt
+  as stopped by Slurm, and submitit requeues the job (``scontrol
+  requeue``).
 * ``SIGTERM`` to every process of the job (``scontrol requeue``, preemption
   with ``PreemptMode=REQUEUE``, ``scancel``, the time limit itself): the
   child dies with it; the attempt is recorded as stopped by Slurm, so it
@@ -63,10 +64,6 @@ class SlurmRun(submitit.helpers.Checkpointable):
         self._proc: Optional[subprocess.Popen] = None
         self._attempt: Optional[RunAttempt] = None
         self._stopped_by = ''
-
-    def __getstate__(self) -> dict:
-        # Pickled at submission and at requeue: a process is not part of it.
-        return dict(self.__dict__, _proc=None, _attempt=None, _stopped_by='')
 
     def __call__(self) -> str:
         previous = signal.signal(signal.SIGTERM, self._on_sigterm)

@@ -15,12 +15,12 @@ from typing import Dict, List, Optional, Tuple
 from experiments.run_store import read_json
 
 SLURM_JOB = 'slurm_job.json'
+GONE = 'GONE'  # no longer listed by squeue: ended
 # Final states. Anything else (PENDING, RUNNING, REQUEUED, COMPLETING,
 # SUSPENDED, REQUEUE_HOLD, ...) is a job that still holds its run.
 ENDED = frozenset({'COMPLETED', 'CANCELLED', 'FAILED', 'TIMEOUT',
                    'NODE_FAIL', 'PREEMPTED', 'BOOT_FAIL', 'DEADLINE',
-                   'OUT_OF_MEMORY', 'REVOKED', 'GONE'})
-GONE = 'GONE'  # no longer listed by squeue: ended
+                   'OUT_OF_MEMORY', 'REVOKED', GONE})
 
 
 class SlurmQueryError(RuntimeError):

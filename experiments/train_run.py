@@ -129,7 +129,6 @@ def prepare_config(run_dir: str, launcher: str = 'none') -> Config:
     for ev in evaluators if isinstance(evaluators, list) else [evaluators]:
         if ev.get('type') == 'CocoMetric':
             ev['outfile_prefix'] = osp.join(run_dir, 'detections', 'val')
-    add_tracker(cfg, read_json(osp.join(run_dir, 'run.json')) or {})
     return cfg
 
 
@@ -174,6 +173,7 @@ def train_and_evaluate(run_dir: str, launcher: str = 'none') -> dict:
     runner = None
     try:
         cfg = prepare_config(run_dir, launcher)
+        add_tracker(cfg, meta or {})
         runner = build_runner(cfg)
         if rank0:
             runner.register_hook(RunProgressHook(recorder))

@@ -101,3 +101,36 @@ def demo_inputs() -> dict:
         sample.set_metainfo(dict(scale_factor=(0.5, 0.5),
                                  ori_shape=(2 * h, 2 * w)))
     return packed
+
+
+def run_grid_cli(grid: str, *args: str, timeout: float = 300):
+    """``experiments/run_grid.py GRID ARGS`` in a child process, output
+    captured."""
+    import subprocess
+    import sys
+    from experiments.grid_spec import PROJECT_ROOT
+    return subprocess.run(
+        [sys.executable, 'experiments/run_grid.py', grid, *args],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+def last_checkpoint_iteration(run_dir: str) -> int:
+    """The iteration of the checkpoint a run's ``last_checkpoint`` names
+    (mmengine writes it once the checkpoint is whole); 0 before any."""
+    import re
+    path = osp.join(str(run_dir), 'last_checkpoint')
+    if not osp.isfile(path):
+        return 0
+    with open(path) as f:
+        m = re.search(r'iter_(\d+)\.pth', f.read())
+    return int(m.group(1)) if m else 0
+
+
+def wait_for(condition, timeout: float, what: str) -> None:
+    """Poll ``condition`` until it holds; fail naming ``what`` after
+    ``timeout`` seconds."""
+    import time
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f'timed out waiting for {what}'
+        time.sleep(0.2)

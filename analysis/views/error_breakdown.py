@@ -17,7 +17,7 @@ import io
 import json
 import os
 import os.path as osp
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Tuple
 
 import matplotlib
 
@@ -25,10 +25,12 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from pycocotools import mask as mask_utils  # noqa: E402
 
 from analysis.eval_cache import CACHE_DIR, file_hash  # noqa: E402
 from analysis.report import Section, save_figure  # noqa: E402
-from analysis.views.provenance import caption, gt_file  # noqa: E402
+from analysis.image_eval import load_detections  # noqa: E402
+from analysis.views.provenance import caption, gt_file, gt_json  # noqa: E402
 from experiments.run_store import atomic_write_json  # noqa: E402
 
 ERRORS = ('Cls', 'Loc', 'Both', 'Dupe', 'Bkg', 'Miss')
@@ -40,34 +42,48 @@ VERSION = 1
 
 def _det_area(det: dict, iou_type: str) -> float:
     if iou_type == 'segm':
-        from pycocotools import mask as mask_utils
         return float(mask_utils.area(det['segmentation']))
     return float(det['bbox'][2] * det['bbox'][3])
 
 
-def tide_breakdown(gt: dict, dets: List[dict], iou_type: str,
-                   size: Tuple[float, float]) -> Dict[str, float]:
-    """AP50 and TIDE's dAP per main error type, for one size range.
+def tide_breakdowns(gt: dict, dets: List[dict], iou_type: str,
+                    sizes: Dict[str, Tuple[float, float]] = SIZES
+                    ) -> Dict[str, Dict[str, float]]:
+    """AP50 and TIDE's dAP per main error type, per size range.
 
     Args:
         gt: A COCO annotation file's content.
         dets: COCO results (``bbox``, and RLE ``segmentation`` for segm).
         iou_type: ``'bbox'`` or ``'segm'``.
-        size: ``(lo, hi)`` object area range, px^2.
+        sizes: Name -> ``(lo, hi)`` object area range, px^2.
+
+    Returns:
+        Size name -> ``{'AP50': ..., 'Cls': ..., ...}`` (x100).
     """
-    from tidecv import TIDE
     from tidecv import functions as tide_f
+    images = {im['id']: im for im in gt['images']}
+    # Converted once, for every range.
+    gt_masks = [tide_f.toRLE(a['segmentation'], images[a['image_id']]['width'],
+                             images[a['image_id']]['height'])
+                for a in gt['annotations']]
+    det_areas = [_det_area(d, iou_type) for d in dets]
+    return {name: _tide_one_range(gt, gt_masks, dets, det_areas, iou_type,
+                                  bounds)
+            for name, bounds in sizes.items()}
+
+
+def _tide_one_range(gt: dict, gt_masks: list, dets: List[dict],
+                    det_areas: List[float], iou_type: str,
+                    size: Tuple[float, float]) -> Dict[str, float]:
+    from tidecv import TIDE
     from tidecv.data import Data
     lo, hi = size
     truth, preds = Data('gt'), Data('dets')
-    images = {im['id']: im for im in gt['images']}
     for im in gt['images']:
         truth.add_image(im['id'], im['file_name'])
     for cat in gt['categories']:
         truth.add_class(cat['id'], cat['name'])
-    for ann in gt['annotations']:
-        im = images[ann['image_id']]
-        mask = tide_f.toRLE(ann['segmentation'], im['width'], im['height'])
+    for ann, mask in zip(gt['annotations'], gt_masks):
         inside = lo <= ann['area'] < hi
         if ann.get('iscrowd') or not inside:
             truth.add_ignore_region(ann['image_id'], ann['category_id'],
@@ -75,8 +91,8 @@ def tide_breakdown(gt: dict, dets: List[dict], iou_type: str,
         else:
             truth.add_ground_truth(ann['image_id'], ann['category_id'],
                                    ann['bbox'], mask)
-    for det in dets:
-        if lo <= _det_area(det, iou_type) < hi:
+    for det, area in zip(dets, det_areas):
+        if lo <= area < hi:
             preds.add_detection(det['image_id'], det['category_id'],
                                 det['score'], det['bbox'],
                                 det.get('segmentation'))
@@ -99,7 +115,6 @@ def tide_breakdown(gt: dict, dets: List[dict], iou_type: str,
 def run_breakdown(detections_dir: str, ann_file: str) -> pd.DataFrame:
     """One row per (task, size range): AP50 and dAP per error, cached."""
     rows = []
-    gt = None
     for iou_type, task in TASKS:
         det_file = osp.join(detections_dir, f'val.{iou_type}.json')
         if not osp.isfile(det_file):
@@ -112,14 +127,10 @@ def run_breakdown(detections_dir: str, ann_file: str) -> pd.DataFrame:
             with open(cache) as f:
                 rows += json.load(f)['rows']
             continue
-        if gt is None:
-            with open(ann_file) as f:
-                gt = json.load(f)
-        with open(det_file) as f:
-            dets = json.load(f)
-        found = [dict(task=task, size=name,
-                      **tide_breakdown(gt, dets, iou_type, bounds))
-                 for name, bounds in SIZES.items()]
+        found = [dict(task=task, size=name, **errors)
+                 for name, errors in tide_breakdowns(
+                     gt_json(ann_file), load_detections(det_file),
+                     iou_type).items()]
         os.makedirs(osp.dirname(cache), exist_ok=True)
         atomic_write_json(cache, dict(rows=found))
         rows += found

@@ -7,17 +7,15 @@ grid's first arm on the same resamples of the validation images
 (:mod:`analysis.bootstrap`), so a category's difference comes with its 95%
 basic interval and is called real only when that interval excludes zero.
 """
-import json
-import warnings
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import pandas as pd
 
-from analysis.bootstrap import basic_interval, resample_counts
+from analysis.bootstrap import basic_interval, bootstrap_stat, seed_mean
 from analysis.image_eval import ImageEval
 from analysis.report import Section
-from analysis.views.provenance import caption, gt_file
+from analysis.views.provenance import caption, gt_file, gt_json
 
 TASKS = (('bbox', 'box'), ('segm', 'mask'))
 
@@ -34,46 +32,32 @@ def per_category_ap(ev: ImageEval, weights: Optional[np.ndarray] = None,
         return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
 
 
-def _seed_mean(evals: Sequence[ImageEval],
-               weights: Optional[np.ndarray]) -> np.ndarray:
-    with warnings.catch_warnings():
-        # A category without ground truth on a resample is NaN in every
-        # seed: its mean is NaN, which is the answer.
-        warnings.simplefilter('ignore', RuntimeWarning)
-        return np.nanmean(np.stack([per_category_ap(ev, weights)
-                                    for ev in evals]), axis=0)
+def category_differences(arms: Dict[str, Sequence[ImageEval]],
+                         reference: str, n_resamples: int,
+                         seed: int = 0) -> pd.DataFrame:
+    """Per category and arm: AP(arm) - AP(reference) with its 95% basic
+    interval, every arm on the same resamples of the images (seeds averaged
+    on each).
 
-
-def paired_category_difference(a: Sequence[ImageEval],
-                               b: Sequence[ImageEval],
-                               n_resamples: int, seed: int = 0
-                               ) -> pd.DataFrame:
-    """Per category: AP(a) - AP(b) with its 95% basic interval.
-
-    Both arms' seeds are averaged on each shared resample of the images.
+    Raises:
+        ValueError: The arms were evaluated on other images or categories.
     """
-    if a[0].img_ids != b[0].img_ids or a[0].cat_ids != b[0].cat_ids:
-        raise ValueError('a paired per-category bootstrap needs the same '
-                         'images and categories')
-    value = _seed_mean(a, None) - _seed_mean(b, None)
-    samples = []
-    for counts in resample_counts(a[0].num_images, n_resamples, seed):
-        for w in counts:
-            samples.append(_seed_mean(a, w) - _seed_mean(b, w))
-    samples = np.stack(samples)
+    cats = {tuple(ev.cat_ids) for evals in arms.values() for ev in evals}
+    if len(cats) > 1:
+        raise ValueError('the arms were evaluated on other categories')
+    samples = bootstrap_stat(arms, per_category_ap, n_resamples, seed)
+    values = {arm: seed_mean([per_category_ap(ev) for ev in evals])
+              for arm, evals in arms.items()}
     rows = []
-    for k, cat in enumerate(a[0].cat_ids):
-        lo, hi = basic_interval(samples[:, k], float(value[k]))
-        rows.append(dict(cat_id=cat, diff=float(value[k]), lo=lo, hi=hi))
+    for arm in arms:
+        if arm == reference:
+            continue
+        diff = samples[arm] - samples[reference]
+        for k, cat in enumerate(next(iter(cats))):
+            value = float(values[arm][k] - values[reference][k])
+            lo, hi = basic_interval(diff[:, k], value)
+            rows.append(dict(arm=arm, cat_id=cat, diff=value, lo=lo, hi=hi))
     return pd.DataFrame(rows)
-
-
-def _category_names(ann_file: str, cache: Dict[str, dict]) -> dict:
-    if ann_file not in cache:
-        with open(ann_file) as f:
-            cache[ann_file] = {c['id']: c['name']
-                               for c in json.load(f)['categories']}
-    return cache[ann_file]
 
 
 def _fmt(v: float) -> str:
@@ -91,7 +75,6 @@ def per_category_section(df: pd.DataFrame, evals, n_resamples: int
     """
     section = Section('Per-category AP, and which differences are real', [])
     done = df[df.status == 'finished']
-    names_cache: Dict[str, dict] = {}
     ap_rows: List[dict] = []
     diff_rows: List[dict] = []
     for dataset, runs in done.groupby('dataset', sort=False):
@@ -104,31 +87,33 @@ def per_category_section(df: pd.DataFrame, evals, n_resamples: int
                 continue
             first = next(iter(per_arm.values()))[0]
             ann = gt_file(runs.work_dir.iloc[0])
-            names = _category_names(ann, names_cache) if ann else {}
-            means = {arm: _seed_mean(ev, None) for arm, ev in per_arm.items()}
+            names = {c['id']: c['name'] for c in
+                     gt_json(ann)['categories']} if ann else {}
+            means = {arm: seed_mean([per_category_ap(e) for e in ev])
+                     for arm, ev in per_arm.items()}
             for k, cat in enumerate(first.cat_ids):
                 ap_rows.append(dict(
                     dataset=dataset, task=task,
                     category=names.get(cat, str(cat)),
                     **{arm: _fmt(m[k]) for arm, m in means.items()}))
+            if len(per_arm) < 2:
+                continue
             reference = next(iter(per_arm))
-            for arm, ev in list(per_arm.items())[1:]:
-                try:
-                    diff = paired_category_difference(
-                        ev, per_arm[reference], n_resamples)
-                except ValueError as e:
-                    section.text.append(f'{arm} vs {reference} on {dataset} '
-                                        f'({task}): not compared, {e}.')
-                    continue
-                for d in diff.itertuples():
-                    real = d.lo > 0 or d.hi < 0
-                    diff_rows.append(dict(
-                        dataset=dataset, task=task,
-                        comparison=f'{arm} - {reference}',
-                        category=names.get(d.cat_id, str(d.cat_id)),
-                        diff=_fmt(d.diff),
-                        **{'95% interval': f'[{_fmt(d.lo)}, {_fmt(d.hi)}]'},
-                        real='yes' if real else 'no'))
+            try:
+                diff = category_differences(per_arm, reference, n_resamples)
+            except ValueError as e:
+                section.text.append(f'{dataset} ({task}): arms not compared, '
+                                    f'{e}.')
+                continue
+            for d in diff.itertuples():
+                real = d.lo > 0 or d.hi < 0
+                diff_rows.append(dict(
+                    dataset=dataset, task=task,
+                    comparison=f'{d.arm} - {reference}',
+                    category=names.get(d.cat_id, str(d.cat_id)),
+                    diff=_fmt(d.diff),
+                    **{'95% interval': f'[{_fmt(d.lo)}, {_fmt(d.hi)}]'},
+                    real='yes' if real else 'no'))
     if not ap_rows:
         section.text.append('No finished run with saved detections.')
         return section

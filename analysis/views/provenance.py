@@ -1,4 +1,6 @@
 """What every figure and table of a view says about where it came from."""
+import functools
+import json
 import os.path as osp
 from typing import Optional
 
@@ -17,6 +19,14 @@ def gt_file(run_dir: str) -> Optional[str]:
     cfg = Config.fromfile(path, import_custom_modules=False)
     ds = cfg.test_dataloader.dataset
     return project_path(osp.join(ds.get('data_root', ''), ds.ann_file))
+
+
+@functools.lru_cache(maxsize=4)
+def gt_json(ann_file: str) -> dict:
+    """A COCO annotation file's content, read once per report; callers
+    must not modify it."""
+    with open(ann_file) as f:
+        return json.load(f)
 
 
 def caption(df: pd.DataFrame) -> str:

@@ -6,9 +6,8 @@ arm compared with the dataset's first arm (seed 0 of each, or their lowest
 seed), the images with the largest AP differences either way are drawn:
 ground truth, then each arm's masks with their scores.
 """
-import json
 import os.path as osp
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Tuple
 
 import matplotlib
 
@@ -17,9 +16,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from analysis.image_eval import ImageEval  # noqa: E402
+from analysis.image_eval import ImageEval, load_detections  # noqa: E402
 from analysis.report import Section, save_figure  # noqa: E402
-from analysis.views.provenance import gt_file  # noqa: E402
+from analysis.views.provenance import gt_file, gt_json  # noqa: E402
 
 PAIRS_PER_COMPARISON = 4
 MAX_IMAGES = 2000  # per-image AP on at most this many images
@@ -88,11 +87,9 @@ def _det_instances(dets: List[dict], names: dict) -> List[Tuple[dict, str]]:
              f'{d["score"]:.2f}') for d in kept]
 
 
-def _load(path: str) -> Dict[int, List[dict]]:
-    with open(path) as f:
-        dets = json.load(f)
+def _by_image(path: str) -> Dict[int, List[dict]]:
     by_image: Dict[int, List[dict]] = {}
-    for d in dets:
+    for d in load_detections(path):
         by_image.setdefault(d['image_id'], []).append(d)
     return by_image
 
@@ -116,8 +113,7 @@ def qualitative_section(df: pd.DataFrame, evals, out_dir: str) -> Section:
             continue
         ref = firsts[0]
         ann = gt_file(ref.work_dir)
-        with open(ann) as f:
-            raw = json.load(f)
+        raw = gt_json(ann)
         names = {c['id']: c['name'] for c in raw['categories']}
         gt = dict(anns={})
         for a in raw['annotations']:
@@ -127,7 +123,7 @@ def qualitative_section(df: pd.DataFrame, evals, out_dir: str) -> Section:
         ref_ev = evals.get(ref, 'segm')
         img_ids = ref_ev.img_ids[:MAX_IMAGES]
         ref_ap = per_image_ap(ref_ev, img_ids)
-        ref_dets = _load(osp.join(ref.detections, 'val.segm.json'))
+        ref_dets = _by_image(osp.join(ref.detections, 'val.segm.json'))
         for other in firsts[1:]:
             ap = per_image_ap(evals.get(other, 'segm'), img_ids)
             diff = ap - ref_ap
@@ -135,7 +131,8 @@ def qualitative_section(df: pd.DataFrame, evals, out_dir: str) -> Section:
                      if diff[i] == diff[i]][:PAIRS_PER_COMPARISON]
             if not order:
                 continue
-            other_dets = _load(osp.join(other.detections, 'val.segm.json'))
+            other_dets = _by_image(osp.join(other.detections,
+                                            'val.segm.json'))
             fig, axes = plt.subplots(len(order), 3, squeeze=False,
                                      figsize=(9, 3 * len(order)))
             for row, i in zip(axes, order):

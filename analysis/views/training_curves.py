@@ -23,6 +23,8 @@ from analysis.report import Section, save_figure  # noqa: E402
 from analysis.views.provenance import caption  # noqa: E402
 
 VAL_KEYS = ('coco/bbox_mAP', 'coco/segm_mAP')
+# The self-adjusting loss's beta, mean over its coordinates.
+BETA = 'sasl1_beta (mean)'
 
 
 def read_scalars(run_dir: str) -> pd.DataFrame:
@@ -46,7 +48,7 @@ def read_scalars(run_dir: str) -> pd.DataFrame:
     df = pd.DataFrame([dict(r, step=s) for s, r in sorted(records.items())])
     beta = [c for c in df.columns if c.startswith('sasl1_beta_')]
     if beta:
-        df['sasl1_beta (mean)'] = df[beta].mean(axis=1)
+        df[BETA] = df[beta].mean(axis=1)
     return df
 
 
@@ -54,8 +56,8 @@ def _panels(curves: List[pd.DataFrame]) -> List[str]:
     columns = set().union(*(c.columns for c in curves))
     losses = sorted(c for c in columns if c.startswith('loss_'))
     panels = ['loss'] + losses + ['lr']
-    if 'sasl1_beta (mean)' in columns:
-        panels.append('sasl1_beta (mean)')
+    if BETA in columns:
+        panels.append(BETA)
     panels += [k for k in VAL_KEYS if k in columns]
     return [p for p in panels if p in columns]
 

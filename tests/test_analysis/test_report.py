@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.report import write_report
+from analysis.report import _anchor, write_report
 from analysis.results import (ci95_halfwidth, load_results, summarize,
                               with_expected)
 from experiments.run_store import COLUMNS
@@ -114,7 +114,7 @@ def test_claims_sections_build_from_partial_results(tmp_path, results_csv):
     assert 'W11' in html and 'best_matching_sweep' not in paths
     # A table of contents links every section; `code` is not left literal.
     for title in ['Provenance', 'Comparison'] + titles:
-        anchor = re.sub(r'[^a-z0-9]+', '-', title.lower()).strip('-')
+        anchor = _anchor(title)
         assert f'<a href="#{anchor}">' in html and f'id="{anchor}"' in html
     assert '`' not in html and '<code>' in html
     assert ' nan ' not in open(paths['markdown']).read()

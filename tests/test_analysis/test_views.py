@@ -5,8 +5,6 @@ import glob
 import io
 import json
 import os.path as osp
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -15,13 +13,12 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
 from analysis.image_eval import evaluate_images
-from analysis.views.error_breakdown import SIZES, tide_breakdown
-from analysis.views.per_category import (paired_category_difference,
+from analysis.views.error_breakdown import tide_breakdowns
+from analysis.views.per_category import (category_differences,
                                          per_category_ap)
 from analysis.views.training_curves import read_scalars
-from experiments.grid_spec import PROJECT_ROOT
 from experiments.train_run import add_tracker
-from helpers import TINY_OVERRIDES, write_grid
+from helpers import TINY_OVERRIDES, run_grid_cli, write_grid
 
 
 def _square(x, y, s):
@@ -81,11 +78,11 @@ def test_per_category_difference_is_paired():
                                 _det(1, 2, (70, 70, 10, 10), 0.7)], 'bbox')
     worse = evaluate_images(gt, [_det(1, 1, (10, 10, 40, 40), 0.9),
                                  _det(2, 1, (20, 20, 40, 40), 0.8)], 'bbox')
-    same = paired_category_difference([good], [good], 200)
+    same = category_differences({'a': [good], 'b': [good]}, 'b', 200)
     assert (same['diff'] == 0).all() and (same.lo == 0).all() and \
         (same.hi == 0).all()
-    diff = paired_category_difference([good], [worse], 200).set_index(
-        'cat_id')
+    diff = category_differences({'good': [good], 'worse': [worse]},
+                                'worse', 200).set_index('cat_id')
     assert diff.loc[1, 'diff'] == 0
     assert diff.loc[2, 'diff'] == pytest.approx(1.0)
     # Category 2 is in one image of two: resamples without it have no AP
@@ -99,25 +96,25 @@ def test_tide_breakdown_names_the_error(iou_type):
     exact = [_det(1, 1, (10, 10, 40, 40), 0.9),
              _det(2, 1, (20, 20, 40, 40), 0.8),
              _det(1, 2, (70, 70, 10, 10), 0.7)]
-    perfect = tide_breakdown(gt, exact, iou_type, SIZES['all'])
+    perfect = tide_breakdowns(gt, exact, iou_type)['all']
     assert perfect['AP50'] == pytest.approx(100.0)
     assert all(perfect[e] == 0 for e in ('Cls', 'Loc', 'Dupe', 'Bkg',
                                          'Miss'))
     # The small square missed: a Miss error, and only in the small range.
     missed = exact[:2]
-    b = tide_breakdown(gt, missed, iou_type, SIZES['all'])
+    by_size = tide_breakdowns(gt, missed, iou_type)
+    b = by_size['all']
     assert b['Miss'] > 0 and b['Loc'] == 0 and b['Cls'] == 0
-    small = tide_breakdown(gt, missed, iou_type, SIZES['small'])
+    small = by_size['small']
     assert small['AP50'] == 0 and small['Miss'] != small['Miss']  # NaN
-    medium = tide_breakdown(gt, missed, iou_type, SIZES['medium'])
+    medium = by_size['medium']
     assert medium['AP50'] == pytest.approx(100.0) and medium['Miss'] == 0
     # A box shifted to IoU ~0.3: a localisation error.
     shifted = [_det(1, 1, (25, 25, 40, 40), 0.9)] + exact[1:]
-    assert tide_breakdown(gt, shifted, iou_type, SIZES['all'])['Loc'] > 0
+    assert tide_breakdowns(gt, shifted, iou_type)['all']['Loc'] > 0
     # The right box with the wrong class: a classification error.
     relabelled = [_det(1, 2, (10, 10, 40, 40), 0.95)] + exact
-    assert tide_breakdown(gt, relabelled, iou_type,
-                          SIZES['all'])['Cls'] > 0
+    assert tide_breakdowns(gt, relabelled, iou_type)['all']['Cls'] > 0
 
 
 def test_scalars_of_a_resumed_run_are_joined_by_step(tmp_path):
@@ -143,7 +140,8 @@ def test_scalars_of_a_resumed_run_are_joined_by_step(tmp_path):
 
 def test_tracker_is_added_at_training_time_only():
     cfg = Config(dict(visualizer=dict(
-        type='DetLocalVisualizer', vis_backends=[dict(type='LocalVisBackend')])))
+        type='DetLocalVisualizer',
+        vis_backends=[dict(type='LocalVisBackend')])))
     add_tracker(cfg, dict(tracker='none'))
     assert [b['type'] for b in cfg.visualizer.vis_backends] == [
         'LocalVisBackend']
@@ -160,10 +158,7 @@ def test_tensorboard_tracker_logs_a_real_run(tiny_builtin, tmp_path):
                       {'a': {}}, overrides=dict(
                           TINY_OVERRIDES,
                           **{'default_hooks.logger.interval': 1}))
-    done = subprocess.run(
-        [sys.executable, 'experiments/run_grid.py', grid, '--tracker',
-         'tensorboard'], cwd=PROJECT_ROOT, capture_output=True, text=True,
-        timeout=300)
+    done = run_grid_cli(grid, '--tracker', 'tensorboard')
     assert done.returncode == 0, done.stdout + done.stderr
     [events] = glob.glob(str(work_dir / '*' / '*' / 'vis_data' /
                              'events.out.tfevents.*'))
@@ -173,10 +168,8 @@ def test_tensorboard_tracker_logs_a_real_run(tiny_builtin, tmp_path):
     acc.Reload()
     assert 'loss' in acc.Tags()['scalars']
     # The same run as without a tracker: the run id does not change.
-    dry = subprocess.run(
-        [sys.executable, 'experiments/run_grid.py', grid], cwd=PROJECT_ROOT,
-        capture_output=True, text=True, timeout=300)
-    assert 'finished earlier, skipped' in dry.stdout
+    again = run_grid_cli(grid)
+    assert 'finished earlier, skipped' in again.stdout
     run_dir = osp.dirname(osp.dirname(osp.dirname(events)))
     assert json.load(open(osp.join(run_dir, 'run.json')))['tracker'] == \
         'tensorboard'

@@ -2,7 +2,6 @@
 import glob
 import os.path as osp
 import random
-import re
 import signal
 import subprocess
 import sys
@@ -13,7 +12,8 @@ import yaml
 
 from experiments.grid_spec import PROJECT_ROOT
 from experiments.run_store import read_attempts, read_results_csv
-from helpers import TINY_MASK_RCNN, tiny_dataset_entry
+from helpers import (TINY_MASK_RCNN, last_checkpoint_iteration,
+                     tiny_dataset_entry, wait_for)
 
 KILLS = 10
 
@@ -26,20 +26,9 @@ def _start_runner(grid, log):
 
 
 def _checkpoints(work_dir) -> int:
-    """Iterations checkpointed so far, summed over the runs (each run's
-    ``last_checkpoint`` names its newest ``iter_<n>.pth``)."""
-    total = 0
-    for path in glob.glob(osp.join(str(work_dir), '*', 'last_checkpoint')):
-        m = re.search(r'iter_(\d+)\.pth', open(path).read())
-        total += int(m.group(1)) if m else 0
-    return total
-
-
-def _wait_for(condition, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, 'the runner made no progress'
-        time.sleep(0.2)
+    """Iterations checkpointed so far, summed over the runs."""
+    return sum(last_checkpoint_iteration(osp.dirname(path)) for path in
+               glob.glob(osp.join(str(work_dir), '*', 'last_checkpoint')))
 
 
 @pytest.mark.slow
@@ -67,8 +56,8 @@ def test_sigkill_and_restart_never_loses_or_duplicates(tiny_builtin,
         if kill % 2 == 0:
             time.sleep(rng.uniform(0.5, 6.0))
         else:
-            _wait_for(lambda: _checkpoints(work_dir) > saved or
-                      runner.poll() is not None, timeout=120)
+            wait_for(lambda: _checkpoints(work_dir) > saved or
+                     runner.poll() is not None, 120, 'runner progress')
             time.sleep(rng.uniform(0.0, 2.0))
         if runner.poll() is None:
             runner.send_signal(signal.SIGKILL)

@@ -3,11 +3,9 @@ number of times in a row; an exception or a NaN loss is not retried."""
 import json
 import os
 import os.path as osp
-import re
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -15,7 +13,8 @@ from experiments.grid_spec import PROJECT_ROOT
 from experiments.run_progress import attempt_signals, signal_kills_in_a_row
 from experiments.run_store import append_attempt, read_attempts, \
     read_results_csv
-from helpers import write_grid
+from helpers import (last_checkpoint_iteration, run_grid_cli, wait_for,
+                     write_grid)
 
 LONG = {'train_cfg.max_iters': 12, 'train_dataloader.batch_size': 2,
         'default_hooks.checkpoint.interval': 2}
@@ -65,17 +64,19 @@ def _child_pids(run_dir):
     return pids
 
 
-def _checkpointed(run_dir) -> int:
-    path = osp.join(run_dir, 'last_checkpoint')
-    if not osp.isfile(path):
-        return 0
-    m = re.search(r'iter_(\d+)\.pth', open(path).read())
-    return int(m.group(1)) if m else 0
+def _run_dir(work_dir):
+    dirs = [osp.join(work_dir, d) for d in os.listdir(work_dir)
+            if d.count('__') == 4] if osp.isdir(work_dir) else []
+    return dirs[0] if dirs else None
 
 
-def _kill_after_checkpoints(grid, run_dir_of, kills, *args):
-    """Run the grid; SIGKILL its training child after each new checkpoint,
-    ``kills`` times; return (exit status, output)."""
+def _train_killing(tmp_path, dataset, kills, *args):
+    """A one-run grid (12 iterations, a checkpoint every 2) run with
+    ``args``; its training child is SIGKILLed after each new checkpoint,
+    ``kills`` times. Returns (grid, work dir, exit status, output)."""
+    work_dir = str(tmp_path / 'work')
+    grid = write_grid(tmp_path / 'g.yaml', work_dir, dataset, {'a': {}},
+                      overrides=LONG)
     runner = subprocess.Popen(
         [sys.executable, 'experiments/run_grid.py', grid, '--tick', '1',
          *args], cwd=PROJECT_ROOT, stdout=subprocess.PIPE,
@@ -83,40 +84,23 @@ def _kill_after_checkpoints(grid, run_dir_of, kills, *args):
     try:
         last = 0
         for _ in range(kills):
-            deadline = time.monotonic() + 240
-            while True:
-                run_dir = run_dir_of()
-                if run_dir and _checkpointed(run_dir) > last and \
-                        _child_pids(run_dir):
-                    break
-                assert time.monotonic() < deadline, 'no new checkpoint'
-                time.sleep(0.2)
-            last = _checkpointed(run_dir)
+            wait_for(lambda: _run_dir(work_dir) and last_checkpoint_iteration(
+                _run_dir(work_dir)) > last and _child_pids(_run_dir(work_dir)),
+                240, 'a new checkpoint')
+            run_dir = _run_dir(work_dir)
+            last = last_checkpoint_iteration(run_dir)
             for pid in _child_pids(run_dir):
                 os.kill(pid, signal.SIGKILL)
         out, _ = runner.communicate(timeout=300)
     finally:
         runner.kill()
-    return runner.returncode, out
-
-
-def _only_run_dir(work_dir):
-    def find():
-        if not osp.isdir(work_dir):
-            return None
-        dirs = [osp.join(work_dir, d) for d in os.listdir(work_dir)
-                if d.count('__') == 4]
-        return dirs[0] if dirs else None
-    return find
+    return grid, work_dir, runner.returncode, out
 
 
 @pytest.mark.slow
 def test_a_killed_child_resumes_from_its_checkpoint_and_finishes(
         tiny_builtin, tmp_path):
-    work_dir = str(tmp_path / 'work')
-    grid = write_grid(tmp_path / 'g.yaml', work_dir, tiny_builtin,
-                      {'a': {}}, overrides=LONG)
-    code, out = _kill_after_checkpoints(grid, _only_run_dir(work_dir), 1)
+    _, work_dir, code, out = _train_killing(tmp_path, tiny_builtin, 1)
     assert code == 0, out
     assert 'killed by SIGKILL; retrying from its last checkpoint' in out
     [row] = read_results_csv(osp.join(work_dir, 'results.csv')).itertuples()
@@ -133,11 +117,8 @@ def test_a_killed_child_resumes_from_its_checkpoint_and_finishes(
 @pytest.mark.slow
 def test_kills_past_the_limit_fail_the_run_until_retry_failed(
         tiny_builtin, tmp_path):
-    work_dir = str(tmp_path / 'work')
-    grid = write_grid(tmp_path / 'g.yaml', work_dir, tiny_builtin,
-                      {'a': {}}, overrides=LONG)
-    code, out = _kill_after_checkpoints(grid, _only_run_dir(work_dir), 2,
-                                        '--signal-retries', '1')
+    grid, work_dir, code, out = _train_killing(
+        tmp_path, tiny_builtin, 2, '--signal-retries', '1')
     assert code == 1, out
     [row] = read_results_csv(osp.join(work_dir, 'results.csv')).itertuples()
     assert row.status == 'failed'
@@ -146,10 +127,7 @@ def test_kills_past_the_limit_fail_the_run_until_retry_failed(
                          '(--signal-retries 1)')
     assert row.attempts == 2 and row.signals == 'SIGKILL; SIGKILL'
     # --retry-failed starts the count again and resumes the checkpoint.
-    done = subprocess.run(
-        [sys.executable, 'experiments/run_grid.py', grid, '--retry-failed',
-         '--signal-retries', '1'], cwd=PROJECT_ROOT, capture_output=True,
-        text=True, timeout=300)
+    done = run_grid_cli(grid, '--retry-failed', '--signal-retries', '1')
     assert done.returncode == 0, done.stdout + done.stderr
     [row] = read_results_csv(osp.join(work_dir, 'results.csv')).itertuples()
     assert row.status == 'finished' and row.attempts == 3
@@ -163,9 +141,7 @@ def test_a_nan_loss_is_not_retried(tiny_builtin, tmp_path):
     work_dir = str(tmp_path / 'work')
     grid = write_grid(tmp_path / 'g.yaml', work_dir, tiny_builtin, {
         'nan': {'overrides': {'model.data_preprocessor.std': [0, 0, 0]}}})
-    done = subprocess.run(
-        [sys.executable, 'experiments/run_grid.py', grid], cwd=PROJECT_ROOT,
-        capture_output=True, text=True, timeout=300)
+    done = run_grid_cli(grid)
     assert done.returncode == 1
     [row] = read_results_csv(osp.join(work_dir, 'results.csv')).itertuples()
     assert row.status == 'failed' and 'non-finite loss' in row.error

@@ -13,7 +13,6 @@ import os.path as osp
 import re
 import subprocess
 import sys
-import time
 
 import pytest
 import yaml
@@ -21,7 +20,8 @@ import yaml
 from experiments.grid_spec import PROJECT_ROOT, project_path
 from experiments.run_lock import RunLock
 from experiments.run_store import read_attempts, read_results_csv
-from helpers import TINY_MASK_RCNN, tiny_dataset_entry
+from helpers import (TINY_MASK_RCNN, last_checkpoint_iteration,
+                     run_grid_cli, tiny_dataset_entry, wait_for)
 
 pytestmark = pytest.mark.slow
 SLURM_ARGS = ['--executor', 'slurm', '--cpus-per-gpu', '1',
@@ -70,9 +70,7 @@ def _grid(tmp_path, name, dataset, models, seeds=(0,), max_iters=2,
 
 
 def _run_grid(grid, *args, executor=SLURM_ARGS, timeout=420):
-    return subprocess.run(
-        [sys.executable, 'experiments/run_grid.py', grid, *executor, *args],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=timeout)
+    return run_grid_cli(grid, *executor, *args, timeout=timeout)
 
 
 def _submitted(out: str) -> dict:
@@ -87,26 +85,11 @@ def _squeue(slurm, fmt='%i|%T') -> dict:
             for line in out.splitlines() if line}
 
 
-def _wait_for(condition, timeout, what):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f'timed out waiting for {what}'
-        time.sleep(0.3)
-
-
 def _run_dir(work_dir, label_part) -> str:
     [found] = [osp.join(work_dir, d) for d in os.listdir(work_dir)
                if label_part in d and osp.isdir(osp.join(work_dir, d))
                and d.count('__') == 4]
     return found
-
-
-def _checkpointed(run_dir) -> int:
-    path = osp.join(run_dir, 'last_checkpoint')
-    if not osp.isfile(path):
-        return 0
-    m = re.search(r'iter_(\d+)\.pth', open(path).read())
-    return int(m.group(1)) if m else 0
 
 
 def _launches(run_dir):
@@ -152,7 +135,8 @@ def test_one_array_per_gpu_count_no_wait_then_collect(slurm, tiny_builtin,
         assert f'{label}: job {jobs[label]}: finished' in collect.stdout
     assert 'submitted as job' not in collect.stdout
     df = read_results_csv(str(tmp_path / 'arrays' / 'results.csv'))
-    assert sorted(df.model) == ['one', 'one'] and (df.status == 'finished').all()
+    assert sorted(df.model) == ['one', 'one']
+    assert (df.status == 'finished').all()
     for run_dir in df.work_dir:
         [launch] = _launches(run_dir)  # trained once, by its job
         assert launch['note'].startswith('in Slurm job ')
@@ -185,22 +169,25 @@ def test_preempted_and_requeued_jobs_resume_and_finish_once(slurm,
     stopped_at = {}
     # What Slurm sends ahead of the time limit (--signal=USR2@...), and what
     # a preempting scheduler sends: submitit requeues the job itself.
-    _wait_for(lambda: _checkpointed(usr2_dir) >= 2, 240, 'a checkpoint')
-    stopped_at[usr2_dir] = _checkpointed(usr2_dir)
+    wait_for(lambda: last_checkpoint_iteration(usr2_dir) >= 2, 240,
+             'a checkpoint')
+    stopped_at[usr2_dir] = last_checkpoint_iteration(usr2_dir)
     slurm.run(['scancel', '--signal=USR2', usr2_job], timeout=30, check=True)
     # An operator's requeue: SIGTERM to every process of the job.
-    _wait_for(lambda: _checkpointed(term_dir) >= 2, 240, 'a checkpoint')
-    stopped_at[term_dir] = _checkpointed(term_dir)
+    wait_for(lambda: last_checkpoint_iteration(term_dir) >= 2, 240,
+             'a checkpoint')
+    stopped_at[term_dir] = last_checkpoint_iteration(term_dir)
     slurm.run(['scontrol', 'requeue', term_job], timeout=30, check=True)
     for job in (usr2_job, term_job):
-        _wait_for(lambda: _squeue(slurm).get(job, ['?'])[0] == 'PENDING',
+        wait_for(lambda: _squeue(slurm).get(job, ['?'])[0] == 'PENDING',
                   120, f'job {job} to be requeued')
         slurm.run(['scontrol', 'update', f'JobId={job}', 'StartTime=now'],
                   timeout=30, check=True)
 
     collect = _run_grid(grid)
     assert collect.returncode == 0, collect.stdout + collect.stderr
-    assert 'submitted as job' not in collect.stdout  # requeued, not resubmitted
+    # Requeued, not resubmitted.
+    assert 'submitted as job' not in collect.stdout
     df = read_results_csv(osp.join(work_dir, 'results.csv')).set_index(
         'work_dir')
     for run_dir, cause in ((usr2_dir, 'requeued'),
@@ -236,10 +223,11 @@ def test_failed_runs_are_reported_with_their_slurm_log(slurm, tiny_builtin,
         cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True)
     try:
-        _wait_for(lambda: osp.isdir(work_dir) and any(
+        wait_for(lambda: osp.isdir(work_dir) and any(
             'cancelled' in d for d in os.listdir(work_dir)), 60, 'a run dir')
         cancelled = _run_dir(work_dir, 'cancelled')
-        _wait_for(lambda: _checkpointed(cancelled) >= 2, 240, 'a checkpoint')
+        wait_for(lambda: last_checkpoint_iteration(cancelled) >= 2, 240,
+                 'a checkpoint')
         job = json.load(open(osp.join(cancelled, 'slurm_job.json')))['job_id']
         slurm.run(['scancel', job], timeout=30, check=True)
         out, _ = runner.communicate(timeout=300)
