@@ -18,11 +18,13 @@ import pandas as pd  # noqa: E402
 
 from analysis.latency import latency_estimate  # noqa: E402
 from analysis.report import Section, save_figure  # noqa: E402
-from experiments.run_store import COST, read_json  # noqa: E402
+from experiments.run_store import COST, ORT_COST, read_json  # noqa: E402
 
 PUBLISHED = osp.join(osp.dirname(osp.abspath(__file__)), 'data',
                      'published.csv')
 ATTENTION_ARMS = ['v1', 'residual', 'se', 'ese']
+# (runtime, its cost file, its results-table column prefix)
+RUNTIMES = [('pytorch', COST, ''), ('onnxruntime', ORT_COST, 'ort_')]
 HOW_MEASURED = (
     'FLOPs: mmengine FlopAnalyzer on the tensor forward at the test input '
     'size, one fused multiply-add = one FLOP (the MMDetection model-zoo '
@@ -37,26 +39,29 @@ HOW_MEASURED = (
     'detections the weights produce: short runs from scratch can produce '
     'many more than a converged model. Runs are timed in rounds, each '
     'visiting every run in turn; the interval resamples images and rounds, '
-    'so drift between rounds (round_medians_ms) widens it.')
+    'so drift between rounds (round_medians_ms) widens it. runtime '
+    'onnxruntime: the ONNX export (tools/export_onnx.py) timed under '
+    'onnxruntime in the same rounds, threads and images, over the same span '
+    '(resized image to pasted masks); hollow markers in the figure.')
 
 
 def _fmt_interval(e) -> str:
     return '–' if e is None else f'{e.value:.1f} [{e.lo:.1f}, {e.hi:.1f}]'
 
 
-def _costs(runs: pd.DataFrame, key: str) -> list:
-    return [c[key] for c in (read_json(osp.join(str(d), COST))
+def _costs(runs: pd.DataFrame, key: str, cost_file: str = COST) -> list:
+    return [c[key] for c in (read_json(osp.join(str(d), cost_file))
                              for d in runs.work_dir) if c and key in c]
 
 
-def _mean_cost(runs: pd.DataFrame, key: str) -> float:
-    values = _costs(runs, key)
+def _mean_cost(runs: pd.DataFrame, key: str, cost_file: str = COST) -> float:
+    values = _costs(runs, key, cost_file)
     return round(sum(values) / len(values), 1) if values else float('nan')
 
 
-def _round_medians(runs: pd.DataFrame) -> str:
+def _round_medians(runs: pd.DataFrame, cost_file: str = COST) -> str:
     """Each timing round's median (first timed seed): the drift."""
-    rounds = _costs(runs, 'round_latency_ms')
+    rounds = _costs(runs, 'round_latency_ms', cost_file)
     return ' / '.join(f'{x:.1f}' for x in rounds[0]) if rounds else '–'
 
 
@@ -64,35 +69,47 @@ def arm_cost_rows(all_results: pd.DataFrame,
                   n_resamples: int = 1000) -> List[dict]:
     """Cost and accuracy of each finished grid/model/arm/dataset.
 
-    The latency interval (``_lat``, an Estimate or None) is computed here
-    once, for both sections.
+    One row per runtime an arm was timed under: ``pytorch`` always, and
+    ``onnxruntime`` when ``measure_cost.py --onnxruntime`` timed its export
+    (same AP: the export reproduces the model's detections, which
+    ``tools/export_onnx.py`` checks). The latency interval (``_lat``, an
+    Estimate or None) is computed here once, for both sections.
     """
     done = all_results[all_results.status == 'finished']
+    if 'ort_latency_device' not in done:
+        done = done.assign(ort_latency_device=None,
+                           ort_latency_other_load=float('nan'))
     rows = []
     for (grid, model, arm, dataset), g in done.groupby(
             ['grid', 'model', 'arm', 'dataset'], sort=False):
-        lat = latency_estimate(g, n_resamples)
-        devices = sorted(set(g.latency_device.dropna()))
-        rows.append(dict(
-            grid=grid, model=model, arm=arm, dataset=dataset, seeds=len(g),
-            params_M=round(g.params.mean() / 1e6, 3),
-            GFLOPs=round(g.gflops.mean(), 3),
-            backbone_GFLOPs=round(g.backbone_gflops.mean(), 3),
-            latency_ms=_fmt_interval(lat),
-            round_medians_ms=_round_medians(g),
-            device=', '.join(devices) or '–',
-            # Cores' worth of CPU other processes used while timing.
-            other_load=round(g.latency_other_load.max(), 2),
-            dets_per_img=_mean_cost(g, 'detections_per_image'),
-            box_AP=round(100 * g.box_AP.mean(), 1),
-            mask_AP=round(100 * g.mask_AP.mean(), 1),
-            _lat=lat))
+        for runtime, cost_file, prefix in RUNTIMES:
+            lat = latency_estimate(g, n_resamples, cost_file=cost_file)
+            if runtime != 'pytorch' and lat is None:
+                continue
+            devices = sorted(set(g[f'{prefix}latency_device'].dropna()))
+            rows.append(dict(
+                grid=grid, model=model, arm=arm, dataset=dataset,
+                runtime=runtime, seeds=len(g),
+                params_M=round(g.params.mean() / 1e6, 3),
+                GFLOPs=round(g.gflops.mean(), 3),
+                backbone_GFLOPs=round(g.backbone_gflops.mean(), 3),
+                latency_ms=_fmt_interval(lat),
+                round_medians_ms=_round_medians(g, cost_file),
+                device=', '.join(devices) or '–',
+                # Cores' worth of CPU other processes used while timing.
+                other_load=round(g[f'{prefix}latency_other_load'].max(), 2),
+                dets_per_img=_mean_cost(g, 'detections_per_image',
+                                        cost_file),
+                box_AP=round(100 * g.box_AP.mean(), 1),
+                mask_AP=round(100 * g.mask_AP.mean(), 1),
+                _lat=lat))
     return rows
 
 
 def attention_section(cost_rows: List[dict]) -> Section:
     """SE vs eSE per VoVNet model: parameters, FLOPs, latency and AP."""
-    rows = sorted((r for r in cost_rows if r['arm'] in ATTENTION_ARMS),
+    rows = sorted((r for r in cost_rows if r['arm'] in ATTENTION_ARMS
+                   and r['runtime'] == 'pytorch'),
                   key=lambda r: (r['grid'], r['model'], r['dataset'],
                                  ATTENTION_ARMS.index(r['arm'])))
     if not rows:
@@ -152,13 +169,17 @@ def speed_accuracy_section(cost_rows: List[dict], out_dir: str) -> Section:
             tasks.add(task)
             y = r[f'{task}_AP']
             colour = colours[grids.index(r['grid']) % len(colours)]
+            ort = r['runtime'] == 'onnxruntime'
+            key = (r['grid'], r['runtime'])
             ax.errorbar(lat.value, y, xerr=[[lat.value - lat.lo],
                                             [lat.hi - lat.value]],
                         fmt='o' if task == 'mask' else 's', capsize=3,
-                        color=colour, label=None if r['grid'] in drawn
-                        else f'grid {r["grid"]}')
-            drawn.add(r['grid'])
-            ax.annotate(f'{r["model"]}/{r["arm"]} (n={r["seeds"]})',
+                        color=colour, mfc='none' if ort else colour,
+                        label=None if key in drawn
+                        else f'grid {r["grid"]} ({r["runtime"]})')
+            drawn.add(key)
+            ax.annotate(f'{r["model"]}/{r["arm"]}{" ORT" if ort else ""} '
+                        f'(n={r["seeds"]})',
                         (lat.value, y), fontsize=6, xytext=(3, 3),
                         textcoords='offset points')
         ax.set_title(f'ours, timed on {device}', fontsize=9)

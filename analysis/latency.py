@@ -27,16 +27,17 @@ from analysis.bootstrap import Estimate, resample_counts
 from experiments.run_store import COST, latency_device, read_json
 
 
-def timing_matrix(runs: pd.DataFrame
+def timing_matrix(runs: pd.DataFrame, cost_file: str = COST
                   ) -> Optional[Tuple[str, List[str], np.ndarray, int]]:
     """``(device, image ids, ms of shape (rounds, images), timed runs)``.
 
     Averaged over the runs' seeds. None when no run has timings or the
-    runs were timed on different devices.
+    runs were timed on different devices. ``cost_file``: ``cost.json``
+    (PyTorch) or ``cost_onnxruntime.json``.
     """
     devices, tables = set(), []
     for work_dir in runs.work_dir:
-        cost = read_json(osp.join(str(work_dir), COST))
+        cost = read_json(osp.join(str(work_dir), cost_file))
         if not cost or not cost.get('per_image_ms'):
             continue
         devices.add(latency_device(cost))
@@ -67,9 +68,10 @@ def _medians(matrices: List[np.ndarray], n_resamples: int,
 
 
 def latency_estimate(runs: pd.DataFrame, n_resamples: int = 1000,
-                     seed: int = 0) -> Optional[Estimate]:
+                     seed: int = 0, cost_file: str = COST
+                     ) -> Optional[Estimate]:
     """One arm's median latency (ms) with its 95% interval."""
-    found = timing_matrix(runs)
+    found = timing_matrix(runs, cost_file)
     if found is None or len(found[1]) < 2:
         return None
     _, ids, x, n_runs = found

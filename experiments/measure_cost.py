@@ -4,6 +4,7 @@
     python experiments/measure_cost.py GRID --device cuda:0 --images 500
     python experiments/measure_cost.py GRID --device cpu --threads 2
     python experiments/measure_cost.py GRID --all-seeds --force
+    python experiments/measure_cost.py GRID --onnxruntime
 
 For each finished run in the grid's ``results.csv`` -- by default one per
 model/arm/dataset (the lowest seed: cost depends on the architecture, not on
@@ -14,6 +15,12 @@ exactly what is counted and timed). The
 figures go to ``<run>/cost.json`` and into the results table's ``gflops``,
 ``backbone_gflops``, ``latency_ms`` and ``latency_device`` columns, which the
 report's SE vs eSE table, speed-vs-accuracy figure and latency verdicts read.
+With ``--onnxruntime`` each run is also exported (``tools/export_onnx.py``'s
+export, to ``<run>/onnx/``) and timed under onnxruntime right after its
+PyTorch timing in every round, from the same resized images to the same
+pasted masks; those figures go to ``<run>/cost_onnxruntime.json`` and the
+``ort_latency_ms``, ``ort_latency_device`` and ``ort_latency_other_load``
+columns, and the speed figure draws them beside PyTorch's.
 
 Run it on an otherwise idle device: the runs are timed one after another in
 this process, so every arm sees the same machine. A run measured before on
@@ -29,7 +36,8 @@ import traceback
 import pandas as pd
 
 from experiments.grid_spec import GridSpecError, load_grid, project_path
-from experiments.run_store import (COST, RESULTS, DamagedFileError,
+from experiments.run_store import (COST, ORT_COST, RESULTS,
+                                   DamagedFileError,
                                    atomic_write_json, load_results_table,
                                    read_json, warn, write_results)
 
@@ -59,6 +67,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--force', action='store_true',
                         help='measure again runs already measured on this '
                         'device')
+    parser.add_argument('--onnxruntime', action='store_true',
+                        help='also export each run to ONNX (<run>/onnx/) '
+                        'and time it under onnxruntime in the same rounds '
+                        '(CPU provider; CUDA provider with --device cuda)')
     return parser.parse_args(argv)
 
 
@@ -68,6 +80,18 @@ def runs_to_measure(results: pd.DataFrame, all_seeds: bool) -> pd.DataFrame:
         return done
     return (done.sort_values('seed')
             .drop_duplicates(['model', 'arm', 'dataset']))
+
+
+def _measured(run_dir: str, name: str, device: str, rounds: int) -> bool:
+    """Whether ``run_dir/name`` holds a measurement on ``device`` with at
+    least ``rounds`` rounds."""
+    try:
+        old = read_json(osp.join(run_dir, name))
+    except DamagedFileError as e:
+        warn(f'{e}; measured again')
+        return False
+    return bool(old and old.get('device_name') == device
+                and old.get('rounds', 1) >= rounds)
 
 
 def main(argv=None) -> int:
@@ -109,13 +133,9 @@ def main(argv=None) -> int:
              for r in todo}
     runs = []
     for r in todo:
-        try:
-            old = read_json(osp.join(r.work_dir, COST))
-        except DamagedFileError as e:
-            warn(f'{e}; measured again')
-            old = None
-        if (old and old.get('device_name') == name and not args.force
-                and old.get('rounds', 1) >= args.rounds):
+        if not args.force and all(
+                _measured(r.work_dir, f, name, args.rounds)
+                for f in ([COST, ORT_COST] if args.onnxruntime else [COST])):
             print(f'  {label[r.work_dir]}: measured before on this device, '
                   f'skipped (--force measures again)')
         else:
@@ -124,6 +144,15 @@ def main(argv=None) -> int:
           f'{args.rounds} round(s) of up to {args.images} images each (a '
           f'smaller test set is timed whole)')
     failed, costs, rounds = {}, {}, {d: [] for d in runs}
+    ort_rounds = {d: [] for d in runs}
+    if args.onnxruntime:
+        from experiments.onnx_cost import export_run, time_onnx_run
+        for run_dir in runs:
+            try:
+                export_run(run_dir)
+            except Exception as e:  # noqa: BLE001 -- reported, others go on
+                traceback.print_exc()
+                failed[run_dir] = f'ONNX export: {type(e).__name__}: {e}'
     for rnd in range(args.rounds):
         for run_dir in runs:
             if run_dir in failed:
@@ -134,19 +163,31 @@ def main(argv=None) -> int:
                                                      args.flops_images)
                 rounds[run_dir].append(time_run(run_dir, device, args.images,
                                                 args.warmup))
+                if args.onnxruntime:
+                    ort_rounds[run_dir].append(time_onnx_run(
+                        run_dir, device, args.images, args.warmup))
             except Exception as e:  # noqa: BLE001 -- reported, others go on
                 traceback.print_exc()
                 failed[run_dir] = f'{type(e).__name__}: {e}'
                 continue
             t = rounds[run_dir][-1]
             print(f'  round {rnd + 1}: {label[run_dir]}: '
-                  f'{t["latency_ms"]:.1f} ms median')
+                  f'{t["latency_ms"]:.1f} ms median' + (
+                      f' (onnxruntime '
+                      f'{ort_rounds[run_dir][-1]["latency_ms"]:.1f} ms)'
+                      if args.onnxruntime else ''))
         # Written after every round: an interrupted measurement keeps the
         # rounds it finished (and is measured again, being short of rounds).
         for run_dir in runs:
             if run_dir not in failed:
                 atomic_write_json(osp.join(run_dir, COST), dict(
                     costs[run_dir], **combine_rounds(rounds[run_dir])))
+                if ort_rounds[run_dir]:
+                    ort = ort_rounds[run_dir]
+                    atomic_write_json(osp.join(run_dir, ORT_COST), dict(
+                        combine_rounds(ort), provider=ort[0]['provider'],
+                        runtime=ort[0]['runtime'], onnx=osp.join(
+                            run_dir, 'onnx', 'model.onnx')))
     for run_dir in runs:
         if run_dir in failed:
             continue
@@ -158,6 +199,13 @@ def main(argv=None) -> int:
               f'{len(cost["per_image_ms"])} images (rounds: '
               + ', '.join(f'{x:.1f}' for x in cost['round_latency_ms'])
               + ')')
+        ort = read_json(osp.join(run_dir, ORT_COST)) \
+            if args.onnxruntime else None
+        if ort:
+            print(f'    onnxruntime ({ort["provider"]}): '
+                  f'{ort["latency_ms"]:.1f} ms median (rounds: '
+                  + ', '.join(f'{x:.1f}' for x in ort['round_latency_ms'])
+                  + ')')
         if cost['other_cpu_load'] > 0.25:
             print(f'  warning: other processes used '
                   f'{cost["other_cpu_load"]:.2f} of {os.cpu_count()} cores '

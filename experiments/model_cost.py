@@ -26,10 +26,11 @@ import platform
 import statistics
 import time
 from functools import partial
-from typing import Dict, List
+from typing import Callable, Dict, List, Tuple
 
 import torch
-from mmengine.config import Config
+
+from mmdet_plugins.export.exporter import build_test_loader
 
 
 def build_trained_model(run_dir: str, device: str):
@@ -38,23 +39,12 @@ def build_trained_model(run_dir: str, device: str):
     Raises:
         FileNotFoundError: the run has no ``config.py`` or no checkpoint.
     """
-    from mmdet.registry import MODELS
-    from mmdet.utils import register_all_modules
-    from mmengine.runner import load_checkpoint
-
-    from mmdet_plugins.engine import trust_checkpoints_under
-    register_all_modules(init_default_scope=True)
-    import mmdet_plugins  # noqa: F401 -- registers the project's modules
+    from mmdet_plugins.export.exporter import load_detector
     config = osp.join(run_dir, 'config.py')
     if not osp.isfile(config):
         raise FileNotFoundError(f'{config}: run has no resolved config')
-    cfg = Config.fromfile(config)
-    checkpoint = last_checkpoint(run_dir)
-    model = MODELS.build(cfg.model)
-    with trust_checkpoints_under(run_dir):
-        load_checkpoint(model, checkpoint, map_location='cpu',
-                        logger='silent')
-    return model.to(device).eval(), cfg
+    return load_detector(config, last_checkpoint(run_dir),
+                         trusted_dir=run_dir, device=device)
 
 
 def last_checkpoint(run_dir: str) -> str:
@@ -67,14 +57,6 @@ def last_checkpoint(run_dir: str) -> str:
         raise FileNotFoundError(f'{run_dir}: no checkpoint to measure '
                                 f'(last_checkpoint is missing or stale)')
     return target
-
-
-def test_loader(cfg: Config):
-    """The run's test split, one image per batch, loaded in this process."""
-    from mmengine.runner import Runner
-    loader = cfg.test_dataloader.copy()
-    loader.update(batch_size=1, num_workers=0, persistent_workers=False)
-    return Runner.build_dataloader(loader)
 
 
 def count_flops(model: torch.nn.Module, loader, n_images: int = 5) -> dict:
@@ -149,22 +131,9 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize(torch.device(device))
 
 
-def measure_latency(model: torch.nn.Module, loader, device: str,
-                    n_images: int = 200, warmup: int = 10) -> dict:
-    """Per-image inference time in ms on ``device`` (batch size 1).
-
-    The first ``warmup`` images are run but not timed; when the split has
-    fewer than ``warmup + n_images`` images the loader is cycled, so a small
-    split still yields ``n_images`` timings (an image timed more than once
-    keeps the median of its times).
-
-    Returns:
-        ``latency_ms`` (median over images of ``per_image_ms``),
-        ``timed_images`` (timings), ``warmup_images``, ``per_image_ms``
-        ({image id: ms}), ``other_cpu_load`` (cores' worth of CPU that
-        other processes used while timing), ``detections_per_image``,
-        ``device``, ``device_name``.
-    """
+def _time_images(predict: Callable[[dict], Tuple[int, int]], loader,
+                 device: str, n_images: int, warmup: int) -> dict:
+    """Time ``predict(data) -> (img_id, detections)`` per image."""
     times: Dict[int, List[float]] = {}
     # The mask branch runs once per detection: its share of the time
     # follows how many detections the weights produce.
@@ -181,14 +150,12 @@ def measure_latency(model: torch.nn.Module, loader, device: str,
                 break
             _sync(device)
             start = time.perf_counter()
-            with torch.no_grad():
-                out = model.test_step(data)
+            img_id, found = predict(data)
             _sync(device)
             ms = 1000 * (time.perf_counter() - start)
             if done >= warmup:
-                img_id = int(out[0].metainfo['img_id'])
                 times.setdefault(img_id, []).append(ms)
-                detections.append(len(out[0].pred_instances))
+                detections.append(found)
             done += 1
         if done == seen:
             raise ValueError('the test split has no images to time')
@@ -205,6 +172,62 @@ def measure_latency(model: torch.nn.Module, loader, device: str,
                 device=device, device_name=device_name(device))
 
 
+def measure_latency(model: torch.nn.Module, loader, device: str,
+                    n_images: int = 200, warmup: int = 10) -> dict:
+    """Per-image inference time in ms on ``device`` (batch size 1).
+
+    The first ``warmup`` images are run but not timed; when the split has
+    fewer than ``warmup + n_images`` images the loader is cycled, so a small
+    split still yields ``n_images`` timings (an image timed more than once
+    keeps the median of its times).
+
+    Returns:
+        ``latency_ms`` (median over images of ``per_image_ms``),
+        ``timed_images`` (timings), ``warmup_images``, ``per_image_ms``
+        ({image id: ms}), ``other_cpu_load`` (cores' worth of CPU that
+        other processes used while timing), ``detections_per_image``,
+        ``device``, ``device_name``.
+    """
+    def predict(data: dict) -> Tuple[int, int]:
+        with torch.no_grad():
+            out = model.test_step(data)
+        return int(out[0].metainfo['img_id']), len(out[0].pred_instances)
+
+    return _time_images(predict, loader, device, n_images, warmup)
+
+
+def measure_onnx_latency(detector, loader, n_images: int = 200,
+                         warmup: int = 10) -> dict:
+    """:func:`measure_latency` of an exported model under onnxruntime.
+
+    Timed over the same span as PyTorch's ``test_step``: from the test
+    pipeline's resized image through normalisation and padding, the
+    session, box rescaling and mask pasting
+    (``OnnxDetector.from_resized``). ``device`` names the execution
+    provider's device; ``provider`` the provider.
+    """
+    import numpy as np
+
+    def predict(data: dict) -> Tuple[int, int]:
+        meta = data['data_samples'][0].metainfo
+        resized = np.ascontiguousarray(
+            data['inputs'][0].permute(1, 2, 0).numpy())
+        found = detector.from_resized(
+            resized, np.asarray(meta['scale_factor'], dtype=np.float32),
+            tuple(meta['ori_shape'][:2]))
+        return int(meta['img_id']), len(found['scores'])
+
+    provider = detector.session.get_providers()[0]
+    device = 'cuda' if provider.startswith(('CUDA', 'Tensorrt')) else 'cpu'
+    timing = _time_images(predict, loader, 'cpu', n_images, warmup)
+    if device == 'cuda':
+        timing.update(device='cuda', device_name=device_name('cuda'))
+    import onnxruntime
+    timing.update(provider=provider,
+                  runtime=f'onnxruntime {onnxruntime.__version__}')
+    return timing
+
+
 def count_run_flops(run_dir: str, device: str, flops_images: int = 5
                     ) -> dict:
     """FLOPs of one finished run and what they were counted on."""
@@ -214,7 +237,7 @@ def count_run_flops(run_dir: str, device: str, flops_images: int = 5
                 flops_convention='1 fused multiply-add = 1 FLOP '
                 '(mmengine FlopAnalyzer, tensor forward)',
                 hostname=os.uname().nodename)
-    cost.update(count_flops(model, test_loader(cfg), flops_images))
+    cost.update(count_flops(model, build_test_loader(cfg), flops_images))
     return cost
 
 
@@ -222,8 +245,8 @@ def time_run(run_dir: str, device: str, n_images: int = 200,
              warmup: int = 10) -> dict:
     """One round of :func:`measure_latency` on a freshly loaded run."""
     model, cfg = build_trained_model(run_dir, device)
-    timing = measure_latency(model, test_loader(cfg), device, n_images,
-                             warmup)
+    timing = measure_latency(model, build_test_loader(cfg), device,
+                             n_images, warmup)
     del model
     if device.startswith('cuda'):
         torch.cuda.empty_cache()

@@ -15,6 +15,8 @@ Layout under the grid's work dir::
         FINISHED.json     written atomically after evaluation: the row
         FAILED.json       the row of the last failed attempt
         cost.json         FLOPs and latency (experiments/measure_cost.py)
+        cost_onnxruntime.json  latency of the ONNX export under onnxruntime
+                          (measure_cost.py --onnxruntime; export in onnx/)
     results.csv           one row per run, rebuilt from the sentinels
     grid_runs.json        the run dirs results.csv lists (to rebuild it)
 
@@ -39,6 +41,7 @@ import pandas as pd
 FINISHED = 'FINISHED.json'
 FAILED = 'FAILED.json'
 COST = 'cost.json'
+ORT_COST = 'cost_onnxruntime.json'
 RESULTS = 'results.csv'
 MANIFEST = 'grid_runs.json'
 
@@ -49,7 +52,8 @@ METRIC_COLUMNS = [f'{task}_{m}' for task in ('box', 'mask') for m in _METRICS]
 COLUMNS = (['run_id', 'grid', 'model', 'arm', 'dataset', 'seed', 'status']
            + METRIC_COLUMNS
            + ['params', 'gflops', 'backbone_gflops', 'latency_ms',
-              'latency_device', 'latency_other_load', 'iterations',
+              'latency_device', 'latency_other_load', 'ort_latency_ms',
+              'ort_latency_device', 'ort_latency_other_load', 'iterations',
               'wall_time_s', 'gpus', 'gpu_hours', 'peak_gpu_mem_mb',
               'peak_rss_mb', 'attempts', 'signals', 'config', 'weights',
               'work_dir',
@@ -239,11 +243,22 @@ def cost_columns(run_dir: str) -> dict:
         return {}
     if not cost:
         return {}
-    return dict(gflops=cost['flops'] / 1e9,
-                backbone_gflops=cost['backbone_flops'] / 1e9,
-                latency_ms=cost['latency_ms'],
-                latency_device=latency_device(cost),
-                latency_other_load=cost.get('other_cpu_load'))
+    columns = dict(gflops=cost['flops'] / 1e9,
+                   backbone_gflops=cost['backbone_flops'] / 1e9,
+                   latency_ms=cost['latency_ms'],
+                   latency_device=latency_device(cost),
+                   latency_other_load=cost.get('other_cpu_load'))
+    try:
+        ort = read_json(osp.join(run_dir, ORT_COST))
+    except DamagedFileError as e:
+        warn(f'{e}; no onnxruntime columns (measure_cost.py --onnxruntime '
+             f'--force measures again)')
+        ort = None
+    if ort:
+        columns.update(ort_latency_ms=ort['latency_ms'],
+                       ort_latency_device=latency_device(ort),
+                       ort_latency_other_load=ort.get('other_cpu_load'))
+    return columns
 
 
 def _damaged_row(run_dir: str, message: str) -> dict:
@@ -274,9 +289,9 @@ def collect_rows(run_dirs: List[str]) -> pd.DataFrame:
 
 
 TEXT_COLUMNS = ['run_id', 'grid', 'model', 'arm', 'dataset', 'status',
-                'latency_device', 'signals', 'config', 'weights', 'work_dir',
-                'detections',
-                'finished_at', 'error', 'log_tail']
+                'latency_device', 'ort_latency_device', 'signals', 'config',
+                'weights', 'work_dir', 'detections', 'finished_at', 'error',
+                'log_tail']
 
 
 def read_results_csv(path: str) -> pd.DataFrame:

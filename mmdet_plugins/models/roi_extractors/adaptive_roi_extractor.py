@@ -68,6 +68,25 @@ class AdaptiveRoIExtractor(SingleRoIExtractor):
         if num_levels != len(self.featmap_strides):
             raise ValueError(f'{num_levels} feature levels for strides '
                              f'{self.featmap_strides}')
+        image_area = None
+        if self.mapping == 'eq2':
+            if img_shapes is None:
+                raise ValueError("mapping='eq2' needs img_shapes")
+            areas = rois.new_tensor([float(s[0]) * float(s[1])
+                                     for s in img_shapes])
+            image_area = areas[rois[:, 0].long()]
+        return self.map_roi_levels_by_area(rois, image_area)
+
+    def map_roi_levels_by_area(self, rois: Tensor,
+                               image_area: Optional[Tensor]) -> Tensor:
+        """:meth:`map_roi_levels` with each RoI's image area as a tensor.
+
+        Args:
+            rois: (n, 5) ``[batch index, x1, y1, x2, y2]``.
+            image_area: (n,) or scalar area of each RoI's resized, unpadded
+                image (``'eq2'`` only; the ONNX export passes it as a graph
+                input).
+        """
         w = (rois[:, 3] - rois[:, 1]).clamp(min=0)
         h = (rois[:, 4] - rois[:, 2]).clamp(min=0)
         eps = 1e-6
@@ -75,11 +94,6 @@ class AdaptiveRoIExtractor(SingleRoIExtractor):
             k = torch.floor(self.canonical_level + torch.log2(
                 torch.sqrt(w * h) / self.canonical_scale + eps))
         else:
-            if img_shapes is None:
-                raise ValueError("mapping='eq2' needs img_shapes")
-            areas = rois.new_tensor([float(s[0]) * float(s[1])
-                                     for s in img_shapes])
-            image_area = areas[rois[:, 0].long()]
             k = torch.ceil(self.k_max - torch.log2(image_area / (w * h) + eps))
         return (k.clamp(self.k_min, self.k_max) - self.k_min).long()
 

@@ -1,0 +1,216 @@
+"""Whole test-time networks of the exported models, as tensor-only modules.
+
+``build_export_graph(model)`` wraps a built, eval-mode detector in a module
+whose ``forward(image, img_shape)`` runs backbone, neck, box head, decoding,
+NMS and the mask stage on one image and returns
+
+- ``boxes`` (n, 4) x1 y1 x2 y2 in network-input pixels (resized image),
+- ``scores`` (n,) box scores (what box AP ranks by),
+- ``labels`` (n,) int64 class indices,
+- ``mask_probs`` (n, M, M) mask probabilities of each box's class (the
+  mask head's 28 x 28, before pasting),
+- ``mask_scores`` (n,) the segm score (box score x predicted mask IoU with
+  a MaskIoU head, else the box score),
+
+highest score first, exactly the detections the model's ``predict`` keeps
+(``test_cfg.max_per_img``, and for CenterMask / RetinaMask only the top
+``test_cfg.mask.max_per_img``, which get masks). ``image`` is the
+normalised, padded (1, 3, H, W) network input and ``img_shape`` the (2,)
+int64 ``[h, w]`` of the resized image before padding. Rescaling to the
+original image and pasting the masks is
+:func:`mmdet_plugins.export.onnx_inference.postprocess`.
+"""
+from typing import Tuple
+
+import torch
+from mmdet.models.dense_heads import FCOSHead, RetinaHead
+from mmdet.models.detectors import MaskRCNN
+from torch import Tensor, nn
+
+from ..models.dense_heads import CenterMaskFCOSHead
+from ..models.detectors.mask_on_detections import MaskOnDetectionsDetector
+from .graph_ops import (UnsupportedModelError, box_size_valid,
+                        check_nms_cfg, class_nms, clip_boxes,
+                        dense_candidates, roi_features)
+
+OUTPUT_NAMES = ('boxes', 'scores', 'labels', 'mask_probs', 'mask_scores')
+
+
+def _check_nms_pre(cfg, where: str) -> int:
+    nms_pre = int(cfg.get('nms_pre', -1))
+    if nms_pre <= 0:
+        raise UnsupportedModelError(f'{where}.nms_pre must be > 0 to '
+                                    f'export, got {nms_pre}')
+    return nms_pre
+
+
+def _decode(coder, priors: Tensor, deltas: Tensor,
+            img_shape: Tensor) -> Tensor:
+    boxes = coder.decode(priors, deltas)
+    return clip_boxes(boxes, img_shape) if coder.clip_border else boxes
+
+
+def _class_masks(mask_head, feats: Tensor, labels: Tensor
+                 ) -> Tuple[Tensor, Tensor]:
+    """Mask logits (n, C, M, M) and each RoI's class slice (n, M, M)."""
+    logits = mask_head(feats)
+    index = torch.arange(labels.shape[0], device=labels.device)
+    if mask_head.class_agnostic:
+        return logits, logits[:, 0]
+    return logits, logits[index, labels]
+
+
+class MaskOnDetectionsGraph(nn.Module):
+    """CenterMask / CenterMask-Lite / RetinaMask at test time, one image."""
+
+    def __init__(self, model: MaskOnDetectionsDetector) -> None:
+        super().__init__()
+        head = model.bbox_head
+        name = type(model).__name__
+        if not model.with_mask:
+            raise UnsupportedModelError(
+                f'{name} without a mask_head is a box-only detector; '
+                f'tools/export_onnx.py exports instance segmentation models')
+        if not isinstance(head, (FCOSHead, RetinaHead)) or \
+                not head.use_sigmoid_cls:
+            raise UnsupportedModelError(
+                f'{name}: box head {type(head).__name__} has no export path '
+                f'(FCOS- and RetinaNet-style sigmoid heads do)')
+        cfg = model.test_cfg
+        self.model = model
+        self.nms_pre = _check_nms_pre(cfg, 'model.test_cfg')
+        self.iou = check_nms_cfg(cfg.get('nms'), 'model.test_cfg.nms')
+        self.score_thr = float(cfg.get('score_thr', 0))
+        self.min_bbox_size = float(cfg.get('min_bbox_size', -1))
+        # predict_masks keeps the top mask.max_per_img of the NMS output.
+        self.max_num = min(int(cfg.max_per_img),
+                           int(model.mask_test_cfg.max_per_img))
+        self.centerness = isinstance(head, FCOSHead)
+        self.sqrt_score = (isinstance(head, CenterMaskFCOSHead)
+                           and head.score_mode == 'sqrt')
+
+    def forward(self, image: Tensor, img_shape: Tensor
+                ) -> Tuple[Tensor, ...]:
+        model, head = self.model, self.model.bbox_head
+        x = model.extract_feat(image)
+        outs = head(x)
+        cls_scores, bbox_preds = outs[0], outs[1]
+        priors = head.prior_generator.grid_priors(
+            [c.shape[-2:] for c in cls_scores], dtype=image.dtype,
+            device=image.device)
+        priors, deltas, cls, labels, _, ctr = dense_candidates(
+            priors, cls_scores, bbox_preds, head.cls_out_channels,
+            head.bbox_coder.encode_size, self.nms_pre,
+            outs[2] if self.centerness else None)
+        boxes = _decode(head.bbox_coder, priors, deltas, img_shape)
+        # The threshold is on the class score; NMS ranks by the final one.
+        valid = (cls > self.score_thr) & box_size_valid(boxes,
+                                                        self.min_bbox_size)
+        if ctr is None:
+            scores = cls
+        elif self.sqrt_score:
+            scores = torch.sqrt(cls * ctr)
+        else:
+            scores = cls * ctr
+        keep = class_nms(boxes, scores, labels, valid, self.iou,
+                         self.max_num)
+        boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
+        feats = roi_features(model.mask_roi_extractor, x, boxes, img_shape)
+        logits, class_logits = _class_masks(model.mask_head, feats, labels)
+        mask_scores = scores
+        if model.with_maskiou:
+            index = torch.arange(labels.shape[0], device=labels.device)
+            ious = model.maskiou_head(feats, class_logits)[index, labels]
+            mask_scores = scores * ious
+        return boxes, scores, labels, class_logits.sigmoid(), mask_scores
+
+
+class MaskRCNNGraph(nn.Module):
+    """mmdet's Mask R-CNN at test time (RPN, box and mask RoI heads)."""
+
+    def __init__(self, model: MaskRCNN) -> None:
+        super().__init__()
+        roi_head = model.roi_head
+        if type(roi_head).__name__ != 'StandardRoIHead' or \
+                getattr(roi_head.bbox_head, 'custom_activation', False):
+            raise UnsupportedModelError(
+                f'Mask R-CNN with {type(roi_head).__name__} has no export '
+                f'path (StandardRoIHead does)')
+        rpn_cfg, rcnn_cfg = model.test_cfg.rpn, model.test_cfg.rcnn
+        self.model = model
+        self.rpn_nms_pre = _check_nms_pre(rpn_cfg, 'model.test_cfg.rpn')
+        self.rpn_iou = check_nms_cfg(rpn_cfg.get('nms'),
+                                     'model.test_cfg.rpn.nms')
+        self.rpn_min_size = float(rpn_cfg.get('min_bbox_size', -1))
+        self.rpn_max = int(rpn_cfg.max_per_img)
+        self.iou = check_nms_cfg(rcnn_cfg.get('nms'),
+                                 'model.test_cfg.rcnn.nms')
+        self.score_thr = float(rcnn_cfg.score_thr)
+        self.max_num = int(rcnn_cfg.max_per_img)
+
+    def proposals(self, x, img_shape: Tensor) -> Tensor:
+        """RPNHead's proposals (``test_cfg.rpn``), (n, 4)."""
+        head = self.model.rpn_head
+        cls_scores, bbox_preds = head(x)
+        priors = head.prior_generator.grid_priors(
+            [c.shape[-2:] for c in cls_scores], dtype=x[0].dtype,
+            device=x[0].device)
+        priors, deltas, scores, _, level_ids, _ = dense_candidates(
+            priors, cls_scores, bbox_preds, 1,
+            head.bbox_coder.encode_size, self.rpn_nms_pre)
+        boxes = _decode(head.bbox_coder, priors, deltas, img_shape)
+        # RPN NMS is per level (level ids as classes), with no threshold.
+        valid = box_size_valid(boxes, self.rpn_min_size)
+        keep = class_nms(boxes, scores, level_ids, valid, self.rpn_iou,
+                         self.rpn_max)
+        return boxes[keep]
+
+    def forward(self, image: Tensor, img_shape: Tensor
+                ) -> Tuple[Tensor, ...]:
+        model = self.model
+        roi_head = model.roi_head
+        bbox_head = roi_head.bbox_head
+        x = model.extract_feat(image)
+        proposals = self.proposals(x, img_shape)
+        feats = roi_features(roi_head.bbox_roi_extractor, x, proposals,
+                             img_shape)
+        if roi_head.with_shared_head:
+            feats = roi_head.shared_head(feats)
+        cls_score, bbox_pred = bbox_head(feats)
+        probs = cls_score.softmax(-1)[:, :-1]
+        num_rois, num_classes = probs.shape
+        per_class = 1 if bbox_head.reg_class_agnostic else num_classes
+        boxes = _decode(
+            bbox_head.bbox_coder,
+            proposals.repeat_interleave(per_class, dim=0),
+            bbox_pred.reshape(-1, bbox_head.bbox_coder.encode_size),
+            img_shape).reshape(num_rois, per_class, 4)
+        boxes = boxes.expand(num_rois, num_classes, 4).reshape(-1, 4)
+        # multiclass_nms: every (RoI, class) above score_thr competes.
+        scores = probs.reshape(-1)
+        labels = torch.arange(num_classes, device=image.device).repeat(
+            num_rois)
+        keep = class_nms(boxes, scores, labels, scores > self.score_thr,
+                         self.iou, self.max_num)
+        boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
+        mask_feats = roi_features(roi_head.mask_roi_extractor, x, boxes,
+                                  img_shape)
+        _, class_logits = _class_masks(roi_head.mask_head, mask_feats,
+                                       labels)
+        return boxes, scores, labels, class_logits.sigmoid(), scores
+
+
+def build_export_graph(model: nn.Module) -> nn.Module:
+    """The export module for a built detector, or a clear refusal.
+
+    Raises:
+        UnsupportedModelError: not CenterMask, CenterMask-Lite, RetinaMask
+            or Mask R-CNN (or a config part with no export path).
+    """
+    if isinstance(model, MaskOnDetectionsDetector):
+        return MaskOnDetectionsGraph(model).eval()
+    if isinstance(model, MaskRCNN):
+        return MaskRCNNGraph(model).eval()
+    raise UnsupportedModelError(
+        f'{type(model).__name__}: tools/export_onnx.py exports CenterMask, '
+        f'CenterMask-Lite, RetinaMask and Mask R-CNN only')
