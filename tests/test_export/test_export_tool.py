@@ -1,0 +1,125 @@
+"""tools/export_onnx.py and measure_cost.py --onnxruntime on a trained run."""
+import importlib.util
+import json
+import os
+import os.path as osp
+
+import pytest
+import yaml
+
+from analysis.cost_report import arm_cost_rows
+from analysis.image_eval import image_eval_for_run
+from experiments import measure_cost, run_grid
+from experiments.grid_spec import project_path
+from experiments.run_store import ORT_COST, read_json, read_results_csv
+from helpers import tiny_dataset_entry
+from mmdet_plugins.export.parity import TOLERANCES
+
+
+def _load_tool():
+    spec = importlib.util.spec_from_file_location(
+        'export_onnx_tool', project_path('tools/export_onnx.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+export_onnx = _load_tool()
+
+RETINAMASK = 'configs/retinamask/retinamask_r18-tiny_fpn_builtin.py'
+RETINANET = ('configs/retinamask/'
+             'retinanet_r18-tiny_fpn_builtin_retinamask-recipe.py')
+# Long enough for the tiny RetinaMask to find some objects (AP > 0).
+TRAIN = {'train_cfg.max_iters': 60, 'train_dataloader.batch_size': 2,
+         'default_hooks.checkpoint.interval': 60}
+
+
+@pytest.fixture(scope='module')
+def trained(tiny_builtin, tmp_path_factory):
+    """A RetinaMask trained 60 iterations, exported and checked by the
+    tool, then timed in PyTorch and onnxruntime."""
+    tmp = tmp_path_factory.mktemp('export')
+    grid = tmp / 'grid.yaml'
+    grid.write_text(yaml.safe_dump(dict(
+        name='export', work_dir=str(tmp / 'work'),
+        models={'retinamask': RETINAMASK}, arms={'default': {}},
+        datasets={'tiny': tiny_dataset_entry(tiny_builtin)}, seeds=[0],
+        overrides=TRAIN)))
+    assert run_grid.main([str(grid)]) == 0
+    row = read_results_csv(str(tmp / 'work' / 'results.csv')).iloc[0]
+    run_dir = row.work_dir
+    out = str(tmp / 'exported' / 'model.onnx')
+    status = export_onnx.main([osp.join(run_dir, 'config.py'),
+                               osp.join(run_dir, 'iter_60.pth'),
+                               '--out', out])
+    assert measure_cost.main([str(grid), '--images', '4', '--warmup', '1',
+                              '--flops-images', '1', '--rounds', '2',
+                              '--onnxruntime']) == 0
+    return dict(grid=str(grid), work=str(tmp / 'work'), run_dir=run_dir,
+                row=row, out=out, status=status)
+
+
+@pytest.mark.slow
+def test_onnxruntime_ap_equals_the_runs_ap(trained):
+    assert trained['status'] == 0
+    report = json.load(open(osp.splitext(trained['out'])[0]
+                            + '.parity.json'))
+    summary = report['summary']
+    assert report['within_tolerance'] and report['problems'] == []
+    assert summary['images'] == 4 and summary['detections'] > 0
+    assert summary['images_same_detections'] == 4
+    # PyTorch's AP here is the run's own: the detections the run saved at
+    # its evaluation, through the same evaluator.
+    row, run_dir = trained['row'], trained['run_dir']
+    ann = report['ann_file']
+    for iou_type, column in (('bbox', 'box_AP'), ('segm', 'mask_AP')):
+        saved = image_eval_for_run(osp.join(run_dir, 'detections'), ann,
+                                   iou_type, use_cache=False).ap()
+        assert summary[f'torch_{iou_type}_AP'] == pytest.approx(saved,
+                                                                abs=1e-9)
+        # CocoMetric rounds to 3 decimals.
+        assert saved == pytest.approx(row[column], abs=5e-4)
+        assert abs(summary[f'onnx_{iou_type}_AP'] - saved) <= \
+            TOLERANCES[f'{iou_type}_AP_abs']
+    assert summary['torch_bbox_AP'] > 0 and summary['torch_segm_AP'] > 0
+    for key in ('max_box_abs', 'max_score_abs', 'max_mask_score_abs',
+                'max_mask_pixel_diff'):
+        assert summary[key] <= TOLERANCES[key]
+    # The export runs without this project: its runner is beside it.
+    folder = osp.dirname(trained['out'])
+    assert sorted(os.listdir(folder)) == [
+        'model.json', 'model.onnx', 'model.parity.json', 'onnx_inference.py']
+
+
+@pytest.mark.slow
+def test_onnxruntime_latency_is_a_column_set_of_its_own(trained):
+    cost = read_json(osp.join(trained['run_dir'], ORT_COST))
+    assert cost['provider'] == 'CPUExecutionProvider'
+    assert cost['runtime'].startswith('onnxruntime ')
+    assert cost['rounds'] == 2 and len(cost['per_round_ms']) == 2
+    assert len(cost['per_image_ms']) == 4
+    assert osp.isfile(osp.join(trained['run_dir'], 'onnx', 'model.onnx'))
+    df = read_results_csv(osp.join(trained['work'], 'results.csv'))
+    row = df.iloc[0]
+    assert row.ort_latency_ms == pytest.approx(cost['latency_ms'])
+    assert row.ort_latency_device == row.latency_device
+    assert row.latency_ms > 0 and row.ort_latency_ms > 0
+    rows = arm_cost_rows(df.assign(grid='export'), n_resamples=20)
+    assert [r['runtime'] for r in rows] == ['pytorch', 'onnxruntime']
+    assert all(r['_lat'] is not None for r in rows)
+
+
+def test_tool_refuses_a_box_only_model(tmp_path, capsys):
+    import torch
+
+    from mmdet_plugins.export.exporter import load_detector
+    model, _ = load_detector(project_path(RETINANET), None)
+    checkpoint = str(tmp_path / 'w.pth')
+    torch.save(dict(state_dict=model.state_dict()), checkpoint)
+    assert export_onnx.main([project_path(RETINANET), checkpoint, '--out',
+                             str(tmp_path / 'x.onnx')]) == 2
+    err = capsys.readouterr().err
+    assert 'box-only' in err and 'RetinaMask' in err
+    assert export_onnx.main([project_path(RETINANET), 'missing.pth',
+                             '--out', str(tmp_path / 'x.onnx')]) == 2
+    assert 'missing.pth: no such checkpoint' in capsys.readouterr().err
