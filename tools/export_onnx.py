@@ -100,9 +100,10 @@ def main(argv=None) -> int:
     with open(out, 'w') as f:
         json.dump(report, f, indent=1)
     print(f'checked on {summary["images"]} test images '
-          f'({summary["detections"]} PyTorch detections; '
+          f'({summary["detections"]} PyTorch detections): '
           f'{summary["images_same_detections"]} images with the same '
-          f'detection list)')
+          f'detections; {summary["cut_ties"]} detection(s) tied at the '
+          f'max_per_img cut, {summary["reordered"]} in another order')
     for key in ('max_box_abs', 'max_score_abs', 'max_mask_score_abs',
                 'max_mask_pixel_diff'):
         print(f'  {key}: {summary[key]:.3g} (tolerance {TOLERANCES[key]})')

@@ -4,10 +4,11 @@ Both start from the same test-pipeline output (the resized image the data
 loader yields): PyTorch runs the model's ``test_step`` (mmdet's own
 preprocessing, decoding, NMS and mask pasting), onnxruntime runs the export
 through :class:`~mmdet_plugins.export.onnx_inference.OnnxDetector`. Per
-image the two detection lists are compared in score order: same number,
-same classes, and the largest differences of boxes (original-image pixels),
-scores and mask scores, and of the binary masks (pixels that differ over
-pixels in either mask). Both lists are also returned as COCO results, so
+image the two detection lists are paired detection by detection (same
+class, nearly the same box and score): detections without a partner, and
+the largest differences of boxes (original-image pixels), scores and mask
+scores, and of the binary masks (pixels that differ over pixels in either
+mask) of the pairs. Both lists are also returned as COCO results, so
 that AP can be computed for each through the same evaluator.
 """
 from typing import Dict, List, Optional
@@ -31,8 +32,8 @@ def within_tolerance(summary: dict) -> List[str]:
     if summary['images_same_detections'] != summary['images']:
         problems.append(
             f'{summary["images"] - summary["images_same_detections"]} of '
-            f'{summary["images"]} images have different detection lists '
-            f'(count or classes)')
+            f'{summary["images"]} images have detections the other runtime '
+            f'does not have (class, box or score)')
     for key in ('max_box_abs', 'max_score_abs', 'max_mask_score_abs',
                 'max_mask_pixel_diff'):
         if not summary[key] <= TOLERANCES[key]:
@@ -63,7 +64,7 @@ def torch_detections(sample) -> Dict[str, np.ndarray]:
 def coco_results(img_id: int, det: Dict[str, np.ndarray],
                  cat_ids: List[int]) -> tuple:
     """``(bbox results, segm results)`` as mmdet's ``CocoMetric`` writes
-    them (segm scored by ``mask_scores``)."""
+    them (segm scored by ``mask_scores``, with the box)."""
     from pycocotools import mask as mask_util
     boxes, segms = [], []
     for box, score, label, mask, mask_score in zip(
@@ -71,46 +72,76 @@ def coco_results(img_id: int, det: Dict[str, np.ndarray],
             det['mask_scores']):
         x0, y0, x1, y1 = (float(v) for v in box)
         category = cat_ids[int(label)]
-        boxes.append(dict(image_id=img_id, category_id=category,
-                          bbox=[x0, y0, x1 - x0, y1 - y0],
+        xywh = [x0, y0, x1 - x0, y1 - y0]
+        boxes.append(dict(image_id=img_id, category_id=category, bbox=xywh,
                           score=float(score)))
         rle = mask_util.encode(np.asfortranarray(mask.astype(np.uint8)))
         rle['counts'] = rle['counts'].decode()
-        segms.append(dict(image_id=img_id, category_id=category,
+        # CocoMetric's segm results carry the box too (COCO's loadRes then
+        # takes the result's area from it).
+        segms.append(dict(image_id=img_id, category_id=category, bbox=xywh,
                           segmentation=rle, score=float(mask_score)))
     return boxes, segms
 
 
+# Two detections are the same one when their classes agree and box and
+# score are this close (100x the tolerances: the differences of matched
+# pairs are then held to the tolerances themselves).
+MATCH_BOX_PX, MATCH_SCORE = 1.0, 1e-2
+
+
+def _match(ref: Dict[str, np.ndarray], got: Dict[str, np.ndarray]
+           ) -> List[tuple]:
+    """Pairs ``(i, j)`` of the same detection, ``ref`` in score order."""
+    pairs, used = [], np.zeros(len(got['scores']), dtype=bool)
+    for i in range(len(ref['scores'])):
+        box = np.abs(got['boxes'] - ref['boxes'][i]).max(1, initial=0) \
+            if len(got['scores']) else np.zeros(0)
+        score = np.abs(got['scores'] - ref['scores'][i])
+        ok = (~used) & (got['labels'] == ref['labels'][i]) & \
+            (box <= MATCH_BOX_PX) & (score <= MATCH_SCORE)
+        if ok.any():
+            j = int(np.flatnonzero(ok)[np.argmin((box + score)[ok])])
+            used[j] = True
+            pairs.append((i, j))
+    return pairs
+
+
 def compare_detections(ref: Dict[str, np.ndarray],
                        got: Dict[str, np.ndarray]) -> dict:
-    """Differences of two score-ordered detection lists of one image.
+    """Differences between two detection lists of one image.
 
-    The numeric differences cover the common prefix whose classes agree;
-    ``same_detections`` says whether the lists have equal length and
-    classes.
+    Detections are paired by class, box and score (:func:`_match`). A
+    detection without a partner is a ``cut_tie`` when its score ties (within
+    ``TOLERANCES['max_score_abs']``) the lowest score of its list: which of
+    two boxes with the same score makes ``max_per_img`` is arbitrary in
+    both runtimes. Any other is ``unmatched``; ``same_detections`` says
+    there is none. The numeric differences cover the pairs.
     """
-    n = min(len(ref['scores']), len(got['scores']))
-    agree = n
-    mismatch = np.flatnonzero(ref['labels'][:n] != got['labels'][:n])
-    if len(mismatch):
-        agree = int(mismatch[0])
+    pairs = _match(ref, got)
     out = dict(torch_detections=len(ref['scores']),
-               onnx_detections=len(got['scores']),
-               same_detections=bool(len(ref['scores']) == len(got['scores'])
-                                    and agree == n),
+               onnx_detections=len(got['scores']), cut_ties=0,
+               unmatched=0, reordered=sum(i != j for i, j in pairs),
                box_abs=0.0, score_abs=0.0, mask_score_abs=0.0,
                mask_pixel_diff=0.0)
-    if agree == 0:
+    for det, mine in ((ref, {i for i, _ in pairs}),
+                      (got, {j for _, j in pairs})):
+        for k in set(range(len(det['scores']))) - mine:
+            tie = abs(det['scores'][k] - det['scores'].min()) <= \
+                TOLERANCES['max_score_abs']
+            out['cut_ties' if tie else 'unmatched'] += 1
+    out['same_detections'] = out['unmatched'] == 0
+    if not pairs:
         return out
-    k = slice(0, agree)
-    out['box_abs'] = float(np.abs(ref['boxes'][k] - got['boxes'][k]).max())
-    out['score_abs'] = float(np.abs(ref['scores'][k]
-                                    - got['scores'][k]).max())
-    out['mask_score_abs'] = float(np.abs(ref['mask_scores'][k]
-                                         - got['mask_scores'][k]).max())
-    a, b = ref['masks'][k], got['masks'][k]
-    differ = (a ^ b).reshape(agree, -1).sum(1)
-    either = np.maximum((a | b).reshape(agree, -1).sum(1), 1)
+    a, b = (np.array(x) for x in zip(*pairs))
+    out['box_abs'] = float(np.abs(ref['boxes'][a] - got['boxes'][b]).max())
+    out['score_abs'] = float(np.abs(ref['scores'][a]
+                                    - got['scores'][b]).max())
+    out['mask_score_abs'] = float(np.abs(ref['mask_scores'][a]
+                                         - got['mask_scores'][b]).max())
+    ma, mb = ref['masks'][a], got['masks'][b]
+    differ = (ma ^ mb).reshape(len(a), -1).sum(1)
+    either = np.maximum((ma | mb).reshape(len(a), -1).sum(1), 1)
     out['mask_pixel_diff'] = float((differ / either).max())
     return out
 
@@ -158,6 +189,8 @@ def compare_on_split(model: torch.nn.Module, loader, detector,
         images=len(images),
         images_same_detections=sum(r['same_detections'] for r in images),
         detections=sum(r['torch_detections'] for r in images),
+        cut_ties=sum(r['cut_ties'] for r in images),
+        reordered=sum(r['reordered'] for r in images),
         **{f'max_{k}': max(r[k] for r in images)
            for k in ('box_abs', 'score_abs', 'mask_score_abs',
                      'mask_pixel_diff')})

@@ -77,3 +77,37 @@ def test_resize_and_normalise_equal_the_test_pipeline(keep_ratio, shape):
     assert net_in.shape == tuple(inputs.shape)
     assert img_shape.tolist() == list(got.shape[:2])
     np.testing.assert_allclose(net_in, inputs.numpy(), atol=1e-5, rtol=0)
+
+
+def _dets(boxes, scores, labels):
+    n = len(scores)
+    masks = np.zeros((n, 8, 8), dtype=bool)
+    masks[:, 2:6, 2:6] = True
+    return dict(boxes=np.asarray(boxes, np.float32),
+                scores=np.asarray(scores, np.float32),
+                labels=np.asarray(labels), masks=masks,
+                mask_scores=np.asarray(scores, np.float32))
+
+
+def test_compare_detections_pairs_swaps_and_cut_ties_but_not_others():
+    from mmdet_plugins.export.parity import compare_detections
+    box = [[0, 0, 4, 4], [1, 1, 5, 5], [2, 2, 6, 6]]
+    ref = _dets(box, [0.9, 0.5, 0.5], [0, 1, 2])
+    # The two 0.5 detections swapped, the first off by 1e-6: all paired.
+    got = _dets([box[0], box[2], box[1]], [0.900001, 0.5, 0.5], [0, 2, 1])
+    out = compare_detections(ref, got)
+    assert out['same_detections'] and out['reordered'] == 2
+    assert out['unmatched'] == out['cut_ties'] == 0
+    assert out['score_abs'] == pytest.approx(1e-6, abs=1e-7)
+    # The last place went to another box with the same score: a cut tie.
+    got = _dets([box[0], box[1], [7, 7, 9, 9]], [0.9, 0.5, 0.5], [0, 1, 0])
+    out = compare_detections(ref, got)
+    assert out['same_detections'] and out['cut_ties'] == 2
+    # Another class above the cut is a real difference.
+    got = _dets(box, [0.9, 0.5, 0.5], [1, 1, 2])
+    out = compare_detections(ref, got)
+    assert not out['same_detections'] and out['unmatched'] == 2
+    # A box 0.5 px off is paired, and its difference reported.
+    got = _dets([[0.5, 0, 4, 4]] + box[1:], [0.9, 0.5, 0.5], [0, 1, 2])
+    out = compare_detections(ref, got)
+    assert out['same_detections'] and out['box_abs'] == pytest.approx(0.5)
