@@ -10,7 +10,7 @@ setup:
 
 demo: setup
 	$(PY) experiments/run_grid.py $(GRID)
-	$(PY) experiments/measure_cost.py $(GRID) --images 32
+	$(PY) experiments/measure_cost.py $(GRID) --images 32 --onnxruntime
 	$(PY) reports/generate_report.py --grid $(GRID)
 
 test: setup
