@@ -94,6 +94,13 @@ def _measured(run_dir: str, name: str, device: str, rounds: int) -> bool:
                 and old.get('rounds', 1) >= rounds)
 
 
+def _has_onnx_timing(run_dir: str, device: str, rounds: int) -> bool:
+    """Timed under onnxruntime, or known to have no export (box-only)."""
+    cost = read_json(osp.join(run_dir, COST))
+    return bool(cost and cost.get('onnx_unsupported')) or _measured(
+        run_dir, ORT_COST, device, rounds)
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     import torch
@@ -133,9 +140,10 @@ def main(argv=None) -> int:
              for r in todo}
     runs = []
     for r in todo:
-        if not args.force and all(
-                _measured(r.work_dir, f, name, args.rounds)
-                for f in ([COST, ORT_COST] if args.onnxruntime else [COST])):
+        if not args.force and _measured(r.work_dir, COST, name,
+                                        args.rounds) and (
+                not args.onnxruntime or _has_onnx_timing(
+                    r.work_dir, name, args.rounds)):
             print(f'  {label[r.work_dir]}: measured before on this device, '
                   f'skipped (--force measures again)')
         else:
@@ -145,11 +153,19 @@ def main(argv=None) -> int:
           f'smaller test set is timed whole)')
     failed, costs, rounds = {}, {}, {d: [] for d in runs}
     ort_rounds = {d: [] for d in runs}
+    exported, no_export = set(), {}
     if args.onnxruntime:
         from experiments.onnx_cost import export_run, time_onnx_run
+        from mmdet_plugins.export.graphs import UnsupportedModelError
         for run_dir in runs:
             try:
                 export_run(run_dir)
+                exported.add(run_dir)
+            except UnsupportedModelError as e:
+                # A box-only baseline in a grid: timed in PyTorch only.
+                print(f'  {label[run_dir]}: no ONNX export ({e}); timed in '
+                      f'PyTorch only')
+                no_export[run_dir] = str(e)
             except Exception as e:  # noqa: BLE001 -- reported, others go on
                 traceback.print_exc()
                 failed[run_dir] = f'ONNX export: {type(e).__name__}: {e}'
@@ -163,7 +179,7 @@ def main(argv=None) -> int:
                                                      args.flops_images)
                 rounds[run_dir].append(time_run(run_dir, device, args.images,
                                                 args.warmup))
-                if args.onnxruntime:
+                if run_dir in exported:
                     ort_rounds[run_dir].append(time_onnx_run(
                         run_dir, device, args.images, args.warmup))
             except Exception as e:  # noqa: BLE001 -- reported, others go on
@@ -175,13 +191,16 @@ def main(argv=None) -> int:
                   f'{t["latency_ms"]:.1f} ms median' + (
                       f' (onnxruntime '
                       f'{ort_rounds[run_dir][-1]["latency_ms"]:.1f} ms)'
-                      if args.onnxruntime else ''))
+                      if run_dir in exported else ''))
         # Written after every round: an interrupted measurement keeps the
         # rounds it finished (and is measured again, being short of rounds).
         for run_dir in runs:
             if run_dir not in failed:
+                extra = ({'onnx_unsupported': no_export[run_dir]}
+                         if run_dir in no_export else {})
                 atomic_write_json(osp.join(run_dir, COST), dict(
-                    costs[run_dir], **combine_rounds(rounds[run_dir])))
+                    costs[run_dir], **combine_rounds(rounds[run_dir]),
+                    **extra))
                 if ort_rounds[run_dir]:
                     ort = ort_rounds[run_dir]
                     atomic_write_json(osp.join(run_dir, ORT_COST), dict(

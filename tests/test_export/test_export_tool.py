@@ -4,6 +4,7 @@ import json
 import os
 import os.path as osp
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -37,16 +38,22 @@ TRAIN = {'train_cfg.max_iters': 60, 'train_dataloader.batch_size': 2,
 @pytest.fixture(scope='module')
 def trained(tiny_builtin, tmp_path_factory):
     """A RetinaMask trained 60 iterations, exported and checked by the
-    tool, then timed in PyTorch and onnxruntime."""
+    tool, then timed in PyTorch and onnxruntime; beside it its box-only
+    arm (RetinaNet), which has no export."""
     tmp = tmp_path_factory.mktemp('export')
     grid = tmp / 'grid.yaml'
     grid.write_text(yaml.safe_dump(dict(
         name='export', work_dir=str(tmp / 'work'),
-        models={'retinamask': RETINAMASK}, arms={'default': {}},
+        models={'retinamask': RETINAMASK},
+        arms={'default': {}, 'box_only': {'overrides': {
+            'model.mask_roi_extractor': None, 'model.mask_head': None,
+            'val_evaluator.metric': ['bbox'],
+            'test_evaluator.metric': ['bbox']}}},
         datasets={'tiny': tiny_dataset_entry(tiny_builtin)}, seeds=[0],
         overrides=TRAIN)))
     assert run_grid.main([str(grid)]) == 0
-    row = read_results_csv(str(tmp / 'work' / 'results.csv')).iloc[0]
+    table = read_results_csv(str(tmp / 'work' / 'results.csv'))
+    row = table.set_index('arm').loc['default']
     run_dir = row.work_dir
     out = str(tmp / 'exported' / 'model.onnx')
     status = export_onnx.main([osp.join(run_dir, 'config.py'),
@@ -100,13 +107,27 @@ def test_onnxruntime_latency_is_a_column_set_of_its_own(trained):
     assert len(cost['per_image_ms']) == 4
     assert osp.isfile(osp.join(trained['run_dir'], 'onnx', 'model.onnx'))
     df = read_results_csv(osp.join(trained['work'], 'results.csv'))
-    row = df.iloc[0]
+    row = df.set_index('arm').loc['default']
     assert row.ort_latency_ms == pytest.approx(cost['latency_ms'])
     assert row.ort_latency_device == row.latency_device
     assert row.latency_ms > 0 and row.ort_latency_ms > 0
     rows = arm_cost_rows(df.assign(grid='export'), n_resamples=20)
-    assert [r['runtime'] for r in rows] == ['pytorch', 'onnxruntime']
+    assert sorted((r['arm'], r['runtime']) for r in rows) == [
+        ('box_only', 'pytorch'), ('default', 'onnxruntime'),
+        ('default', 'pytorch')]
     assert all(r['_lat'] is not None for r in rows)
+    # The box-only arm: timed in PyTorch, its lack of an export recorded,
+    # so the next --onnxruntime call skips it.
+    box_only = df.set_index('arm').loc['box_only']
+    assert box_only.latency_ms > 0 and pd.isna(box_only.ort_latency_ms)
+    cost = read_json(osp.join(box_only.work_dir, 'cost.json'))
+    assert 'box-only' in cost['onnx_unsupported']
+    assert not osp.exists(osp.join(box_only.work_dir, ORT_COST))
+    assert measure_cost.main([trained['grid'], '--images', '4',
+                              '--warmup', '1', '--rounds', '2',
+                              '--onnxruntime']) == 0
+    assert read_json(osp.join(box_only.work_dir, 'cost.json'))[
+        'measured_at'] == cost['measured_at']
 
 
 def test_tool_refuses_a_box_only_model(tmp_path, capsys):
