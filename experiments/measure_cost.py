@@ -155,7 +155,8 @@ def main(argv=None) -> int:
     ort_rounds = {d: [] for d in runs}
     exported, no_export = set(), {}
     if args.onnxruntime:
-        from experiments.onnx_cost import export_run, time_onnx_run
+        from experiments.onnx_cost import (export_run, onnx_path,
+                                           time_onnx_run)
         from mmdet_plugins.export.graphs import UnsupportedModelError
         for run_dir in runs:
             try:
@@ -205,8 +206,7 @@ def main(argv=None) -> int:
                     ort = ort_rounds[run_dir]
                     atomic_write_json(osp.join(run_dir, ORT_COST), dict(
                         combine_rounds(ort), provider=ort[0]['provider'],
-                        runtime=ort[0]['runtime'], onnx=osp.join(
-                            run_dir, 'onnx', 'model.onnx')))
+                        runtime=ort[0]['runtime'], onnx=onnx_path(run_dir)))
     for run_dir in runs:
         if run_dir in failed:
             continue

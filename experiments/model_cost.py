@@ -206,16 +206,11 @@ def measure_onnx_latency(detector, loader, n_images: int = 200,
     (``OnnxDetector.from_resized``). ``device`` names the execution
     provider's device; ``provider`` the provider.
     """
-    import numpy as np
+    from mmdet_plugins.export.parity import detect_batch
 
     def predict(data: dict) -> Tuple[int, int]:
-        meta = data['data_samples'][0].metainfo
-        resized = np.ascontiguousarray(
-            data['inputs'][0].permute(1, 2, 0).numpy())
-        found = detector.from_resized(
-            resized, np.asarray(meta['scale_factor'], dtype=np.float32),
-            tuple(meta['ori_shape'][:2]))
-        return int(meta['img_id']), len(found['scores'])
+        img_id, found = detect_batch(detector, data)
+        return img_id, len(found['scores'])
 
     provider = detector.session.get_providers()[0]
     device = 'cuda' if provider.startswith(('CUDA', 'Tensorrt')) else 'cpu'

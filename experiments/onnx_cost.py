@@ -8,7 +8,7 @@ onnxruntime figures go to ``<run>/cost_onnxruntime.json`` in the layout of
 ``cost.json``'s latency part, plus ``provider`` and ``runtime``.
 """
 import os.path as osp
-from typing import List, Optional
+from typing import List
 
 import torch
 
@@ -47,13 +47,13 @@ def providers_for(device: str) -> List[str]:
 
 
 def time_onnx_run(run_dir: str, device: str, n_images: int = 200,
-                  warmup: int = 10, path: Optional[str] = None) -> dict:
+                  warmup: int = 10) -> dict:
     """One round of onnxruntime timing of the run's export."""
     from mmengine.config import Config
 
     from mmdet_plugins.export.onnx_inference import OnnxDetector
     cfg = Config.fromfile(osp.join(run_dir, 'config.py'))
-    detector = OnnxDetector(path or onnx_path(run_dir),
+    detector = OnnxDetector(onnx_path(run_dir),
                             providers=providers_for(device),
                             threads=torch.get_num_threads())
     if device.startswith('cuda') and \

@@ -1,4 +1,5 @@
 """Shared pieces of the tests that build or train models."""
+import importlib.util
 import os.path as osp
 
 import yaml
@@ -134,3 +135,12 @@ def wait_for(condition, timeout: float, what: str) -> None:
     while not condition():
         assert time.monotonic() < deadline, f'timed out waiting for {what}'
         time.sleep(0.2)
+
+
+def load_script(path: str, name: str):
+    """A script of the project (e.g. ``tools/export_onnx.py``, not a
+    package module) imported as module ``name``."""
+    spec = importlib.util.spec_from_file_location(name, project_path(path))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

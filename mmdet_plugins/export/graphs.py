@@ -50,14 +50,13 @@ def _decode(coder, priors: Tensor, deltas: Tensor,
     return clip_boxes(boxes, img_shape) if coder.clip_border else boxes
 
 
-def _class_masks(mask_head, feats: Tensor, labels: Tensor
-                 ) -> Tuple[Tensor, Tensor]:
-    """Mask logits (n, C, M, M) and each RoI's class slice (n, M, M)."""
+def _class_masks(mask_head, feats: Tensor, labels: Tensor) -> Tensor:
+    """Each RoI's mask logits for its class, (n, M, M)."""
     logits = mask_head(feats)
-    index = torch.arange(labels.shape[0], device=labels.device)
     if mask_head.class_agnostic:
-        return logits, logits[:, 0]
-    return logits, logits[index, labels]
+        return logits[:, 0]
+    index = torch.arange(labels.shape[0], device=labels.device)
+    return logits[index, labels]
 
 
 class MaskOnDetectionsGraph(nn.Module):
@@ -116,7 +115,7 @@ class MaskOnDetectionsGraph(nn.Module):
                          self.max_num)
         boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
         feats = roi_features(model.mask_roi_extractor, x, boxes, img_shape)
-        logits, class_logits = _class_masks(model.mask_head, feats, labels)
+        class_logits = _class_masks(model.mask_head, feats, labels)
         mask_scores = scores
         if model.with_maskiou:
             index = torch.arange(labels.shape[0], device=labels.device)
@@ -195,8 +194,7 @@ class MaskRCNNGraph(nn.Module):
         boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
         mask_feats = roi_features(roi_head.mask_roi_extractor, x, boxes,
                                   img_shape)
-        _, class_logits = _class_masks(roi_head.mask_head, mask_feats,
-                                       labels)
+        class_logits = _class_masks(roi_head.mask_head, mask_feats, labels)
         return boxes, scores, labels, class_logits.sigmoid(), scores
 
 

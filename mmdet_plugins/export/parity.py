@@ -11,7 +11,7 @@ scores, and of the binary masks (pixels that differ over pixels in either
 mask) of the pairs. Both lists are also returned as COCO results, so
 that AP can be computed for each through the same evaluator.
 """
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -146,18 +146,23 @@ def compare_detections(ref: Dict[str, np.ndarray],
     return out
 
 
+def detect_batch(detector, data: dict) -> Tuple[int, Dict[str, np.ndarray]]:
+    """``(img_id, detections)`` of an ``OnnxDetector`` on one data-loader
+    batch of one image, from the test pipeline's resized image."""
+    meta = data['data_samples'][0].metainfo
+    resized = np.ascontiguousarray(data['inputs'][0].permute(1, 2, 0).numpy())
+    return int(meta['img_id']), detector.from_resized(
+        resized, np.asarray(meta['scale_factor'], dtype=np.float32),
+        tuple(meta['ori_shape'][:2]))
+
+
 def run_both(model: torch.nn.Module, data: dict, detector) -> tuple:
     """``(img_id, PyTorch detections, detector's detections)`` of one
     data-loader batch of one image."""
     with torch.no_grad():
         sample = model.test_step(data)[0]
-    meta = sample.metainfo
-    resized = data['inputs'][0].permute(1, 2, 0).numpy()
-    got = detector.from_resized(
-        np.ascontiguousarray(resized),
-        np.asarray(meta['scale_factor'], dtype=np.float32),
-        tuple(meta['ori_shape'][:2]))
-    return int(meta['img_id']), torch_detections(sample), got
+    img_id, got = detect_batch(detector, data)
+    return img_id, torch_detections(sample), got
 
 
 def compare_on_split(model: torch.nn.Module, loader, detector,

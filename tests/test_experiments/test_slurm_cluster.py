@@ -6,7 +6,6 @@ cannot be had or the daemons cannot start, every test here skips with the
 reason. Slurm holds a requeued job for about two minutes (``BeginTime``);
 the tests release it at once with ``scontrol update StartTime=now``.
 """
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -17,30 +16,23 @@ import sys
 import pytest
 import yaml
 
-from experiments.grid_spec import PROJECT_ROOT, project_path
+from experiments.grid_spec import PROJECT_ROOT
 from experiments.run_lock import RunLock
 from experiments.run_store import read_attempts, read_results_csv
 from helpers import (TINY_MASK_RCNN, last_checkpoint_iteration,
-                     run_grid_cli, tiny_dataset_entry, wait_for)
+                     load_script, run_grid_cli, tiny_dataset_entry,
+                     wait_for)
 
 pytestmark = pytest.mark.slow
 SLURM_ARGS = ['--executor', 'slurm', '--cpus-per-gpu', '1',
               '--mem-gb-per-gpu', '1', '--time-min', '30', '--tick', '1']
 
 
-def _load_tool():
-    spec = importlib.util.spec_from_file_location(
-        'local_slurm', project_path('tools/local_slurm.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope='module')
 def slurm(tmp_path_factory):
     """A running single-node Slurm; this process's environment points at it
     (``squeue``, ``sbatch`` on PATH, ``SLURM_CONF``) while the tests run."""
-    tool = _load_tool()
+    tool = load_script('tools/local_slurm.py', 'local_slurm')
     cluster = tool.LocalSlurm(str(tmp_path_factory.mktemp('slurm')), gpus=2)
     try:
         cluster.start()

@@ -1,5 +1,4 @@
 """tools/export_onnx.py and measure_cost.py --onnxruntime on a trained run."""
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -13,19 +12,11 @@ from analysis.image_eval import image_eval_for_run
 from experiments import measure_cost, run_grid
 from experiments.grid_spec import project_path
 from experiments.run_store import ORT_COST, read_json, read_results_csv
-from helpers import tiny_dataset_entry
+from helpers import load_script, tiny_dataset_entry
 from mmdet_plugins.export.parity import TOLERANCES
 
 
-def _load_tool():
-    spec = importlib.util.spec_from_file_location(
-        'export_onnx_tool', project_path('tools/export_onnx.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-export_onnx = _load_tool()
+export_onnx = load_script('tools/export_onnx.py', 'export_onnx_tool')
 
 RETINAMASK = 'configs/retinamask/retinamask_r18-tiny_fpn_builtin.py'
 RETINANET = ('configs/retinamask/'
