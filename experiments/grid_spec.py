@@ -10,7 +10,7 @@ A grid file::
       centermask:
         config: configs/...py
         overrides: {train_cfg.max_iters: 100}
-        gpus: 8                      # GPUs per run (torchrun); default 1
+        total_batch: 16              # per model, like the keys below
     arms:                            # default: one arm "default"
       default: {}
       eq2:
@@ -23,13 +23,24 @@ A grid file::
              val_img: val2017/}
     seeds: [0, 1, 2]                 # default: [0]
     overrides: {train_cfg.max_iters: 200}   # applied to every run first
-    gpus: 1                          # GPUs per run unless a model says
+    total_batch: 16                  # images per optimizer step, all
+                                     # processes together (default: the
+                                     # config's paper_recipe)
+    lr_scaling: none                 # none | linear | manual: how LR and
+                                     # schedule follow another total batch
+    processes: 2                     # processes per run (one per GPU, or
+                                     # CPU processes with gloo); default:
+                                     # every GPU given, 1 on CPU
+    max_images_per_process: 2        # memory limit (default: the config's
+                                     # train_dataloader.batch_size)
     tracker: tensorboard             # also log every run to TensorBoard,
                                      # mlflow or wandb (default: none)
 
-A run on k GPUs runs k processes (``torchrun``) with the config's per-GPU
-batch size, as mmdet's ``tools/dist_train.sh`` does: an 8-GPU COCO schedule
-takes ``gpus: 8`` (or the same total batch spread otherwise).
+The total batch is the run's, whatever the hardware: the runner places it as
+processes x images per process x gradient accumulation
+(``experiments/batch_recipe.py``), and refuses a run whose total batch or LR
+differs from its config's recipe unless ``lr_scaling`` names the rule.
+``gpus`` is read as ``processes`` (its older name).
 
 Overrides are mmengine ``--cfg-options`` style dotted keys. Precedence:
 grid ``overrides`` < model ``overrides`` < arm ``overrides``.
@@ -45,13 +56,17 @@ import yaml
 
 PROJECT_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
+# Keys a grid may give at its top level or per model: the run's batch.
+_BATCH_KEYS = {'total_batch', 'lr_scaling', 'processes', 'gpus',
+               'max_images_per_process'}
 _TOP_KEYS = {'name', 'description', 'work_dir', 'models', 'arms', 'datasets',
-             'seeds', 'overrides', 'gpus', 'tracker'}
+             'seeds', 'overrides', 'tracker'} | _BATCH_KEYS
 # Live tracking: mmengine's visualisation backend each value adds to every
 # run's visualizer (LocalVisBackend, which the report reads, always stays).
 TRACKERS = {'none': None, 'tensorboard': 'TensorboardVisBackend',
             'mlflow': 'MLflowVisBackend', 'wandb': 'WandbVisBackend'}
-_MODEL_KEYS = {'config', 'overrides', 'gpus'}
+_MODEL_KEYS = {'config', 'overrides'} | _BATCH_KEYS
+LR_SCALING = ('none', 'linear', 'manual')
 _ARM_KEYS = {'models', 'overrides', 'description'}
 _COCO_KEYS = {'data_root', 'train_ann', 'train_img', 'val_ann', 'val_img',
               'classes'}
@@ -92,7 +107,10 @@ class RunSpec:
     seed: int
     config: str
     overrides: Dict[str, Any]
-    gpus: int = 1
+    total_batch: Optional[int] = None
+    lr_scaling: str = 'none'
+    processes: Optional[int] = None
+    max_images_per_process: Optional[int] = None
 
     @property
     def label(self) -> str:
@@ -129,7 +147,7 @@ class GridSpec:
                             grid=self.name, model=model, arm=arm,
                             dataset=dataset, seed=seed,
                             config=mspec['config'], overrides=overrides,
-                            gpus=mspec['gpus']))
+                            **mspec['batch']))
         return runs
 
 
@@ -159,11 +177,33 @@ def _overrides(value, where: str, path: str) -> dict:
     return value
 
 
-def _gpus(value, where: str, path: str) -> int:
+def _positive(value, where: str, path: str) -> Optional[int]:
+    if value is None:
+        return None
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise GridSpecError(f'{path}: "{where}" must be a positive integer, '
                             f'got {value!r}')
     return value
+
+
+def _batch(value: dict, where: str, path: str, inherited: dict) -> dict:
+    """The batch keys of a grid (``where`` = '') or of one model."""
+    if 'gpus' in value and 'processes' in value:
+        raise GridSpecError(f'{path}: "{where}gpus" and "{where}processes" '
+                            f'are one setting; give "processes"')
+    out = dict(inherited)
+    for key, name in (('total_batch', 'total_batch'),
+                      ('max_images_per_process', 'max_images_per_process'),
+                      ('processes', 'processes'), ('gpus', 'processes')):
+        if key in value:
+            out[name] = _positive(value[key], where + key, path)
+    if 'lr_scaling' in value:
+        if value['lr_scaling'] not in LR_SCALING:
+            raise GridSpecError(
+                f'{path}: "{where}lr_scaling" must be one of '
+                f'{", ".join(LR_SCALING)}, got {value["lr_scaling"]!r}')
+        out['lr_scaling'] = value['lr_scaling']
+    return out
 
 
 def _dataset(name: str, value, path: str) -> DatasetSpec:
@@ -204,7 +244,9 @@ def load_grid(path: str) -> GridSpec:
     _check_keys(raw, _TOP_KEYS, '', path)
 
     name = str(raw.get('name') or osp.splitext(osp.basename(path))[0])
-    gpus = _gpus(raw.get('gpus', 1), 'gpus', path)
+    batch = _batch(raw, '', path, dict(
+        total_batch=None, lr_scaling='none', processes=None,
+        max_images_per_process=None))
     models = {}
     for model, value in _mapping(raw.get('models'), 'models', path).items():
         if isinstance(value, str):
@@ -218,7 +260,7 @@ def load_grid(path: str) -> GridSpec:
             config=str(value['config']),
             overrides=_overrides(value.get('overrides'),
                                  f'models.{model}.overrides', path),
-            gpus=_gpus(value.get('gpus', gpus), f'models.{model}.gpus', path))
+            batch=_batch(value, f'models.{model}.', path, batch))
     if not models:
         raise GridSpecError(f'{path}: "models" is empty or missing')
 

@@ -2,10 +2,11 @@
 import hashlib
 import json
 import os.path as osp
-from typing import Any, Dict
+from typing import Any, Dict, Tuple
 
 from mmengine.config import Config, ConfigDict
 
+from experiments.batch_recipe import RecipeError, RunRecipe, apply_run_recipe
 from experiments.datasets import PreparedDataset
 from experiments.grid_spec import GridSpecError, RunSpec, project_path
 from experiments.schedule_check import schedule_problems
@@ -101,13 +102,30 @@ def set_dataset(cfg: Config, dataset: PreparedDataset) -> None:
     _set_num_classes(cfg.model, len(dataset.classes))
 
 
+# Set by the run's placement (experiments/batch_recipe.py), never by hand:
+# a grid says total_batch / max_images_per_process / lr_scaling instead.
+PLACEMENT_KEYS = ('train_dataloader.batch_size',
+                  'optim_wrapper.accumulative_counts', 'auto_scale_lr')
+
+
 def resolve_config(run: RunSpec, dataset: PreparedDataset,
-                   grid_path: str) -> Config:
-    """The full config of one run (without its work dir).
+                   grid_path: str, devices: int = 1) -> Config:
+    """The full config of one run (without its work dir); see
+    :func:`resolve_run`."""
+    return resolve_run(run, dataset, grid_path, devices)[0]
+
+
+def resolve_run(run: RunSpec, dataset: PreparedDataset, grid_path: str,
+                devices: int = 1) -> Tuple[Config, RunRecipe]:
+    """The full config of one run (without its work dir), its total batch
+    placed on its processes (``run.processes``, or as many of ``devices`` as
+    split it), and its recipe.
 
     Raises:
         ConfigBuildError: The config file is missing or does not parse.
-        GridSpecError: An override names a path the config does not have.
+        GridSpecError: An override names a path the config does not have,
+            sets what the placement sets, or the run's total batch or LR
+            differs from its config's recipe (one line naming both).
     """
     path = project_path(run.config)
     where = f'{grid_path}: run {run.label} ({run.config})'
@@ -119,10 +137,22 @@ def resolve_config(run: RunSpec, dataset: PreparedDataset,
     except Exception as e:  # noqa: BLE001 -- report any parse failure
         raise ConfigBuildError(f'{where}: config does not load: '
                                f'{type(e).__name__}: {e}') from None
+    for key in run.overrides:
+        if any(key == k or key.startswith(k + '.') for k in PLACEMENT_KEYS):
+            raise GridSpecError(
+                f'{where}: override "{key}": the run\'s placement sets it; '
+                f'give the grid\'s total_batch (images per optimizer step), '
+                f'max_images_per_process or lr_scaling instead')
     apply_overrides(cfg, run.overrides, where)
     problems = schedule_problems(cfg)
     if problems:
         raise GridSpecError(f'{where}: ' + '; '.join(problems))
+    try:
+        recipe = apply_run_recipe(
+            cfg, run.total_batch, run.lr_scaling, run.processes,
+            run.max_images_per_process, devices)
+    except RecipeError as e:
+        raise GridSpecError(f'{where}: {e}') from None
     if cfg.get('evaluate_only'):
         checkpoint = cfg.get('load_from')
         if not checkpoint:
@@ -136,10 +166,17 @@ def resolve_config(run: RunSpec, dataset: PreparedDataset,
         cfg.load_from = project_path(checkpoint)
     set_dataset(cfg, dataset)
     cfg.randomness = dict(seed=run.seed, deterministic=False)
-    if run.gpus != 1:
-        # Part of the run's identity (and id): k GPUs means k times the
-        # per-GPU batch. Absent for one GPU so single-GPU ids stay stable.
-        cfg.gpus_per_run = run.gpus
+    if recipe.placement.processes > 1:
+        # mmengine's default DDP wrapper cannot hold a CPU model; buffers
+        # (BN statistics, the self-adjusting smooth L1's running mean and
+        # variance) stay per process, as in maskrcnn-benchmark, detectron2
+        # and mmengine (broadcast_buffers=False in all three).
+        wrapper = dict(cfg.get('model_wrapper_cfg') or {})
+        wrapper.setdefault('type', 'AnyDeviceDistributedDataParallel')
+        wrapper.setdefault('broadcast_buffers', False)
+        wrapper.setdefault('find_unused_parameters',
+                           cfg.get('find_unused_parameters', False))
+        cfg.model_wrapper_cfg = wrapper
     cfg.pop('work_dir', None)
     # The child trains from the dumped config.py; a value Python source
     # cannot spell (nan, inf, an object) must fail here, not in the child.
@@ -149,7 +186,7 @@ def resolve_config(run: RunSpec, dataset: PreparedDataset,
         raise ConfigBuildError(f'{where}: the resolved config cannot be '
                                f'written as a Python config: '
                                f'{type(e).__name__}: {e}') from None
-    return cfg
+    return cfg, recipe
 
 
 def weights_source(cfg: Config) -> str:

@@ -28,6 +28,7 @@ from the runs' sentinels after every run (see ``experiments/run_store.py``).
 Ctrl-C or SIGTERM stops the running children; they resume next time.
 """
 import argparse
+import dataclasses
 import os
 import os.path as osp
 import signal
@@ -39,7 +40,7 @@ from experiments.datasets import PreparedDataset, prepare_dataset
 from experiments.grid_spec import (TRACKERS, GridSpec, GridSpecError, RunSpec,
                                    load_grid, project_path)
 from experiments.run_config import (ConfigBuildError, check_model_builds,
-                                    config_hash, resolve_config)
+                                    config_hash, resolve_run)
 from experiments.grid_progress import GridProgress, fmt_ap
 from experiments.grid_table import cell, grid_completion, table_run_dirs
 from experiments.run_launch import (CPU_SLOT_PREFIX, SIGNAL_RETRIES,
@@ -85,6 +86,21 @@ def parse_args(argv=None) -> argparse.Namespace:
                         'slurm: one Slurm job per run through submitit; '
                         'submitit-local: the Slurm path run by submitit\'s '
                         'local executor (for testing it without Slurm)')
+    batch = parser.add_argument_group(
+        'total batch (experiments/batch_recipe.py)')
+    batch.add_argument('--processes-per-run', type=int, default=None,
+                       metavar='K',
+                       help='training processes per run (one per GPU; on '
+                       'CPU, gloo processes); overrides the grid\'s '
+                       '"processes". Default: every GPU given (the most '
+                       'that split the total batch), 1 on CPU')
+    batch.add_argument('--max-images-per-process', type=int, default=None,
+                       metavar='N',
+                       help='memory limit: images one process may take at '
+                       'once; the rest of the total batch is gradient '
+                       'accumulation. Overrides the grid\'s '
+                       '"max_images_per_process"; default: the config\'s '
+                       'per-GPU batch')
     local = parser.add_argument_group('local executor')
     local.add_argument('--gpus', default=None,
                        help='GPU ids, e.g. 0,1,2,3, or "all" (default: all '
@@ -114,7 +130,23 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.signal_retries < 0:
         parser.error(f'--signal-retries {args.signal_retries}: give 0 or '
                      f'more')
+    for flag in ('processes_per_run', 'max_images_per_process'):
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
+            parser.error(f'--{flag.replace("_", "-")}: give 1 or more')
     return args
+
+
+def with_hardware(runs: List[RunSpec], processes: Optional[int],
+                  max_images: Optional[int]) -> List[RunSpec]:
+    """The runs with the command line's processes / memory limit, which
+    describe the hardware at hand and so win over the grid's."""
+    changes = {}
+    if processes is not None:
+        changes['processes'] = processes
+    if max_images is not None:
+        changes['max_images_per_process'] = max_images
+    return [dataclasses.replace(r, **changes) for r in runs] if changes \
+        else runs
 
 
 def select(runs: List[RunSpec], only: List[str]) -> List[RunSpec]:
@@ -165,12 +197,16 @@ def estimated_cost(p: PlannedRun) -> float:
     """
     loop = p.cfg.get('train_cfg', {})
     length = loop.get('max_iters', loop.get('max_epochs', 1))
-    return float(length) * p.run.gpus
+    return float(length) * p.processes
 
 
-def plan(grid: GridSpec, runs: List[RunSpec], work_dir: str
-         ) -> Tuple[List[PlannedRun], List[str]]:
+def plan(grid: GridSpec, runs: List[RunSpec], work_dir: str,
+         devices: int = 1) -> Tuple[List[PlannedRun], List[str]]:
     """Resolve every run; collect every problem instead of stopping early.
+
+    Args:
+        devices: GPUs (or CPU slots) one run may take: a run without a
+            process count of its own takes as many as split its total batch.
 
     Returns:
         The planned runs and the problems found.
@@ -188,7 +224,7 @@ def plan(grid: GridSpec, runs: List[RunSpec], work_dir: str
             continue
         dataset = datasets[run.dataset]
         try:
-            cfg = resolve_config(run, dataset, grid.path)
+            cfg, recipe = resolve_run(run, dataset, grid.path, devices)
             run_id = config_hash(cfg)
             run_dir = osp.join(work_dir, run_dir_name(
                 run.model, run.arm, run.dataset, run.seed, run_id))
@@ -202,7 +238,8 @@ def plan(grid: GridSpec, runs: List[RunSpec], work_dir: str
         except (ConfigBuildError, GridSpecError) as e:
             problems.append(str(e))
             continue
-        planned.append(PlannedRun(run, run_id, run_dir, cfg, dataset))
+        planned.append(PlannedRun(run, run_id, run_dir, cfg, dataset,
+                                  recipe))
     return planned, problems
 
 
@@ -227,9 +264,12 @@ def print_dry_run(planned: List[PlannedRun]) -> None:
         status = run_status(p.run_dir)
         if status != 'finished' and is_locked(p.run_dir):
             status = 'running'
-        gpus = f' [{p.run.gpus} GPUs]' if p.run.gpus != 1 else ''
-        print(f'  {status:11s} {p.run.label:45s} {osp.basename(p.run_dir)}'
-              f'{gpus}')
+        print(f'  {status:11s} {p.run.label:45s} {osp.basename(p.run_dir)}')
+        r = p.recipe
+        print(f'      batch {r.placement.text()}, LR {r.actual.lr:g}, '
+              f'{r.actual.schedule_text()}; recipe: {r.summary()} (paper: '
+              f'batch {r.paper.total_batch}, LR {r.paper.lr:g}; '
+              f'{r.paper.source})')
         if status == 'damaged':
             print(f'      FINISHED.json does not read back; the next run '
                   f'evaluates the run again from its last checkpoint')
@@ -359,16 +399,21 @@ def _main(argv=None) -> int:
         print(f'error: grid {args.grid}: {problem}; nothing was run',
               file=sys.stderr)
         return 2
-    planned, problems = plan(grid, runs, work_dir)
+    runs = with_hardware(runs, args.processes_per_run,
+                         args.max_images_per_process)
+    # A run takes every GPU given by default (the paper's total batch on
+    # the fewest accumulation steps); CPU slots run one process per run
+    # unless the grid or --processes-per-run says more.
+    on_cpu = not slot_ids or slot_ids[0].startswith(CPU_SLOT_PREFIX)
+    planned, problems = plan(grid, runs, work_dir,
+                             devices=1 if on_cpu else len(slot_ids))
     if slot_ids:
         for p in planned:
-            if p.run.gpus > 1 and slot_ids[0].startswith(CPU_SLOT_PREFIX):
+            if p.processes > len(slot_ids):
+                kind = 'CPU slots (--slots)' if on_cpu else 'GPUs'
                 problems.append(f'{grid.path}: run {p.run.label} needs '
-                                f'{p.run.gpus} GPUs; CPU slots run one '
-                                f'process per run')
-            elif p.run.gpus > len(slot_ids):
-                problems.append(f'{grid.path}: run {p.run.label} needs '
-                                f'{p.run.gpus} GPUs; {len(slot_ids)} given')
+                                f'{p.processes} {kind}; {len(slot_ids)} '
+                                f'given')
     if problems:
         print(f'error: grid {args.grid} has {len(problems)} problem(s); '
               f'nothing was run:', file=sys.stderr)

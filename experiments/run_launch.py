@@ -15,14 +15,15 @@ import os
 import os.path as osp
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
 from typing import Callable, List, Optional
 
+from experiments.batch_recipe import RunRecipe
 from experiments.datasets import PreparedDataset
 from experiments.grid_spec import PROJECT_ROOT, GridSpec, RunSpec
+from experiments.rank_launch import clear_rank_errors
 from experiments.run_lock import LOCK_FD_ENV, RunLock
 from experiments.run_config import weights_source
 from experiments.run_progress import (ATTEMPT_ID_ENV, attempt_signals,
@@ -51,6 +52,12 @@ class PlannedRun:
     run_dir: str
     cfg: object
     dataset: PreparedDataset
+    recipe: RunRecipe
+
+    @property
+    def processes(self) -> int:
+        """Training processes (one per GPU or CPU slot)."""
+        return self.recipe.placement.processes
 
 
 def run_meta(planned: PlannedRun, grid: GridSpec) -> dict:
@@ -58,10 +65,10 @@ def run_meta(planned: PlannedRun, grid: GridSpec) -> dict:
     run, dataset = planned.run, planned.dataset
     return dict(run_id=planned.run_id, grid=grid.name, model=run.model,
                 arm=run.arm, dataset=run.dataset, seed=run.seed,
-                config=run.config, gpus=run.gpus,
+                config=run.config, processes=planned.processes,
                 weights=weights_source(planned.cfg), tracker=grid.tracker,
                 val_images=dataset.val_images,
-                val_instances=dataset.val_instances)
+                val_instances=dataset.val_instances, **planned.recipe.row())
 
 
 def prepare_run_dir(planned: PlannedRun, grid: GridSpec) -> dict:
@@ -129,18 +136,11 @@ def _die_with_parent() -> None:
     libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
-def child_command(run_dir: str, gpus: int) -> List[str]:
-    if gpus == 1:
+def child_command(run_dir: str, processes: int) -> List[str]:
+    if processes == 1:
         return [sys.executable, '-m', 'experiments.train_run', run_dir]
-    return [sys.executable, '-m', 'torch.distributed.run',
-            f'--nproc_per_node={gpus}', f'--master_port={_free_port()}',
-            '-m', 'experiments.train_run', run_dir, '--launcher', 'pytorch']
+    return [sys.executable, '-m', 'experiments.rank_launch',
+            f'--nproc={processes}', run_dir]
 
 
 def child_env(slot_ids: List[str], cpu_threads: int) -> dict:
@@ -169,18 +169,19 @@ class RunAttempt:
     Args:
         run_dir: The run's directory.
         retry_failed: Whether a failed run is started again.
-        gpus: Processes to start (``torchrun`` when more than one).
+        processes: Processes to start (``experiments/rank_launch.py``,
+            i.e. ``torchrun``, when more than one).
         prepare: Writes the run dir (called under the lock), or None when it
             was written before (Slurm: at submission).
         signal_retries: Automatic retries after signal kills in a row.
     """
 
-    def __init__(self, run_dir: str, retry_failed: bool, gpus: int = 1,
+    def __init__(self, run_dir: str, retry_failed: bool, processes: int = 1,
                  prepare: Optional[Callable[[], None]] = None,
                  signal_retries: int = SIGNAL_RETRIES) -> None:
         self.run_dir = run_dir
         self.retry_failed = retry_failed
-        self.gpus = gpus
+        self.processes = processes
         self.prepare = prepare
         self.signal_retries = signal_retries
         self.lock = RunLock(run_dir)
@@ -205,9 +206,10 @@ class RunAttempt:
                 print(f'{self.run_dir}: {FINISHED} was damaged (kept as '
                       f'{osp.basename(kept)}); the run is evaluated again '
                       f'from its last checkpoint', file=sys.stderr)
-            for stale in (FAILED, 'error.json'):
+            for stale in (FAILED, 'error.json', 'ranks.json'):
                 if osp.isfile(osp.join(self.run_dir, stale)):
                     os.remove(osp.join(self.run_dir, stale))
+            clear_rank_errors(self.run_dir)
             # --retry-failed starts the count of signal kills again.
             fresh = status == 'failed'
             self.kills_before = 0 if fresh else \
@@ -228,7 +230,7 @@ class RunAttempt:
                 env = dict(env, **{LOCK_FD_ENV: str(self.lock.fd),
                                    ATTEMPT_ID_ENV: self.attempt_id})
                 return subprocess.Popen(
-                    child_command(self.run_dir, self.gpus),
+                    child_command(self.run_dir, self.processes),
                     cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
                     env=env, pass_fds=(self.lock.fd,),
                     start_new_session=True, preexec_fn=_die_with_parent)
@@ -311,7 +313,7 @@ def make_job(planned: PlannedRun, grid: GridSpec, retry_failed: bool,
              on_finish: Optional[Callable[[PlannedRun, str], None]] = None,
              signal_retries: int = SIGNAL_RETRIES) -> Job:
     """The scheduler job that trains ``planned`` to a final status."""
-    attempt = RunAttempt(planned.run_dir, retry_failed, planned.run.gpus,
+    attempt = RunAttempt(planned.run_dir, retry_failed, planned.processes,
                          prepare=lambda: prepare_run_dir(planned, grid),
                          signal_retries=signal_retries)
 
@@ -326,4 +328,4 @@ def make_job(planned: PlannedRun, grid: GridSpec, retry_failed: bool,
         return status
 
     return Job(name=planned.run.label, start=start, finish=finish,
-               slots=planned.run.gpus)
+               slots=planned.processes)

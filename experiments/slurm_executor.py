@@ -89,7 +89,7 @@ def run_submitit(args, grid: GridSpec, planned: List[PlannedRun],
             prepare_run_dir(p, grid)
         finally:
             lock.release()
-        todo.setdefault(p.run.gpus, []).append(p)
+        todo.setdefault(p.processes, []).append(p)
 
     submitted = 0
     for gpus, group in sorted(todo.items()):

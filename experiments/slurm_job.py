@@ -50,15 +50,15 @@ class SlurmRun(submitit.helpers.Checkpointable):
 
     Args:
         run_dir: The run's directory, written at submission.
-        gpus: GPUs the job has (one process each).
+        processes: Training processes (one per GPU the job has).
         retry_failed: Whether a failed run is started again.
         signal_retries: Automatic retries after signal kills in a row.
     """
 
-    def __init__(self, run_dir: str, gpus: int, retry_failed: bool,
+    def __init__(self, run_dir: str, processes: int, retry_failed: bool,
                  signal_retries: int = SIGNAL_RETRIES) -> None:
         self.run_dir = run_dir
-        self.gpus = gpus
+        self.processes = processes
         self.retry_failed = retry_failed
         self.signal_retries = signal_retries
         self._proc: Optional[subprocess.Popen] = None
@@ -79,10 +79,10 @@ class SlurmRun(submitit.helpers.Checkpointable):
         if cpus and 'OMP_NUM_THREADS' not in env:
             # Without CPU binding (TaskPlugin=task/none) each process would
             # start a thread per core of the node, not of its allocation.
-            env['OMP_NUM_THREADS'] = str(max(1, cpus // max(self.gpus, 1)))
+            env['OMP_NUM_THREADS'] = str(max(1, cpus // max(self.processes, 1)))
         while True:
             self._attempt = RunAttempt(self.run_dir, self.retry_failed,
-                                       self.gpus,
+                                       self.processes,
                                        signal_retries=self.signal_retries)
             outcome = self._attempt.begin(env, note=note)
             if outcome is None:
@@ -128,4 +128,4 @@ class SlurmRun(submitit.helpers.Checkpointable):
                 attempt.end(proc.returncode, stopped_by=STOPPED_BY_USR2)
             self._proc = None
         return submitit.helpers.DelayedSubmission(SlurmRun(
-            self.run_dir, self.gpus, self.retry_failed, self.signal_retries))
+            self.run_dir, self.processes, self.retry_failed, self.signal_retries))

@@ -1,8 +1,13 @@
 """Train and evaluate one prepared run directory (a child of run_grid.py).
 
     python -m experiments.train_run work_dirs/smoke/<run dir>
-    torchrun --nproc_per_node 8 -m experiments.train_run <run dir> \
-        --launcher pytorch
+    python -m experiments.rank_launch --nproc 8 <run dir>   # k processes
+
+Under ``torchrun`` (``experiments/rank_launch.py``) each process is one rank:
+NCCL on GPUs; on a machine without CUDA the ranks are CPU processes joined by
+gloo, so the k-process path runs (and is tested) anywhere. The run's
+``placement`` in its config says how many processes it was planned for; a
+different world size is refused, because the total batch would change.
 
 Reads ``run.json`` and ``config.py`` from the run directory, trains through
 mmengine's ``Runner`` with ``work_dir`` set to it -- resuming from its last
@@ -19,6 +24,7 @@ the attempt exits with status 75 and touches nothing. A run that is already
 finished exits 0 at once.
 """
 import argparse
+import ctypes
 import datetime
 import os
 import os.path as osp
@@ -162,6 +168,65 @@ def _is_rank0() -> bool:
     return int(os.environ.get('RANK', '0')) == 0
 
 
+def _rank() -> int:
+    return int(os.environ.get('RANK', '0'))
+
+
+def _world_size(launcher: str) -> int:
+    return int(os.environ.get('WORLD_SIZE', '1')) if launcher != 'none' \
+        else 1
+
+
+def check_world_size(cfg: Config, launcher: str) -> None:
+    """Refuse to train on another number of processes than planned.
+
+    Raises:
+        RuntimeError: Naming both numbers.
+    """
+    planned = (cfg.get('placement') or {}).get('processes', 1)
+    world = _world_size(launcher)
+    if planned != world:
+        raise RuntimeError(
+            f'the run was planned for {planned} process(es) (total batch '
+            f'{cfg.placement.get("total_batch")}) and started on {world}; '
+            f'plan it again for this placement')
+
+
+def init_cpu_process_group(launcher: str) -> None:
+    """Join the ranks with gloo where there is no GPU.
+
+    mmengine's ``init_dist`` always calls ``torch.cuda.set_device``; with the
+    group already initialised here, the runner uses it as it is.
+    """
+    if launcher == 'none' or torch.cuda.is_available():
+        return
+    import torch.distributed as dist
+    if not dist.is_initialized():
+        dist.init_process_group(
+            backend='gloo', timeout=datetime.timedelta(minutes=30))
+
+
+def _die_with_parent() -> None:
+    # A rank whose launcher is gone (killed by SIGKILL with its runner)
+    # must not train on alone, outside the run's lock.
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
+    if os.getppid() == 1:
+        raise SystemExit('launcher gone before this rank started')
+
+
+def write_error(run_dir: str, launcher: str, phase: str,
+                error: BaseException) -> None:
+    """``error.json`` (one process) or ``error.rank<r>.json`` (k ranks:
+    ``rank_launch`` keeps the earliest as the run's error)."""
+    record = dict(phase=phase, type=type(error).__name__,
+                  message=str(error), traceback=traceback.format_exc(),
+                  rank=_rank(), time=datetime.datetime.now().timestamp())
+    name = 'error.json' if launcher == 'none' else \
+        f'error.rank{_rank()}.json'
+    atomic_write_json(osp.join(run_dir, name), record)
+
+
 def train_and_evaluate(run_dir: str, launcher: str = 'none') -> dict:
     """Run one attempt; return the FINISHED row (rank 0) or ``{}``."""
     meta = read_json(osp.join(run_dir, 'run.json'))
@@ -173,7 +238,9 @@ def train_and_evaluate(run_dir: str, launcher: str = 'none') -> dict:
     runner = None
     try:
         cfg = prepare_config(run_dir, launcher)
+        check_world_size(cfg, launcher)
         add_tracker(cfg, meta or {})
+        init_cpu_process_group(launcher)
         runner = build_runner(cfg)
         if rank0:
             runner.register_hook(RunProgressHook(recorder))
@@ -183,10 +250,9 @@ def train_and_evaluate(run_dir: str, launcher: str = 'none') -> dict:
         phase = 'test'
         metrics = runner.test()
     except BaseException as e:
+        if launcher != 'none' or rank0:
+            write_error(run_dir, launcher, phase, e)
         if rank0:
-            atomic_write_json(osp.join(run_dir, 'error.json'), dict(
-                phase=phase, type=type(e).__name__, message=str(e),
-                traceback=traceback.format_exc()))
             recorder.end(f'failed in {phase}',
                          runner.iter if runner is not None else None)
         raise
@@ -199,8 +265,8 @@ def train_and_evaluate(run_dir: str, launcher: str = 'none') -> dict:
             if a.get('event') == 'end'] + [this]
     model = runner.model.module if hasattr(runner.model, 'module') \
         else runner.model
-    gpus = (int(os.environ.get('WORLD_SIZE', '1')) if launcher != 'none'
-            else int(torch.cuda.is_available()))
+    gpus = _world_size(launcher) if torch.cuda.is_available() else 0
+    accumulation = (cfg.get('placement') or {}).get('accumulation', 1)
     wall = sum(a['elapsed_s'] for a in ends)
     peaks = {k: max((a[k] for a in ends if a.get(k) is not None),
                     default=None)
@@ -211,6 +277,7 @@ def train_and_evaluate(run_dir: str, launcher: str = 'none') -> dict:
         status='finished',
         params=sum(p.numel() for p in model.parameters()),
         iterations=runner.iter,
+        optimizer_steps=runner.iter // accumulation,
         wall_time_s=round(wall, 2),
         gpus=gpus,
         gpu_hours=round(wall * gpus / 3600, 4),
@@ -259,6 +326,8 @@ def main() -> None:
     parser.add_argument('--launcher', default='none',
                         choices=['none', 'pytorch', 'slurm'])
     args = parser.parse_args()
+    if args.launcher != 'none':
+        _die_with_parent()
     raise SystemExit(run_locked(args.run_dir, args.launcher))
 
 

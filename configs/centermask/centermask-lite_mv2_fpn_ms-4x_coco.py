@@ -18,3 +18,7 @@ model = dict(
         init_cfg=dict(type='Pretrained',
                       checkpoint='open-mmlab://mmdet/mobilenet_v2')),
     neck=dict(in_channels=[24, 32, 96, 320]))
+paper_recipe = dict(
+    source='CM2 configs/centermask/centermask_lite_Mv2_FPN_ms_4x.yaml '
+           '@6adabd6 (batch 16, LR 0.01, 360k, 300k/340k) + detectron2 '
+           'v0.3 defaults (WARMUP linear 1/1000, 1000)')

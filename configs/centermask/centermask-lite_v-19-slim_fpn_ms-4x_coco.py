@@ -4,3 +4,7 @@ vovnet_weights = 'checkpoints/vovnet19_ese_slim_detectron2.pth'
 model = dict(backbone=dict(arch='V-19-slim', init_cfg=dict(
                  type='Pretrained', checkpoint=vovnet_weights)),
              neck=dict(in_channels=[112, 256, 384, 512]))
+paper_recipe = dict(
+    source='CM2 configs/centermask/centermask_lite_V_19_slim_eSE_FPN_ms_4x '
+           '.yaml @6adabd6 (batch 16, LR 0.01, 360k, 300k/340k) + '
+           'detectron2 v0.3 defaults (WARMUP linear 1/1000, 1000)')

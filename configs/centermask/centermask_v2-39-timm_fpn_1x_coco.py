@@ -12,3 +12,7 @@ model = dict(
     backbone=dict(
         attention_blocks='last',
         init_cfg=dict(type='Pretrained', checkpoint=vovnet_weights)))
+paper_recipe = dict(
+    source='CM2 Base-CenterMask-VoVNet.yaml solver @6adabd6 (batch 16, LR '
+           '0.01, 90k, 60k/80k) + detectron2 v0.3 defaults (WARMUP linear '
+           '1/1000, 1000)')

@@ -1,6 +1,7 @@
 # CenterMask V2-39, the published full model: multi-scale training (short
-# side 640-800), 3x (36 epochs; CM2's 270k iterations at batch 16, LR / 10
-# at 210k and 250k = epochs 28 and 33).
+# side 640-800), 3x as CM2 counts it: 270k iterations at batch 16, LR / 10 at
+# 210k and 250k, linear warm-up from 1/1000 over 1000 iterations
+# (centermask_V_39_eSE_FPN_ms_3x.yaml).
 # CM2 reports 39.7 mask / 44.2 box AP on COCO val.
 _base_ = './centermask_v2-39_fpn_1x_coco.py'
 train_pipeline = [
@@ -14,12 +15,18 @@ train_pipeline = [
     dict(type='PackDetInputs')
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
-max_epochs = 36
-train_cfg = dict(max_epochs=max_epochs)
+max_iters = 270000
+train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 param_scheduler = [
-    # CM2 (detectron2): linear warm-up from 1/1000 over 1000 iterations.
     dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0,
          end=1000),
-    dict(type='MultiStepLR', begin=0, end=max_epochs, by_epoch=True,
-         milestones=[28, 33], gamma=0.1)
+    dict(type='MultiStepLR', by_epoch=False, begin=0, end=max_iters,
+         milestones=[210000, 250000], gamma=0.1)
 ]
+paper_recipe = dict(
+    total_batch=16, lr=0.01, warmup_iters=1000, warmup_factor=0.001,
+    warmup_method='linear', max_iters=270000, milestones=[210000, 250000],
+    source='CM2 configs/centermask/centermask_V_39_eSE_FPN_ms_3x.yaml '
+           '@6adabd6 (IMS_PER_BATCH 16, BASE_LR 0.01, STEPS 210000/250000, '
+           'MAX_ITER 270000) + detectron2 v0.3 defaults (WARMUP linear '
+           '1/1000, 1000 iterations)')

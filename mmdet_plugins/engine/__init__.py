@@ -1,8 +1,13 @@
+from .accumulated_param_scheduler_hook import AccumulatedParamSchedulerHook
+from .any_device_ddp import AnyDeviceDistributedDataParallel
 from .backbone_init_check import (BackboneInitCheckHook,
                                   untrained_frozen_backbone)
 from .finite_loss_hook import FiniteLossHook
+from .rank_loss_log_hook import RankLossLogHook
 from .trusted_checkpoint import (TrustedCheckpointRunner,
                                  trust_checkpoints_under)
 
-__all__ = ['BackboneInitCheckHook', 'FiniteLossHook', 'TrustedCheckpointRunner',
+__all__ = ['AccumulatedParamSchedulerHook', 'AnyDeviceDistributedDataParallel',
+           'BackboneInitCheckHook', 'FiniteLossHook', 'RankLossLogHook',
+           'TrustedCheckpointRunner',
            'trust_checkpoints_under', 'untrained_frozen_backbone']

@@ -9,7 +9,7 @@ import yaml
 from experiments import measure_cost, run_grid
 from experiments.grid_spec import PROJECT_ROOT
 from experiments.run_store import COST, read_results_csv
-from helpers import TINY_OVERRIDES as TINY, tiny_dataset_entry
+from helpers import TINY_BATCH, TINY_OVERRIDES as TINY, tiny_dataset_entry
 
 LITE = 'configs/centermask/centermask-lite_v-19-slim-dw-tiny_fpn_builtin.py'
 
@@ -20,6 +20,7 @@ def measured_grid(tiny_builtin, tmp_path_factory):
     tmp = tmp_path_factory.mktemp('cost')
     grid = tmp / 'grid.yaml'
     grid.write_text(yaml.safe_dump(dict(
+        **TINY_BATCH,
         name='cost', work_dir=str(tmp / 'work'), models={'lite': LITE},
         arms={a: {'overrides': {'model.backbone.attention': a}}
               for a in ('se', 'ese')},
@@ -99,6 +100,7 @@ def test_measured_runs_are_skipped_unless_short_of_rounds(measured_grid,
 def test_missing_results_table_is_named(tmp_path, capsys):
     grid = tmp_path / 'g.yaml'
     grid.write_text(yaml.safe_dump(dict(
+        **TINY_BATCH,
         name='g', work_dir=str(tmp_path / 'w'),
         models={'m': 'configs/mask_rcnn/mask-rcnn_r18-tiny_fpn_builtin.py'},
         datasets={'d': {'synthetic': {'num_train': 2, 'num_val': 2}}})))

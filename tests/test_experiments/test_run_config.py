@@ -61,8 +61,9 @@ def test_null_override_and_misspelt_path(dataset):
     ({'train_cfg.max_iters': 0}, 'train_cfg.max_iters must be'),
     ({'train_cfg.max_iters': 2.5}, 'train_cfg.max_iters must be'),
     ({'train_cfg.val_interval': -1}, 'train_cfg.val_interval must be'),
+    # Images per process are the placement's (total_batch in the grid).
     ({'train_dataloader.batch_size': 0},
-     'train_dataloader.batch_size must be a positive integer, got 0'),
+     '"train_dataloader.batch_size": the run\'s placement sets it'),
     ({'default_hooks.checkpoint.interval': 'often'},
      "default_hooks.checkpoint.interval must be a positive integer"),
     ({'optim_wrapper.optimizer.lr': -0.01},

@@ -11,7 +11,7 @@ import yaml
 
 from experiments import run_grid
 from experiments.run_store import read_attempts, read_results_csv
-from helpers import (TINY_MASK_RCNN, TINY_OVERRIDES as TINY,
+from helpers import (TINY_BATCH, TINY_MASK_RCNN, TINY_OVERRIDES as TINY,
                      tiny_dataset_entry, write_grid)
 
 def _results(work_dir):
@@ -186,6 +186,7 @@ def test_real_coco_dataset_plugs_in_by_path(coco128, tmp_path):
     work_dir = tmp_path / 'work'
     grid = tmp_path / 'g.yaml'
     grid.write_text(yaml.safe_dump(dict(
+        **TINY_BATCH,
         work_dir=str(work_dir), models={'mask_rcnn': TINY_MASK_RCNN},
         datasets={'coco128': dict(
             data_root=coco128,
@@ -207,6 +208,7 @@ def test_box_only_model_reports_box_ap_only(tiny_builtin, tmp_path):
     work_dir = tmp_path / 'work'
     grid = tmp_path / 'g.yaml'
     grid.write_text(yaml.safe_dump(dict(
+        **TINY_BATCH,
         work_dir=str(work_dir),
         models={'retinanet': 'configs/retinamask/'
                 'retinanet_r18-tiny_fpn_builtin_retinamask-recipe.py'},
@@ -277,7 +279,7 @@ def test_slurm_path_through_submitit_local_executor(tiny_builtin, tmp_path,
 
 def test_slurm_job_requeues_itself_and_stops_its_child(tmp_path):
     from experiments.slurm_job import SlurmRun
-    job = SlurmRun(str(tmp_path / 'run'), gpus=1, retry_failed=False,
+    job = SlurmRun(str(tmp_path / "run"), processes=1, retry_failed=False,
                    signal_retries=3)
     child = job._proc = subprocess.Popen(
         [sys.executable, '-c', 'import time; time.sleep(60)'],

@@ -12,7 +12,7 @@ import yaml
 
 from experiments.grid_spec import PROJECT_ROOT
 from experiments.run_store import read_attempts, read_results_csv
-from helpers import (TINY_MASK_RCNN, last_checkpoint_iteration,
+from helpers import (TINY_BATCH, TINY_MASK_RCNN, last_checkpoint_iteration,
                      tiny_dataset_entry, wait_for)
 
 KILLS = 10
@@ -37,12 +37,12 @@ def test_sigkill_and_restart_never_loses_or_duplicates(tiny_builtin,
     work_dir = tmp_path / 'work'
     grid = tmp_path / 'grid.yaml'
     grid.write_text(yaml.safe_dump(dict(
+        **TINY_BATCH,
         name='kill', work_dir=str(work_dir),
         models={'mask_rcnn': TINY_MASK_RCNN}, seeds=[0, 1, 2, 3],
         datasets={'tiny': tiny_dataset_entry(tiny_builtin)},
         # A checkpoint every iteration: each kill has one to resume from.
         overrides={'train_cfg.max_iters': 32,
-                   'train_dataloader.batch_size': 2,
                    'default_hooks.checkpoint.interval': 1})))
     # Kills keyed to progress, not to a clock (how long planning and a
     # child's start take depends on the machine's load): every other kill

@@ -16,7 +16,7 @@ from experiments.run_store import append_attempt, read_attempts, \
 from helpers import (last_checkpoint_iteration, run_grid_cli, wait_for,
                      write_grid)
 
-LONG = {'train_cfg.max_iters': 12, 'train_dataloader.batch_size': 2,
+LONG = {'train_cfg.max_iters': 12,
         'default_hooks.checkpoint.interval': 2}
 
 

@@ -19,7 +19,7 @@ import yaml
 from experiments.grid_spec import PROJECT_ROOT
 from experiments.run_lock import RunLock
 from experiments.run_store import read_attempts, read_results_csv
-from helpers import (TINY_MASK_RCNN, last_checkpoint_iteration,
+from helpers import (TINY_BATCH, TINY_MASK_RCNN, last_checkpoint_iteration,
                      load_script, run_grid_cli, tiny_dataset_entry,
                      wait_for)
 
@@ -52,11 +52,11 @@ def _grid(tmp_path, name, dataset, models, seeds=(0,), max_iters=2,
           arms=None) -> str:
     path = tmp_path / f'{name}.yaml'
     path.write_text(yaml.safe_dump(dict(
+        **TINY_BATCH,
         name=name, work_dir=str(tmp_path / name), models=models,
         arms=arms or {'base': {}}, seeds=list(seeds),
         datasets={'tiny': tiny_dataset_entry(dataset)},
         overrides={'train_cfg.max_iters': max_iters,
-                   'train_dataloader.batch_size': 2,
                    'default_hooks.checkpoint.interval': 2})))
     return str(path)
 

@@ -12,7 +12,7 @@ from analysis.image_eval import image_eval_for_run
 from experiments import measure_cost, run_grid
 from experiments.grid_spec import project_path
 from experiments.run_store import ORT_COST, read_json, read_results_csv
-from helpers import load_script, tiny_dataset_entry
+from helpers import TINY_BATCH, load_script, tiny_dataset_entry
 from mmdet_plugins.export.parity import TOLERANCES
 
 
@@ -22,7 +22,7 @@ RETINAMASK = 'configs/retinamask/retinamask_r18-tiny_fpn_builtin.py'
 RETINANET = ('configs/retinamask/'
              'retinanet_r18-tiny_fpn_builtin_retinamask-recipe.py')
 # Long enough for the tiny RetinaMask to find some objects (AP > 0).
-TRAIN = {'train_cfg.max_iters': 60, 'train_dataloader.batch_size': 2,
+TRAIN = {'train_cfg.max_iters': 60,
          'default_hooks.checkpoint.interval': 60}
 
 
@@ -34,6 +34,7 @@ def trained(tiny_builtin, tmp_path_factory):
     tmp = tmp_path_factory.mktemp('export')
     grid = tmp / 'grid.yaml'
     grid.write_text(yaml.safe_dump(dict(
+        **TINY_BATCH,
         name='export', work_dir=str(tmp / 'work'),
         models={'retinamask': RETINAMASK},
         arms={'default': {}, 'box_only': {'overrides': {

@@ -17,3 +17,12 @@ optim_wrapper = dict(
     clip_grad=dict(max_norm=10, norm_type=2))
 auto_scale_lr = dict(enable=False, base_batch_size=4)
 
+
+# The recipe the tiny configs are written for (experiments/batch_recipe.py):
+# the built-in dataset's batch of 4 at LR 0.02. No paper trains these; the
+# numbers are this project's, for CPU smoke runs.
+paper_recipe = dict(
+    total_batch=4, lr=0.02, warmup_iters=50, warmup_factor=0.01,
+    warmup_method='linear', max_iters=200, milestones=[],
+    source="this project's CPU smoke recipe (configs/_base_/schedules/"
+           "tiny_iters.py; no paper)")
