@@ -235,10 +235,14 @@ def paper_tables_section(all_results: pd.DataFrame) -> Section:
             ours_text, delta = f'{mean:.1f} ({devices})', 'other device'
         weights = ', '.join(sorted(set(ours.weights.dropna()))) \
             if 'weights' in ours and vals.size else ''
+        recipe = recipe_text(ours) if vals.size else ''
+        if vals.size and recipe != 'paper' and delta != 'other device':
+            delta = f'{delta} (not the paper\'s recipe)'
         rows.append(dict(table=r.table, row=r.row, metric=r.metric,
                          published=r.value, ours=ours_text, delta=delta,
-                         seeds=len(vals), weights=weights, source=r.source,
-                         grid=r.grid))
+                         seeds=len(vals), batch=batch_text(ours)
+                         if vals.size else '', recipe=recipe,
+                         weights=weights, source=r.source, grid=r.grid))
     table = pd.DataFrame(rows)
     # A table none of whose rows has a run is one line naming its grid,
     # not dozens of "not run" rows.
@@ -253,7 +257,13 @@ def paper_tables_section(all_results: pd.DataFrame) -> Section:
         'published.csv). "ours" is the mean over seeds of the run with the '
         'same grid/model/arm; "weights" is what those runs started from '
         '(backbone ImageNet weights, "from scratch", or "evaluated: <file>" '
-        'for a released checkpoint run without training); intervals are in '
+        'for a released checkpoint run without training); "batch" is the '
+        'total batch as processes x images per process x accumulation steps '
+        'and the base LR, "recipe" says whether the runs trained the '
+        'paper\'s total batch, LR, warm-up and schedule ("paper") or how '
+        'they differ (a scaling rule, a manual LR, a shortened schedule): '
+        'such a delta is marked "not the paper\'s recipe" and compares '
+        'different trainings (experiments/batch_recipe.py); intervals are in '
         'the bootstrap and verdict sections. latency_ms rows: ours is the '
         'median per image on the device named (experiments/'
         'measure_cost.py); the paper timed its own GPU, so no delta.'],
@@ -262,6 +272,38 @@ def paper_tables_section(all_results: pd.DataFrame) -> Section:
         section.text.append('Tables without a run of ours: '
                             + '; '.join(missing) + '.')
     return section
+
+
+def batch_text(runs: pd.DataFrame) -> str:
+    """``16 = 8x2x1, LR 0.01`` for each distinct batch of ``runs``."""
+    if 'total_batch' not in runs or runs.total_batch.isna().all():
+        return 'not recorded'
+    out = []
+    for r in runs.drop_duplicates(['total_batch', 'world_size',
+                                   'images_per_process', 'accumulation',
+                                   'base_lr']).itertuples():
+        out.append(f'{r.total_batch:.0f} = {r.world_size:.0f}x'
+                   f'{r.images_per_process:.0f}x{r.accumulation:.0f}, '
+                   f'LR {r.base_lr:g}')
+    return '; '.join(out)
+
+
+def recipe_text(runs: pd.DataFrame) -> str:
+    """``paper`` when every run trained the paper's recipe, else how not."""
+    if 'recipe' not in runs or runs.recipe.isna().all():
+        return 'not recorded (run predates batch recording)'
+    out = []
+    for r in runs.drop_duplicates(['recipe', 'total_batch',
+                                   'paper_total_batch', 'base_lr',
+                                   'paper_lr']).itertuples():
+        text = str(r.recipe)
+        if r.total_batch != r.paper_total_batch:
+            text += (f'; batch {r.total_batch:.0f} (paper '
+                     f'{r.paper_total_batch:.0f})')
+        if r.base_lr != r.paper_lr:
+            text += f'; LR {r.base_lr:g} (paper {r.paper_lr:g})'
+        out.append(text)
+    return ' | '.join(sorted(set(out)))
 
 
 def _arm_means(df: pd.DataFrame, arms: List[str], metric: str) -> pd.DataFrame:

@@ -123,8 +123,7 @@ def main(argv: Optional[list] = None) -> None:
         if signum is not None:
             _die_of(signum)
         if rank in errors:
-            error = dict(errors[rank])
-            error['message'] = f'rank {rank}: {error["message"]}'
+            error = dict(errors[rank], processes=args.nproc)
             atomic_write_json(osp.join(args.run_dir, 'error.json'), error)
         raise SystemExit(1)
 

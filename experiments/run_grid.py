@@ -1,7 +1,8 @@
 """Train and evaluate every run of a grid; skip finished runs, resume others.
 
     python experiments/run_grid.py experiments/grids/smoke.yaml
-    python experiments/run_grid.py GRID --gpus 0,1,2,3      # one run per GPU
+    python experiments/run_grid.py GRID --gpus 0,1,2,3      # runs on 4 GPUs
+    python experiments/run_grid.py GRID --gpus 0 --max-images-per-process 16
     python experiments/run_grid.py GRID --slots 2           # 2 CPU runs at once
     python experiments/run_grid.py GRID --executor slurm --partition gpu \
         --time-min 1440 --max-parallel 16
@@ -16,11 +17,14 @@ concerns, and nothing runs.
 
 Each run trains in its own process (``experiments/train_run.py``) and its
 own work dir, so a crash, a NaN loss or an out-of-memory kill fails that run
-alone. A training process killed by a signal (out of memory, a kill) is first
+alone. Each run trains at its grid's total batch, placed on the GPUs (or CPU
+processes) it gets as processes x images x accumulation steps, with its
+config's recipe (``experiments/batch_recipe.py``); ``--dry-run`` shows it. A training process killed by a signal (out of memory, a kill) is first
 resumed from its last checkpoint, up to ``--signal-retries`` times in a row;
 each attempt's signal is in the run's ``attempts.jsonl`` and its row. Runs
 execute concurrently, one per slot (``experiments/scheduler.py``); a run
-whose model asks for k GPUs takes k slots and runs under ``torchrun``.
+with k processes takes k slots and runs under ``torchrun``
+(``experiments/rank_launch.py``).
 A lock per run (``experiments/run_lock.py``) keeps two runners -- on one
 machine or many -- from training the same run; an interrupted run resumes
 from its last checkpoint. ``results.csv`` in the grid's work dir is rebuilt

@@ -65,7 +65,7 @@ def run_meta(planned: PlannedRun, grid: GridSpec) -> dict:
     run, dataset = planned.run, planned.dataset
     return dict(run_id=planned.run_id, grid=grid.name, model=run.model,
                 arm=run.arm, dataset=run.dataset, seed=run.seed,
-                config=run.config, processes=planned.processes,
+                config=run.config,
                 weights=weights_source(planned.cfg), tracker=grid.tracker,
                 val_images=dataset.val_images,
                 val_instances=dataset.val_instances, **planned.recipe.row())
@@ -105,7 +105,11 @@ def failure_message(run_dir: str, code: int) -> str:
     except DamagedFileError:
         error = None
     if error:
-        return f'{error["type"]} during {error["phase"]}: {error["message"]}'
+        # From rank_launch: the rank whose error started the failure.
+        rank = f'rank {error["rank"]} of {error["processes"]}: ' \
+            if error.get('processes') else ''
+        return (f'{rank}{error["type"]} during {error["phase"]}: '
+                f'{error["message"]}')
     if code < 0:
         name = signal.Signals(-code).name
         hint = ' (out of memory, or killed by hand?)' \

@@ -53,7 +53,11 @@ COLUMNS = (['run_id', 'grid', 'model', 'arm', 'dataset', 'seed', 'status']
            + METRIC_COLUMNS
            + ['params', 'gflops', 'backbone_gflops', 'latency_ms',
               'latency_device', 'latency_other_load', 'ort_latency_ms',
-              'ort_latency_device', 'ort_latency_other_load', 'iterations',
+              'ort_latency_device', 'ort_latency_other_load',
+              # The run's batch and recipe (experiments/batch_recipe.py).
+              'total_batch', 'world_size', 'images_per_process',
+              'accumulation', 'base_lr', 'recipe', 'paper_total_batch',
+              'paper_lr', 'iterations', 'optimizer_steps',
               'wall_time_s', 'gpus', 'gpu_hours', 'peak_gpu_mem_mb',
               'peak_rss_mb', 'attempts', 'signals', 'config', 'weights',
               'work_dir',
@@ -289,7 +293,7 @@ def collect_rows(run_dirs: List[str]) -> pd.DataFrame:
 
 
 TEXT_COLUMNS = ['run_id', 'grid', 'model', 'arm', 'dataset', 'status',
-                'latency_device', 'ort_latency_device', 'signals', 'config',
+                'recipe', 'latency_device', 'ort_latency_device', 'signals', 'config',
                 'weights', 'work_dir', 'detections', 'finished_at', 'error',
                 'log_tail']
 
