@@ -23,7 +23,9 @@ import numpy as np
 from analysis.image_eval import ImageEval, _AreaTable
 from experiments.run_store import atomic_write
 
-FORMAT_VERSION = 1
+# 2: segm detections sized by their mask's area (as CocoMetric), not their
+# box's; entries of version 1 hold box-sized mask evaluations.
+FORMAT_VERSION = 2
 CACHE_DIR = 'eval-cache'
 _FIELDS = ('det_img', 'det_start', 'tp_img', 'tp_pos', 'tp_start', 'npig')
 _hashes: Dict[Tuple[str, float, int], str] = {}

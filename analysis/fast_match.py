@@ -15,9 +15,12 @@ What is kept equal to pycocotools, because it changes results:
 - ground-truth order: not-ignored first, ties in file order;
 - a crowd region may match several detections and loses to any not-ignored
   ground truth; an unmatched detection outside the area range is ignored;
-- a detection's area is its box's ``w * h`` whenever its result has a
-  ``bbox`` (``loadRes`` does this even for segm results), else its mask area;
-  a ground truth's is its annotation's ``area``.
+- a detection's area is its box's ``w * h`` for bbox results and its
+  mask's area for segm results, whether or not they carry a ``bbox``: mmdet's
+  ``CocoMetric`` drops ``bbox`` from segm results before ``loadRes`` (which
+  would otherwise take the box's area), so small/medium/large mask AP sizes
+  mask detections by their masks; a ground truth's area is its
+  annotation's ``area``.
 
 :mod:`analysis.image_eval` keeps pycocotools as the reference engine; the
 tests compare the two on synthetic, built-in and coco128-seg sets,
@@ -29,7 +32,7 @@ import numba
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from analysis.image_eval import IOU_THRESHOLDS
+from analysis.image_eval import IOU_THRESHOLDS, mask_areas
 
 
 @numba.njit(cache=True)
@@ -177,15 +180,14 @@ class PairIndex:
         if iou_type not in ('bbox', 'segm'):
             raise ValueError(f'iou_type must be bbox or segm, got '
                              f'{iou_type!r}')
-        # loadRes takes a result's area from its box whenever the first
-        # result has one, for segm results too.
-        if iou_type == 'bbox' or (detections and detections[0].get('bbox')):
+        # A box result's area is its box's; a mask result's its mask's, as
+        # CocoMetric evaluates segm results (bbox dropped before loadRes).
+        if iou_type == 'bbox':
             d_box = np.array([d['bbox'] for d in dets],
                              np.float64).reshape(-1, 4)
             self.d_area = d_box[:, 2] * d_box[:, 3]
         else:
-            self.d_area = np.asarray(mask_utils.area(
-                [d['segmentation'] for d in dets]), np.float64).reshape(-1)
+            self.d_area = mask_areas([d['segmentation'] for d in dets])
         if iou_type == 'bbox':
             g_box = np.array([a['bbox'] for a in gts],
                              np.float64).reshape(-1, 4)

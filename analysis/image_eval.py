@@ -217,6 +217,41 @@ class ImageEval:
         return int(self.tables[self.area_names.index(area)].npig.sum())
 
 
+# pycocotools' ``mask.area`` (2.0.x, ``_mask.pyx``) makes a scratch array
+# ``np.array((n, ), dtype=np.uint8)`` before its result; NumPy 2 refuses any
+# n >= 256 there (``OverflowError: Python integer 256 out of bounds for
+# uint8``), so it is called on at most this many RLEs at a time.
+_AREA_CHUNK = 255
+
+
+def mask_areas(rles: Sequence[dict]) -> np.ndarray:
+    """Pixel areas of compressed RLE masks (float64), any number of them."""
+    from pycocotools import mask as mask_utils
+    rles = list(rles)
+    out = np.zeros(len(rles), np.float64)
+    for start in range(0, len(rles), _AREA_CHUNK):
+        chunk = rles[start:start + _AREA_CHUNK]
+        out[start:start + len(chunk)] = np.asarray(
+            mask_utils.area(chunk), np.float64).reshape(-1)
+    return out
+
+
+def coco_results(detections: List[dict], iou_type: str) -> List[dict]:
+    """Copies of ``detections`` as ``CocoMetric`` hands them to ``loadRes``.
+
+    For segm results mmdet's ``CocoMetric`` drops ``bbox`` first: when a
+    result has one, pycocotools' ``loadRes`` takes a detection's area from
+    the box (``w * h``), so small/medium/large mask AP would size mask
+    detections by their box. Without it ``loadRes`` uses the mask's area.
+    Copies, because ``loadRes`` writes ``area``, ``id`` and ``iscrowd`` into
+    the dicts it gets.
+    """
+    if iou_type == 'segm':
+        return [{k: v for k, v in d.items() if k != 'bbox'}
+                for d in detections]
+    return [dict(d) for d in detections]
+
+
 def _mean_valid(p: np.ndarray) -> float:
     valid = p[p > -1]
     return float(valid.mean()) if valid.size else float('nan')
@@ -230,7 +265,10 @@ def evaluate_images(coco_gt, detections: List[dict], iou_type: str,
     Args:
         coco_gt: A ``pycocotools.coco.COCO`` with the ground truth.
         detections: COCO result dicts (``bbox`` or ``segmentation``).
-        iou_type: ``'bbox'`` or ``'segm'``.
+        iou_type: ``'bbox'`` or ``'segm'``. A segm detection is put in an
+            area range by its mask's area, as mmdet's ``CocoMetric`` does
+            (it drops ``bbox`` before pycocotools' ``loadRes``); a
+            ``bbox`` in segm results is not used.
         areas: Area ranges (name -> (lo, hi) in px²); default COCO's four.
         max_dets: Detections per image kept, as COCOeval's last maxDets.
         engine: ``'fast'`` (:mod:`analysis.fast_match`, compiled),
@@ -261,7 +299,9 @@ def evaluate_images(coco_gt, detections: List[dict], iou_type: str,
                          f'{engine!r}')
     from pycocotools.cocoeval import COCOeval
     with contextlib.redirect_stdout(io.StringIO()):
-        coco_dt = coco_gt.loadRes(detections) if detections else None
+        # Mask detections are sized by their mask area, as CocoMetric does.
+        coco_dt = coco_gt.loadRes(coco_results(detections, iou_type)) \
+            if detections else None
         if coco_dt is None:
             from pycocotools.coco import COCO
             coco_dt = COCO()

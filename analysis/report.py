@@ -133,8 +133,10 @@ def _provenance(results_path: str, grid_path: Optional[str],
         f'failed, {int((df.status == "not run").sum())} not run',
         'Datasets: ' + ('; '.join(datasets) if datasets else 'none finished'),
         'Metrics: COCO AP x100 from pycocotools (mmdet CocoMetric) on each '
-        'dataset\'s evaluation split; "± x" is the half-width of a t-based '
-        '95% interval over seeds, shown only with two or more seeds.',
+        'dataset\'s evaluation split (mask APs/APm/APl size a mask '
+        'detection by its mask\'s area, in every section); "± x" is the '
+        'half-width of a t-based 95% interval over seeds, shown only with '
+        'two or more seeds.',
         'GFLOPs and ms (median latency per image, batch 1): '
         'experiments/measure_cost.py, on the device named in the SE vs eSE '
         'and speed sections; "–" where not measured. GFLOPs count the '

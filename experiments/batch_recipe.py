@@ -386,8 +386,9 @@ def apply_run_recipe(cfg, total_batch: Optional[int], rule: str,
                               'images per process')
         cfg.optim_wrapper.accumulative_counts = placement.accumulation
         _scale_iterations(cfg, placement.accumulation, 'loop')
-        hooks = cfg.setdefault('default_hooks', {})
-        hooks['param_scheduler'] = dict(
+        if cfg.get('default_hooks') is None:
+            cfg.default_hooks = {}
+        cfg.default_hooks['param_scheduler'] = dict(
             type='AccumulatedParamSchedulerHook',
             accumulative_counts=placement.accumulation)
     # mmengine's own scaling counts processes x batch_size only (not

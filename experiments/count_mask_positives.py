@@ -8,9 +8,16 @@ through the loss path's decoding (``train_detections``) and matching
 detections and the mean detection box side. ``--without-stride-rescale``
 decodes as mmdet's ``FCOSHead.predict_by_feat`` does, without the stride
 (what CenterMask's mask branch trained on before that was fixed).
+
+The checkpoint loads strictly: one that does not fit the run's config
+(missing, unexpected or misshapen keys; e.g. a run trained before a module
+changed) stops the tool with one line naming the keys, exit status 2.
+``--allow-partial-checkpoint`` loads only the keys that fit, with a warning
+counting the rest; the counts then describe a partly initialised model.
 """
 import argparse
 import os.path as osp
+import sys
 
 import numpy as np
 import torch
@@ -21,15 +28,21 @@ from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 
 import mmdet_plugins  # noqa: F401
+from mmdet_plugins.export.checkpoint import (CheckpointMismatchError,
+                                             load_weights)
 
 
-def main() -> None:
+def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('run_dir')
     parser.add_argument('--images', type=int, default=64)
     parser.add_argument('--batch', type=int, default=4)
     parser.add_argument('--without-stride-rescale', action='store_true')
-    args = parser.parse_args()
+    parser.add_argument('--allow-partial-checkpoint', action='store_true',
+                        help='load only the checkpoint keys that fit the '
+                        'config (default: a checkpoint that does not fit is '
+                        'an error, exit 2)')
+    args = parser.parse_args(argv)
 
     register_all_modules()
     np.random.seed(0)  # the training pipeline's random flips
@@ -37,10 +50,17 @@ def main() -> None:
     # Configs written before the MaskIoU fix carry this refused key.
     cfg.model.train_cfg.get('mask', {}).pop('mask_thr_binary', None)
     model = MODELS.build(cfg.model)
-    last = open(osp.join(args.run_dir, 'last_checkpoint')).read().strip()
-    # A run directory's own checkpoint (it holds mmengine's log objects).
-    state = torch.load(last, map_location='cpu', weights_only=False)
-    model.load_state_dict(state['state_dict'], strict=False)
+    with open(osp.join(args.run_dir, 'last_checkpoint')) as f:
+        last = f.read().strip()
+    try:
+        # A run directory's own checkpoint (it holds mmengine's log
+        # objects): trusted below the run dir.
+        load_weights(model, last, f'{args.run_dir}/config.py',
+                     trusted_dir=args.run_dir,
+                     allow_partial=args.allow_partial_checkpoint)
+    except (CheckpointMismatchError, FileNotFoundError) as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 2
     model.train()
     for m in model.modules():
         if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
@@ -72,7 +92,8 @@ def main() -> None:
           f'detections {from_dets} of {total} '
           f'({from_dets / max(total, 1):.1%}); mean detection box side '
           f'{np.mean(sides) if sides else float("nan"):.1f} px')
+    return 0
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

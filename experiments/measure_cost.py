@@ -25,7 +25,10 @@ columns, and the speed figure draws them beside PyTorch's.
 Run it on an otherwise idle device: the runs are timed one after another in
 this process, so every arm sees the same machine. A run measured before on
 the same device is skipped unless ``--force``; a run that fails to measure
-is reported by name and the others are still measured.
+is reported by name and the others are still measured. Each run's last
+checkpoint loads strictly: one that does not fit the run's ``config.py``
+(missing, unexpected or misshapen keys) is named in one line, the run is
+not measured, and the exit status is 2 (1 for other failures).
 """
 import argparse
 import os
@@ -132,6 +135,7 @@ def main(argv=None) -> int:
 
     from experiments.model_cost import (combine_rounds, count_run_flops,
                                         device_name, time_run)
+    from mmdet_plugins.export.checkpoint import CheckpointMismatchError
     if args.threads:
         torch.set_num_threads(args.threads)
     name = device_name(device)
@@ -153,7 +157,7 @@ def main(argv=None) -> int:
           f'smaller test set is timed whole)')
     failed, costs, rounds = {}, {}, {d: [] for d in runs}
     ort_rounds = {d: [] for d in runs}
-    exported, no_export = set(), {}
+    exported, no_export, mismatched = set(), {}, set()
     if args.onnxruntime:
         from experiments.onnx_cost import (export_run, onnx_path,
                                            time_onnx_run)
@@ -162,6 +166,9 @@ def main(argv=None) -> int:
             try:
                 export_run(run_dir)
                 exported.add(run_dir)
+            except CheckpointMismatchError as e:
+                failed[run_dir] = str(e)
+                mismatched.add(run_dir)
             except UnsupportedModelError as e:
                 # A box-only baseline in a grid: timed in PyTorch only.
                 print(f'  {label[run_dir]}: no ONNX export ({e}); timed in '
@@ -183,6 +190,10 @@ def main(argv=None) -> int:
                 if run_dir in exported:
                     ort_rounds[run_dir].append(time_onnx_run(
                         run_dir, device, args.images, args.warmup))
+            except CheckpointMismatchError as e:
+                failed[run_dir] = str(e)
+                mismatched.add(run_dir)
+                continue
             except Exception as e:  # noqa: BLE001 -- reported, others go on
                 traceback.print_exc()
                 failed[run_dir] = f'{type(e).__name__}: {e}'
@@ -238,7 +249,7 @@ def main(argv=None) -> int:
         for run_dir, why in failed.items():
             print(f'  - {label[run_dir]} ({run_dir}): {why}',
                   file=sys.stderr)
-        return 1
+        return 2 if mismatched else 1
     return 0
 
 

@@ -36,8 +36,14 @@ from mmdet_plugins.export.exporter import build_test_loader
 def build_trained_model(run_dir: str, device: str):
     """The run's model with its final weights, in eval mode on ``device``.
 
+    The checkpoint loads strictly (:mod:`mmdet_plugins.export.checkpoint`):
+    a run's own checkpoint fits its own config, so anything else is
+    measured on a model that is not the run's.
+
     Raises:
         FileNotFoundError: the run has no ``config.py`` or no checkpoint.
+        CheckpointMismatchError: the checkpoint does not fit the config
+            (one line naming the keys).
     """
     from mmdet_plugins.export.exporter import load_detector
     config = osp.join(run_dir, 'config.py')

@@ -204,6 +204,8 @@ def init_cpu_process_group(launcher: str) -> None:
     if not dist.is_initialized():
         dist.init_process_group(
             backend='gloo', timeout=datetime.timedelta(minutes=30))
+        print(f'rank {dist.get_rank()} of {dist.get_world_size()}: no CUDA, '
+              f'ranks joined with gloo', flush=True)
 
 
 def _die_with_parent() -> None:

@@ -7,7 +7,10 @@ missed ground truth (Miss). Its mask mode reads the RLE masks our runs
 save. TIDE has no size ranges; here a range keeps the ground truth whose
 area falls in it (the rest become ignore regions, as COCO ignores them) and
 the detections whose area falls in it, so "Eq. 2 finds small objects that
-Eq. 1 misses" reads as a smaller small-object Miss.
+Eq. 1 misses" reads as a smaller small-object Miss. Areas are COCO's: a
+ground truth's annotation ``area``, a box detection's ``w * h``, a mask
+detection's mask area (never its box's, as mmdet's ``CocoMetric``), and
+ranges include both ends, as ``COCOeval``'s.
 
 Each run's breakdown is cached in ``<detections>/eval-cache/tide-*.json``,
 keyed by the detection and annotation files' contents.
@@ -25,25 +28,29 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from pycocotools import mask as mask_utils  # noqa: E402
 
 from analysis.eval_cache import CACHE_DIR, file_hash  # noqa: E402
 from analysis.report import Section, save_figure  # noqa: E402
-from analysis.image_eval import load_detections  # noqa: E402
+from analysis.image_eval import load_detections, mask_areas  # noqa: E402
 from analysis.views.provenance import caption, gt_file, gt_json  # noqa: E402
 from experiments.run_store import atomic_write_json  # noqa: E402
 
 ERRORS = ('Cls', 'Loc', 'Both', 'Dupe', 'Bkg', 'Miss')
+# COCOeval's ranges, both ends included (an area of exactly 32² is small
+# and medium, as in COCO).
 SIZES = {'all': (0.0, float('inf')), 'small': (0.0, 32.0 ** 2),
          'medium': (32.0 ** 2, 96.0 ** 2), 'large': (96.0 ** 2, float('inf'))}
 TASKS = (('bbox', 'box'), ('segm', 'mask'))
-VERSION = 1
+# 2: ranges include both ends (COCOeval's); mask areas in chunks.
+VERSION = 2
 
 
-def _det_area(det: dict, iou_type: str) -> float:
+def _det_areas(dets: List[dict], iou_type: str) -> np.ndarray:
+    """COCO's detection areas: mask area for segm (a ``bbox`` there is not
+    used), ``w * h`` for bbox."""
     if iou_type == 'segm':
-        return float(mask_utils.area(det['segmentation']))
-    return float(det['bbox'][2] * det['bbox'][3])
+        return mask_areas([d['segmentation'] for d in dets])
+    return np.array([float(d['bbox'][2] * d['bbox'][3]) for d in dets])
 
 
 def tide_breakdowns(gt: dict, dets: List[dict], iou_type: str,
@@ -66,7 +73,7 @@ def tide_breakdowns(gt: dict, dets: List[dict], iou_type: str,
     gt_masks = [tide_f.toRLE(a['segmentation'], images[a['image_id']]['width'],
                              images[a['image_id']]['height'])
                 for a in gt['annotations']]
-    det_areas = [_det_area(d, iou_type) for d in dets]
+    det_areas = _det_areas(dets, iou_type)
     return {name: _tide_one_range(gt, gt_masks, dets, det_areas, iou_type,
                                   bounds)
             for name, bounds in sizes.items()}
@@ -84,7 +91,7 @@ def _tide_one_range(gt: dict, gt_masks: list, dets: List[dict],
     for cat in gt['categories']:
         truth.add_class(cat['id'], cat['name'])
     for ann, mask in zip(gt['annotations'], gt_masks):
-        inside = lo <= ann['area'] < hi
+        inside = lo <= ann['area'] <= hi
         if ann.get('iscrowd') or not inside:
             truth.add_ignore_region(ann['image_id'], ann['category_id'],
                                     ann['bbox'], mask)
@@ -92,9 +99,11 @@ def _tide_one_range(gt: dict, gt_masks: list, dets: List[dict],
             truth.add_ground_truth(ann['image_id'], ann['category_id'],
                                    ann['bbox'], mask)
     for det, area in zip(dets, det_areas):
-        if lo <= area < hi:
+        if lo <= area <= hi:
+            # Box mode needs the box; mask mode reads only the mask (segm
+            # results need not carry a bbox).
             preds.add_detection(det['image_id'], det['category_id'],
-                                det['score'], det['bbox'],
+                                det['score'], det.get('bbox'),
                                 det.get('segmentation'))
     if not any(not a['ignore'] for a in truth.annotations):
         # No ground truth in the range: AP and its errors are undefined
@@ -181,8 +190,9 @@ def error_breakdown_section(df: pd.DataFrame, out_dir: str) -> Section:
         'error type were fixed -- Cls classification, Loc localisation, Both '
         'classification and localisation, Dupe duplicate, Bkg background, '
         'Miss missed ground truth. Size ranges keep the ground truth and '
-        'the detections whose area falls in them (COCO areas: small < 32², '
-        'medium < 96²); other ground truth counts as ignore regions. A cell '
+        'the detections whose area falls in them (COCO areas: small <= 32², '
+        'medium 32²-96², a mask detection sized by its mask, as CocoMetric '
+        'does); other ground truth counts as ignore regions. A cell '
         'is the mean over seeds with [min, max] when there are several; '
         'TIDE is not bootstrapped (read differences against the intervals '
         'of the bootstrap section). ' + caption(df))

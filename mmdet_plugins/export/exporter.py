@@ -21,6 +21,7 @@ import torch
 from mmengine.config import Config
 
 from . import onnx_inference
+from .checkpoint import CheckpointMismatchError, load_weights  # noqa: F401
 from .graphs import OUTPUT_NAMES, UnsupportedModelError, build_export_graph
 from .onnx_ops import OPSET, translation_table
 
@@ -38,7 +39,8 @@ SAMPLE_HW = (320, 416)
 
 def load_detector(config: str, checkpoint: Optional[str],
                   trusted_dir: Optional[str] = None,
-                  device: str = 'cpu') -> Tuple[torch.nn.Module, Config]:
+                  device: str = 'cpu', allow_partial: bool = False
+                  ) -> Tuple[torch.nn.Module, Config]:
     """A built detector with ``checkpoint``'s weights, in eval mode.
 
     Args:
@@ -48,12 +50,13 @@ def load_detector(config: str, checkpoint: Optional[str],
         trusted_dir: Checkpoints below it load with the full unpickler (a
             run's own work dir; mmengine checkpoints pickle more than
             tensors); default: the checkpoint's own directory.
+        allow_partial: Load only the keys that fit (see
+            :func:`load_weights`); by default a checkpoint that does not
+            fit the config raises :class:`CheckpointMismatchError`.
     """
     from mmdet.registry import MODELS
     from mmdet.utils import register_all_modules
-    from mmengine.runner import load_checkpoint
 
-    from mmdet_plugins.engine import trust_checkpoints_under
     register_all_modules(init_default_scope=True)
     import mmdet_plugins  # noqa: F401 -- registers the project's modules
     if not osp.isfile(config):
@@ -61,12 +64,8 @@ def load_detector(config: str, checkpoint: Optional[str],
     cfg = Config.fromfile(config)
     model = MODELS.build(cfg.model)
     if checkpoint is not None:
-        if not osp.isfile(checkpoint):
-            raise FileNotFoundError(f'{checkpoint}: no such checkpoint')
-        with trust_checkpoints_under(trusted_dir
-                                     or osp.dirname(osp.abspath(checkpoint))):
-            load_checkpoint(model, checkpoint, map_location='cpu',
-                            logger='silent')
+        load_weights(model, checkpoint, f'config {config}', trusted_dir,
+                     allow_partial)
     return model.to(device).eval(), cfg
 
 

@@ -50,7 +50,13 @@ def perturbed_predictions(coco: COCO, seed: int = 0) -> list:
 
 
 def _cocoeval(coco, dets, iou_type, img_ids=None):
-    dt = _quiet(coco.loadRes, copy.deepcopy(dets))
+    """pycocotools as mmdet's CocoMetric runs it: segm results without
+    ``bbox``, so mask detections are sized by their masks."""
+    dets = copy.deepcopy(dets)
+    if iou_type == 'segm':
+        for d in dets:
+            d.pop('bbox')
+    dt = _quiet(coco.loadRes, dets)
     ev = COCOeval(coco, dt, iou_type)
     if img_ids is not None:
         ev.params.imgIds = sorted(img_ids)

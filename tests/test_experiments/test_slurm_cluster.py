@@ -115,8 +115,8 @@ def test_one_array_per_gpu_count_no_wait_then_collect(slurm, tiny_builtin,
     assert {t for _, t, _ in one} == {t for _, t, _ in two} == {'0', '1'}
     assert {g for _, _, g in one} == {'gres:gpu:1'}
     assert {g for _, _, g in two} == {'gres:gpu:2'}
-    # The 2-GPU runs need torchrun on GPUs; this node has none. Cancel them
-    # while they wait for the CPUs the 1-GPU runs hold.
+    # Cancel the 2-GPU runs while they wait for the CPUs the 1-GPU runs hold
+    # (a 2-process run as a job is test_two_processes_are_one_job).
     slurm.run(['scancel', next(iter(two))[0]], timeout=30, check=True)
 
     collect = _run_grid(grid, '--only', 'model=one')
@@ -144,6 +144,25 @@ def test_one_array_per_gpu_count_no_wait_then_collect(slurm, tiny_builtin,
             f'the run finished; submitting it again' in again.stdout
     slurm.run(['scancel', resubmitted['two/base/tiny/seed0'].split('_')[0]],
               timeout=30, check=True)
+
+
+def test_two_processes_are_one_job(slurm, tiny_builtin, tmp_path):
+    """A 2-process run is one Slurm job asking 2 GPUs per node; on this
+    GPU-less node its ranks are gloo CPU processes."""
+    grid = _grid(tmp_path, 'twoproc', tiny_builtin, models={
+        'two': {'config': TINY_MASK_RCNN, 'processes': 2}})
+    done = _run_grid(grid)
+    assert done.returncode == 0, done.stdout + done.stderr
+    [row] = read_results_csv(str(tmp_path / 'twoproc' / 'results.csv')
+                             ).itertuples()
+    assert row.status == 'finished', row.error
+    assert (row.world_size, row.images_per_process, row.total_batch) == (
+        2, 1, 2)
+    [launch] = _launches(row.work_dir)
+    assert launch['note'].startswith('in Slurm job ')
+    log = open(osp.join(row.work_dir, 'run.log')).read()
+    for rank in (0, 1):
+        assert f'rank {rank} of 2: no CUDA, ranks joined with gloo' in log
 
 
 def test_preempted_and_requeued_jobs_resume_and_finish_once(slurm,
