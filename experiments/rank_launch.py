@@ -23,7 +23,8 @@ for one process hold for k (``experiments/run_launch.py``):
 - SIGTERM/SIGINT to this process (Slurm, Ctrl-C) stops every rank and this
   process dies of that signal.
 
-Which rank ended how is printed, and kept in ``ranks.json`` in the run dir.
+Which rank ended how is printed, and kept per attempt in ``ranks.jsonl`` in
+the run dir.
 """
 import argparse
 import glob
@@ -36,7 +37,8 @@ import sys
 import time
 from typing import Dict, Optional
 
-RANK_ERROR = 'error.rank{rank}.json'
+# One line per attempt that ended badly: which rank ended how.
+RANKS_LOG = 'ranks.jsonl'
 
 
 def _free_port() -> int:
@@ -64,7 +66,8 @@ def clear_rank_errors(run_dir: str) -> None:
 
 
 def _die_of(signum: int) -> None:
-    signal.signal(signum, signal.SIG_DFL)
+    if signum not in (signal.SIGKILL, signal.SIGSTOP):
+        signal.signal(signum, signal.SIG_DFL)
     os.kill(os.getpid(), signum)
     time.sleep(5)  # the signal arrives first
     raise SystemExit(128 + signum)
@@ -73,12 +76,18 @@ def _die_of(signum: int) -> None:
 def _cause(failures: dict, errors: Dict[int, dict]) -> tuple:
     """(rank, signal number or None) of the failure that started it."""
     killed = {r: -f.exitcode for r, f in failures.items() if f.exitcode < 0}
+    # torchrun stops the other ranks with SIGTERM once one has failed, so a
+    # SIGTERM death is a consequence unless nothing else went wrong.
+    outside = {r: s for r, s in killed.items() if s != signal.SIGTERM}
+    if outside:
+        rank = min(outside)
+        return rank, outside[rank]
+    raised = [r for r, f in failures.items() if r in errors and f.exitcode > 0]
+    if raised:
+        return min(raised, key=lambda r: (errors[r].get('time', 0), r)), None
     if killed:
         rank = min(killed)
         return rank, killed[rank]
-    raised = [r for r in failures if r in errors]
-    if raised:
-        return min(raised, key=lambda r: (errors[r].get('time', 0), r)), None
     return min(failures), None
 
 
@@ -94,6 +103,7 @@ def main(argv: Optional[list] = None) -> None:
         SignalException
     from torch.distributed.run import parse_args, run
 
+    from experiments.run_progress import ATTEMPT_ID_ENV
     from experiments.run_store import atomic_write_json
 
     clear_rank_errors(args.run_dir)
@@ -115,8 +125,10 @@ def main(argv: Optional[list] = None) -> None:
         ends = {str(r): (f'killed by {signal.Signals(-f.exitcode).name}'
                          if f.exitcode < 0 else f'exited {f.exitcode}')
                 for r, f in sorted(e.failures.items())}
-        atomic_write_json(osp.join(args.run_dir, 'ranks.json'), dict(
-            cause_rank=rank, ends=ends, time=time.time()))
+        with open(osp.join(args.run_dir, RANKS_LOG), 'a') as f:
+            f.write(json.dumps(dict(
+                attempt=os.environ.get(ATTEMPT_ID_ENV),
+                cause_rank=rank, ends=ends, time=time.time())) + '\n')
         print(f'rank_launch: rank {rank} ended first '
               f'({ends[str(rank)]}); ranks: {ends}', file=sys.stderr,
               flush=True)

@@ -210,7 +210,7 @@ class RunAttempt:
                 print(f'{self.run_dir}: {FINISHED} was damaged (kept as '
                       f'{osp.basename(kept)}); the run is evaluated again '
                       f'from its last checkpoint', file=sys.stderr)
-            for stale in (FAILED, 'error.json', 'ranks.json'):
+            for stale in (FAILED, 'error.json'):
                 if osp.isfile(osp.join(self.run_dir, stale)):
                     os.remove(osp.join(self.run_dir, stale))
             clear_rank_errors(self.run_dir)

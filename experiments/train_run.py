@@ -254,7 +254,10 @@ def train_and_evaluate(run_dir: str, launcher: str = 'none') -> dict:
     except BaseException as e:
         if launcher != 'none' or rank0:
             write_error(run_dir, launcher, phase, e)
-        if rank0:
+        if rank0 and launcher == 'none':
+            # With k ranks an exception may follow another rank's death (a
+            # collective whose peer is gone): the runner records the
+            # attempt's end from what rank_launch says was the cause.
             recorder.end(f'failed in {phase}',
                          runner.iter if runner is not None else None)
         raise

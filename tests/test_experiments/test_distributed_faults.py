@@ -1,6 +1,7 @@
 """Faults of a 2-process run on CPU: a rank killed, a rank on bad data."""
 import glob
 import json
+import math
 import os
 import os.path as osp
 import shutil
@@ -117,13 +118,14 @@ def test_a_killed_rank_is_resumed_and_the_run_equals_an_uninterrupted_one(
             runner.kill()
         log.close()
     assert stopped_in < 60
-    ranks = json.load(open(osp.join(run_dir, 'ranks.json')))
+    with open(osp.join(run_dir, 'ranks.jsonl')) as f:
+        [ranks] = [json.loads(line) for line in f]
     assert ranks['cause_rank'] == 1
     assert ranks['ends']['1'] == 'killed by SIGKILL'
     ends = [r for r in read_attempts(run_dir) if r['event'] == 'end']
     assert [e.get('signal', '') for e in ends] == ['SIGKILL', '']
     starts = [r for r in read_attempts(run_dir) if r['event'] == 'start']
-    assert starts[-1]['iteration'] in (2, 4)   # resumed from a checkpoint
+    assert starts[-1]['iter'] in (2, 4)   # resumed from a checkpoint
 
     table = read_results_csv(osp.join(str(work), 'results.csv'))
     assert len(table) == 1
@@ -132,8 +134,9 @@ def test_a_killed_rank_is_resumed_and_the_run_equals_an_uninterrupted_one(
     assert row.signals == 'SIGKILL' and row.world_size == 2
     reference = read_results_csv(osp.join(str(tmp_path / 'clean'),
                                           'results.csv')).iloc[0]
-    for column in AP_COLUMNS:
-        assert row[column] == reference[column], column
+    for column in AP_COLUMNS:   # -1 (no object of that size) reads as NaN
+        assert row[column] == reference[column] or (
+            math.isnan(row[column]) and math.isnan(reference[column])), column
     clean_dir = reference.work_dir
     for name, value in _params(clean_dir).items():
         torch.testing.assert_close(_params(run_dir)[name], value, rtol=0,
