@@ -243,4 +243,17 @@ def check_model_builds(cfg: Config, where: str) -> int:
     except Exception as e:  # noqa: BLE001 -- any build failure is reported
         raise ConfigBuildError(f'{where}: model does not build: '
                                f'{type(e).__name__}: {e}') from None
+    if cfg.get('evaluate_only'):
+        # An evaluation of the wrong weights must not start: mmengine's
+        # load_from skips keys that do not fit, silently.
+        from mmdet_plugins.export.checkpoint import (CheckpointMismatchError,
+                                                     load_weights)
+        try:
+            load_weights(model, cfg.load_from, 'the run\'s config',
+                         allow_partial=bool(
+                             cfg.get('allow_partial_checkpoint')))
+        except CheckpointMismatchError as e:
+            raise ConfigBuildError(
+                f'{where}: {e}; set allow_partial_checkpoint: true in the '
+                f'run\'s overrides to load only the keys that fit') from None
     return sum(p.numel() for p in model.parameters())

@@ -164,6 +164,11 @@ def add_tracker(cfg: Config, meta: dict) -> None:
     cfg.visualizer = vis
 
 
+def unwrapped(model):
+    """The model inside a DDP wrapper."""
+    return model.module if hasattr(model, 'module') else model
+
+
 def _is_rank0() -> bool:
     return int(os.environ.get('RANK', '0')) == 0
 
@@ -244,6 +249,14 @@ def train_and_evaluate(run_dir: str, launcher: str = 'none') -> dict:
         add_tracker(cfg, meta or {})
         init_cpu_process_group(launcher)
         runner = build_runner(cfg)
+        if cfg.get('evaluate_only'):
+            # Strict, before runner.test() loads load_from its own
+            # (non-strict) way: a checkpoint that does not fit fails here.
+            from mmdet_plugins.export.checkpoint import load_weights
+            load_weights(unwrapped(runner.model), cfg.load_from,
+                         osp.join(run_dir, 'config.py'),
+                         allow_partial=bool(
+                             cfg.get('allow_partial_checkpoint')))
         if rank0:
             runner.register_hook(RunProgressHook(recorder))
         if not cfg.get('evaluate_only'):
@@ -268,8 +281,7 @@ def train_and_evaluate(run_dir: str, launcher: str = 'none') -> dict:
     this = recorder.end_record('finished', runner.iter)
     ends = [a for a in read_attempts(run_dir)
             if a.get('event') == 'end'] + [this]
-    model = runner.model.module if hasattr(runner.model, 'module') \
-        else runner.model
+    model = unwrapped(runner.model)
     gpus = _world_size(launcher) if torch.cuda.is_available() else 0
     accumulation = (cfg.get('placement') or {}).get('accumulation', 1)
     wall = sum(a['elapsed_s'] for a in ends)

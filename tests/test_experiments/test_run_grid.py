@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from experiments import run_grid
+from experiments.grid_spec import project_path
 from experiments.run_store import read_attempts, read_results_csv
 from helpers import (TINY_BATCH, TINY_MASK_RCNN, TINY_OVERRIDES as TINY,
                      tiny_dataset_entry, write_grid)
@@ -96,6 +97,32 @@ def test_evaluate_only_without_a_checkpoint_is_named(tiny_builtin, tmp_path,
     assert run_grid.main([grid, '--dry-run']) != 0
     assert 'load_from "checkpoints/missing.pth" does not exist' in \
         capsys.readouterr().err
+
+
+def test_evaluate_only_with_another_models_checkpoint_is_refused(
+        tiny_builtin, tmp_path, capsys):
+    """A RetinaMask checkpoint given to a Mask R-CNN arm: mmengine's
+    load_from would skip every key that does not fit and evaluate a
+    half-random model; planning names the keys instead."""
+    import torch
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+    from mmengine.config import Config
+    register_all_modules()
+    cfg = Config.fromfile(project_path(
+        'configs/retinamask/retinamask_r18-tiny_fpn_builtin.py'))
+    checkpoint = tmp_path / 'retinamask.pth'
+    torch.save(dict(state_dict=MODELS.build(cfg.model).state_dict(),
+                    meta={}), checkpoint)
+    grid = write_grid(tmp_path / 'grid.yaml', tmp_path / 'work',
+                      tiny_builtin, {'released': {'overrides': {
+                          'evaluate_only': True,
+                          'load_from': str(checkpoint)}}})
+    assert run_grid.main([grid, '--dry-run']) == 2
+    err = capsys.readouterr().err
+    assert f'checkpoint {checkpoint} does not fit' in err
+    assert 'missing key(s) (' in err and 'unexpected key(s) (' in err
+    assert 'allow_partial_checkpoint: true' in err
 
 
 @pytest.mark.slow
