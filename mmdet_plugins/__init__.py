@@ -10,7 +10,10 @@ Where things are (one module per file under ``models/``):
 
 - ``engine/``: ``TrustedCheckpointRunner`` (resume on torch >= 2.6),
   ``FiniteLossHook`` (NaN/inf loss stops a run), ``BackboneInitCheckHook``
-  (refuses frozen BN/stages on a backbone without pretrained weights).
+  (refuses frozen BN/stages on a backbone without pretrained weights),
+  ``AccumulatedParamSchedulerHook`` (LR per optimizer step under gradient
+  accumulation), ``AnyDeviceDistributedDataParallel`` (DDP on GPUs and gloo
+  CPU processes), ``RankLossLogHook`` (every rank's losses and images).
 - ``models/layers/attention.py``: ``SE``, ``ESE`` (eSE), ``SpatialAttention``
   (SAM).
 - ``models/backbones/vovnet.py``: ``VoVNet`` V1/V2, none/SE/eSE.
