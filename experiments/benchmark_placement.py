@@ -60,6 +60,7 @@ def step_times(run_dir: str, accumulation: int) -> list:
 def main(argv=None) -> int:
     args = parse_args(argv)
     work = args.work_dir or tempfile.mkdtemp(prefix='placement-')
+    os.makedirs(work, exist_ok=True)
     models = {name: dict(config=args.config, **placement)
               for name, placement in PLACEMENTS.items()}
     grid = osp.join(work, 'placement.yaml')
