@@ -59,7 +59,8 @@ COLUMNS = (['run_id', 'grid', 'model', 'arm', 'dataset', 'seed', 'status']
               'accumulation', 'base_lr', 'recipe', 'paper_total_batch',
               'paper_lr', 'iterations', 'optimizer_steps',
               'wall_time_s', 'gpus', 'gpu_hours', 'peak_gpu_mem_mb',
-              'peak_rss_mb', 'attempts', 'signals', 'config', 'weights',
+              'peak_rss_mb', 'attempts', 'signals', 'resumed_from',
+              'resume_exact', 'config', 'weights',
               'work_dir',
               'detections',
               'val_images', 'val_instances', 'finished_at', 'error',
@@ -293,7 +294,7 @@ def collect_rows(run_dirs: List[str]) -> pd.DataFrame:
 
 
 TEXT_COLUMNS = ['run_id', 'grid', 'model', 'arm', 'dataset', 'status',
-                'recipe', 'latency_device', 'ort_latency_device', 'signals', 'config',
+                'recipe', 'resumed_from', 'resume_exact', 'latency_device', 'ort_latency_device', 'signals', 'config',
                 'weights', 'work_dir', 'detections', 'finished_at', 'error',
                 'log_tail']
 

@@ -164,6 +164,25 @@ def add_tracker(cfg: Config, meta: dict) -> None:
     cfg.visualizer = vis
 
 
+def resume_columns(run_dir: str) -> dict:
+    """``resumed_from`` (``iter 2; iter 4``) and ``resume_exact`` of a run
+    that resumed (``RandomStateHook``'s report); empty when it never did."""
+    from mmdet_plugins.engine.random_state_hook import read_resume_report
+    try:
+        report = read_resume_report(run_dir)
+    except (OSError, ValueError):
+        report = None
+    if not report or not report.get('resumes'):
+        return dict(resumed_from='', resume_exact='')
+    resumes = report['resumes']
+    reasons = sorted({r for x in resumes for r in x.get('reasons') or []})
+    return dict(
+        resumed_from='; '.join(f'{x.get("kind", "iter")} {x.get("step")}'
+                               for x in resumes),
+        resume_exact='yes' if report.get('exact') else
+        'no: ' + '; '.join(reasons))
+
+
 def unwrapped(model):
     """The model inside a DDP wrapper."""
     return model.module if hasattr(model, 'module') else model
@@ -301,6 +320,7 @@ def train_and_evaluate(run_dir: str, launcher: str = 'none') -> dict:
         **peaks,
         attempts=len(ends),
         signals=attempt_signals(ends),
+        **resume_columns(run_dir),
         work_dir=run_dir,
         detections=osp.join(run_dir, 'detections'),
         finished_at=datetime.datetime.now().isoformat(timespec='seconds'),

@@ -3,11 +3,13 @@ from .any_device_ddp import AnyDeviceDistributedDataParallel
 from .backbone_init_check import (BackboneInitCheckHook,
                                   untrained_frozen_backbone)
 from .finite_loss_hook import FiniteLossHook
+from .random_state_hook import RandomStateHook
 from .rank_loss_log_hook import RankLossLogHook
 from .trusted_checkpoint import (TrustedCheckpointRunner,
                                  trust_checkpoints_under)
 
 __all__ = ['AccumulatedParamSchedulerHook', 'AnyDeviceDistributedDataParallel',
-           'BackboneInitCheckHook', 'FiniteLossHook', 'RankLossLogHook',
+           'BackboneInitCheckHook', 'FiniteLossHook', 'RandomStateHook',
+           'RankLossLogHook',
            'TrustedCheckpointRunner',
            'trust_checkpoints_under', 'untrained_frozen_backbone']

@@ -32,6 +32,7 @@ DETERMINISTIC = {
     'model.train_cfg.rpn.sampler.num': 10**6,
     'model.train_cfg.rcnn.sampler.num': 10**6,
     'custom_hooks': [{'type': 'FiniteLossHook'},
+                     {'type': 'RandomStateHook'},
                      {'type': 'RankLossLogHook'}],
 }
 AP_COLUMNS = [f'{t}_{m}' for t in ('box', 'mask')
@@ -132,6 +133,8 @@ def test_a_killed_rank_is_resumed_and_the_run_equals_an_uninterrupted_one(
     row = table.iloc[0]
     assert row.status == 'finished' and row.attempts == 2
     assert row.signals == 'SIGKILL' and row.world_size == 2
+    assert row.resumed_from in ('iter 2', 'iter 4')
+    assert row.resume_exact == 'yes'
     reference = read_results_csv(osp.join(str(tmp_path / 'clean'),
                                           'results.csv')).iloc[0]
     for column in AP_COLUMNS:   # -1 (no object of that size) reads as NaN
