@@ -44,10 +44,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def step_times(run_dir: str, accumulation: int) -> list:
     """Seconds per optimizer step from mmengine's logged ``time``."""
-    [scalars] = [osp.join(run_dir, d, 'vis_data', 'scalars.json')
-                 for d in sorted(os.listdir(run_dir))
-                 if osp.isfile(osp.join(run_dir, d, 'vis_data',
-                                        'scalars.json'))][-1:]
+    # The newest attempt's mmengine log folder (a timestamp).
+    logs = sorted(d for d in os.listdir(run_dir) if osp.isfile(
+        osp.join(run_dir, d, 'vis_data', 'scalars.json')))
+    scalars = osp.join(run_dir, logs[-1], 'vis_data', 'scalars.json')
     times = []
     with open(scalars) as f:
         for line in f:

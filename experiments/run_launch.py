@@ -9,7 +9,6 @@ the run's ``config.py``/``run.json`` and launches ``experiments/train_run.py``
 the lock, so it stays taken until both the child has exited and this process
 has recorded the outcome.
 """
-import ctypes
 import dataclasses
 import os
 import os.path as osp
@@ -34,7 +33,7 @@ from experiments.run_store import (FAILED, FINISHED, DamagedFileError,
                                    read_attempts, read_json, read_run_meta,
                                    run_status, set_aside)
 from experiments.scheduler import AGAIN, Job, StartResult
-from experiments.train_run import EXIT_LOCKED
+from experiments.train_run import EXIT_LOCKED, die_with_parent
 
 LOG_TAIL_LINES = 20
 CPU_SLOT_PREFIX = 'cpu'
@@ -130,14 +129,6 @@ def record_failure(run_dir: str, meta: dict, message: str) -> None:
         meta, status='failed', error=message, work_dir=run_dir,
         attempts=len(ends), signals=attempt_signals(ends),
         log_tail=log_tail(osp.join(run_dir, 'run.log'))))
-
-
-def _die_with_parent() -> None:
-    # A runner killed with SIGKILL cannot stop its children; the kernel does
-    # it for us, so no orphan keeps training (and holding the run's lock).
-    libc = ctypes.CDLL(None, use_errno=True)
-    pr_set_pdeathsig = 1
-    libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
 def child_command(run_dir: str, processes: int) -> List[str]:
@@ -237,7 +228,7 @@ class RunAttempt:
                     child_command(self.run_dir, self.processes),
                     cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
                     env=env, pass_fds=(self.lock.fd,),
-                    start_new_session=True, preexec_fn=_die_with_parent)
+                    start_new_session=True, preexec_fn=die_with_parent)
         except BaseException:
             self.lock.release()
             raise

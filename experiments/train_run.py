@@ -28,6 +28,7 @@ import ctypes
 import datetime
 import os
 import os.path as osp
+import signal
 import sys
 import traceback
 import zipfile
@@ -188,12 +189,12 @@ def unwrapped(model):
     return model.module if hasattr(model, 'module') else model
 
 
-def _is_rank0() -> bool:
-    return int(os.environ.get('RANK', '0')) == 0
-
-
 def _rank() -> int:
     return int(os.environ.get('RANK', '0'))
+
+
+def _is_rank0() -> bool:
+    return _rank() == 0
 
 
 def _world_size(launcher: str) -> int:
@@ -232,13 +233,17 @@ def init_cpu_process_group(launcher: str) -> None:
               f'ranks joined with gloo', flush=True)
 
 
-def _die_with_parent() -> None:
-    # A rank whose launcher is gone (killed by SIGKILL with its runner)
-    # must not train on alone, outside the run's lock.
+def die_with_parent() -> None:
+    """Ask the kernel to SIGKILL this process when its parent dies.
+
+    A runner killed with SIGKILL cannot stop its children, nor a dead
+    ``rank_launch`` its ranks: none may train on alone, outside the run's
+    lock. Used as ``preexec_fn`` of the runner's child
+    (``experiments/run_launch.py``) and by every rank at start.
+    """
     libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
-    if os.getppid() == 1:
-        raise SystemExit('launcher gone before this rank started')
+    pr_set_pdeathsig = 1
+    libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
 def write_error(run_dir: str, launcher: str, phase: str,
@@ -364,7 +369,9 @@ def main() -> None:
                         choices=['none', 'pytorch', 'slurm'])
     args = parser.parse_args()
     if args.launcher != 'none':
-        _die_with_parent()
+        die_with_parent()
+        if os.getppid() == 1:   # the launcher died before the prctl
+            raise SystemExit('launcher gone before this rank started')
     raise SystemExit(run_locked(args.run_dir, args.launcher))
 
 

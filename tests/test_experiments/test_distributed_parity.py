@@ -86,26 +86,20 @@ LR = 0.01
 
 
 def _initial_weights(config: str, path: str) -> None:
+    """Weights both placements start from (the fixture's 2 classes)."""
     from mmdet.registry import MODELS
     from mmdet.utils import register_all_modules
-    from mmengine.config import Config, ConfigDict
+    from mmengine.config import Config
 
     from experiments.grid_spec import project_path
+    from experiments.run_config import _set_num_classes
     register_all_modules()
     cfg = Config.fromfile(project_path(config))
+    _set_num_classes(cfg.model, 2)
     torch.manual_seed(0)
-    model = MODELS.build(ConfigDict(_two_classes(cfg.model.to_dict())))
+    model = MODELS.build(cfg.model)
     model.init_weights()
     torch.save(model.state_dict(), path)
-
-
-def _two_classes(node):
-    if isinstance(node, dict):
-        return {k: (2 if k == 'num_classes' else _two_classes(v))
-                for k, v in node.items()}
-    if isinstance(node, list):
-        return [_two_classes(v) for v in node]
-    return node
 
 
 @pytest.fixture(scope='module')
