@@ -162,6 +162,8 @@ def check_coco(ann_file: str, img_dir: Optional[str] = None,
                 f'positive')
 
     image_ids = {img['id'] for img in coco['images']}
+    image_sizes = {img['id']: [img['height'], img['width']]
+                   for img in coco['images']}
     category_ids = {c['id'] for c in coco['categories']}
     empty_boxes = []
     for i, ann in enumerate(coco['annotations']):
@@ -179,6 +181,15 @@ def check_coco(ann_file: str, img_dir: Optional[str] = None,
         if isinstance(seg, dict) and not {'size', 'counts'} <= set(seg):
             raise CocoFormatError(f'{where} field "segmentation" is an RLE '
                                   f'without "size"/"counts"')
+        if isinstance(seg, dict) and \
+                list(seg['size']) != image_sizes[ann['image_id']]:
+            # pycocotools decodes the RLE at its own size: the mask would not
+            # lie on its image, and mmdet fails deep in the loader.
+            height, width = image_sizes[ann['image_id']]
+            raise CocoFormatError(
+                f'{where} field "segmentation.size" = {list(seg["size"])} '
+                f'differs from its image {ann["image_id"]}\'s [height, '
+                f'width] = [{height}, {width}]')
         if isinstance(seg, list) and any(
                 not isinstance(p, list) or len(p) < 6 or len(p) % 2
                 for p in seg):

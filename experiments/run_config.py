@@ -9,6 +9,7 @@ from typing import Any, Dict, Tuple
 from mmengine.config import Config, ConfigDict
 
 from experiments.batch_recipe import RecipeError, RunRecipe, apply_run_recipe
+from experiments.config_check import config_problems
 from experiments.datasets import PreparedDataset
 from experiments.grid_spec import GridSpecError, RunSpec, project_path
 from experiments.schedule_check import schedule_problems
@@ -235,6 +236,12 @@ def check_model_builds(cfg: Config, where: str) -> int:
     from mmdet_plugins.engine.backbone_init_check import \
         untrained_frozen_backbone
     register_all_modules(init_default_scope=True)
+    if cfg.get('custom_imports'):
+        from mmengine.utils import import_modules_from_strings
+        import_modules_from_strings(**cfg.custom_imports)
+    problems = config_problems(cfg)
+    if problems:
+        raise ConfigBuildError(f'{where}: ' + '; '.join(problems))
     problem = untrained_frozen_backbone(cfg)
     if problem:
         raise ConfigBuildError(f'{where}: {problem}')

@@ -66,6 +66,13 @@ def test_valid_file_passes(tiny_builtin, valid):
      r'images\[2\] has id 2, already used by images\[1\]'),
     (lambda c: c['annotations'][3].update(id=c['annotations'][0]['id']),
      r'annotations\[3\] has id 1, already used by annotations\[0\]'),
+    # An RLE at another size than its image decodes to a mask that does not
+    # lie on it; mmdet would fail in the training child, naming nothing.
+    (lambda c: c['annotations'][0].update(segmentation={
+        'size': [c['images'][0]['height'] + 1, c['images'][0]['width']],
+        'counts': 'abc'}),
+     r'annotations\[0\] \(id=1\) field "segmentation.size" = \[\d+, \d+\] '
+     r'differs from its image 1\'s \[height, width\]'),
     (lambda c: c.update(annotations=[]),
      r'no annotations outside crowd regions \(0 in all\)'),
     (lambda c: [a.update(iscrowd=1) for a in c['annotations']],

@@ -145,7 +145,12 @@ def test_bad_override_is_named_and_nothing_runs(finished_grid, tiny_builtin,
     grid = write_grid(tmp / 'bad.yaml', work_dir, tiny_builtin, {
         'default': {},
         'typo': {'overrides': {'model.backbon.depth': 34}},
-        'unbuildable': {'overrides': {'model.backbone.depth': 7}}})
+        'unbuildable': {'overrides': {'model.backbone.depth': 7}},
+        # A new last key and a type outside the model would start a child
+        # that fails after queueing, naming neither.
+        'loop_typo': {'overrides': {'train_cfg.max_iter': 20}},
+        'optimizer_typo': {'overrides': {
+            'optim_wrapper.optimizer.type': 'SGDD'}}})
     before = os.stat(osp.join(_results(work_dir).iloc[0].work_dir,
                               'FINISHED.json')).st_mtime_ns
     assert run_grid.main([grid]) == 2
@@ -155,6 +160,11 @@ def test_bad_override_is_named_and_nothing_runs(finished_grid, tiny_builtin,
         in err
     assert 'run mask_rcnn/unbuildable/tiny/seed0' in err
     assert 'model does not build' in err and 'invalid depth 7' in err
+    assert 'run mask_rcnn/loop_typo/tiny/seed0' in err
+    assert '"train_cfg.max_iter": IterBasedTrainLoop takes no argument ' \
+        '"max_iter" (it takes max_iters,' in err
+    assert '"optim_wrapper.optimizer.type" = "SGDD" is not a registered ' \
+        'type' in err
     # The finished run is untouched and still the only row.
     df = _results(work_dir)
     assert len(df) == 1 and df.iloc[0].status == 'finished'
