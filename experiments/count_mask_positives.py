@@ -28,6 +28,7 @@ from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 
 import mmdet_plugins  # noqa: F401
+from experiments.run_store import last_checkpoint_target
 from mmdet_plugins.export.checkpoint import (CheckpointMismatchError,
                                              load_weights)
 
@@ -50,8 +51,7 @@ def main(argv=None) -> int:
     # Configs written before the MaskIoU fix carry this refused key.
     cfg.model.train_cfg.get('mask', {}).pop('mask_thr_binary', None)
     model = MODELS.build(cfg.model)
-    with open(osp.join(args.run_dir, 'last_checkpoint')) as f:
-        last = f.read().strip()
+    last = last_checkpoint_target(args.run_dir)
     try:
         # A run directory's own checkpoint (it holds mmengine's log
         # objects): trusted below the run dir.

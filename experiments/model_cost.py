@@ -30,6 +30,7 @@ from typing import Callable, Dict, List, Tuple
 
 import torch
 
+from experiments.run_store import last_checkpoint_target
 from mmdet_plugins.export.exporter import build_test_loader
 
 
@@ -54,11 +55,7 @@ def build_trained_model(run_dir: str, device: str):
 
 
 def last_checkpoint(run_dir: str) -> str:
-    path = osp.join(run_dir, 'last_checkpoint')
-    target = ''
-    if osp.isfile(path):
-        with open(path) as f:
-            target = f.read().strip()
+    target = last_checkpoint_target(run_dir)
     if not target or not osp.isfile(target):
         raise FileNotFoundError(f'{run_dir}: no checkpoint to measure '
                                 f'(last_checkpoint is missing or stale)')

@@ -160,6 +160,24 @@ def saved_checkpoints(run_dir: str) -> List[Tuple[str, int, str]]:
     return sorted(found, key=lambda c: c[1], reverse=True)
 
 
+def last_checkpoint_target(run_dir: str) -> str:
+    """The checkpoint ``run_dir/last_checkpoint`` names, inside ``run_dir``.
+
+    mmengine writes an absolute path. A work dir that was copied or moved
+    still names the original's file, which may exist (and then the resume
+    would load another run's weights, or fail the trusted-dir check): the
+    file name is taken relative to ``run_dir``, where mmengine saves every
+    checkpoint. '' when there is no ``last_checkpoint`` or it is empty.
+    """
+    path = osp.join(run_dir, 'last_checkpoint')
+    if not osp.isfile(path):
+        return ''
+    with open(path) as f:
+        target = f.read().strip()
+    return osp.join(osp.abspath(run_dir), osp.basename(target)) \
+        if target else ''
+
+
 def set_aside(path: str) -> str:
     """Rename a damaged file to ``<name>.damaged-<time>``; return the name.
 

@@ -46,7 +46,8 @@ from experiments.run_progress import (AttemptRecorder, RunProgressHook,
 from experiments.run_store import (FINISHED, append_attempt,
                                    atomic_write_json,
                                    atomic_write_text,
-                                   coco_metrics_to_row, read_attempts,
+                                   coco_metrics_to_row,
+                                   last_checkpoint_target, read_attempts,
                                    read_json, run_status, saved_checkpoints,
                                    set_aside)
 
@@ -89,9 +90,9 @@ def repair_last_checkpoint(run_dir: str) -> None:
     if not osp.isfile(path):
         return
     with open(path) as f:
-        target = f.read().strip()
+        written = f.read().strip()
+    target = last_checkpoint_target(run_dir)
     saved = saved_checkpoints(run_dir)
-    target = osp.abspath(target) if target else ''
     candidates = ([target] if target and osp.isfile(target) else []) + [
         osp.abspath(osp.join(run_dir, name)) for _, _, name in saved
         if osp.abspath(osp.join(run_dir, name)) != target]
@@ -100,6 +101,7 @@ def repair_last_checkpoint(run_dir: str) -> None:
         if problem is None:
             if candidate != target:
                 print(f'{path}: resuming from {candidate}', flush=True)
+            if candidate != written:
                 atomic_write_text(path, candidate)
             return
         kept = set_aside(candidate)

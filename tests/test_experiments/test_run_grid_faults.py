@@ -174,6 +174,26 @@ def test_truncated_latest_checkpoint_falls_back_to_the_previous_one(
                for n in os.listdir(run_dir))
 
 
+def test_a_copied_work_dir_resumes_from_its_own_checkpoint(
+        two_seeds, copy_of):
+    _, src_work = two_seeds
+    grid, work_dir = copy_of
+    run_dir = _run_dirs(work_dir)[0]
+    original = osp.join(src_work, osp.basename(run_dir), 'iter_4.pth')
+    # As cp -r leaves it: last_checkpoint names the original's file, which
+    # exists (mmengine writes absolute paths); the run is unfinished.
+    with open(osp.join(run_dir, 'last_checkpoint'), 'w') as f:
+        f.write(original)
+    os.remove(osp.join(run_dir, 'FINISHED.json'))
+    assert run_grid.main([grid]) == 0
+    with open(osp.join(run_dir, 'last_checkpoint')) as f:
+        assert f.read().strip() == osp.join(run_dir, 'iter_4.pth')
+    starts = [a for a in read_attempts(run_dir) if a['event'] == 'start']
+    assert starts[-1]['iter'] == 4
+    assert json.load(open(osp.join(run_dir, 'FINISHED.json')))[
+        'iterations'] == 4
+
+
 def test_plain_restart_with_a_failed_run_exits_non_zero(copy_of, capsys):
     grid, work_dir = copy_of
     run_dir = _run_dirs(work_dir)[1]
