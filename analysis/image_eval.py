@@ -25,6 +25,7 @@ import contextlib
 import dataclasses
 import io
 import json
+import math
 import os
 import os.path as osp
 import sys
@@ -369,7 +370,50 @@ def load_detections(path: str) -> List[dict]:
         raise ValueError(f'{path}: not valid JSON ({e})') from None
     if not isinstance(dets, list):
         raise ValueError(f'{path}: expected a list of COCO results')
+    name = osp.basename(path)
+    required = ('bbox', ) if '.bbox.' in name else \
+        ('segmentation', ) if '.segm.' in name else ()
+    for i, det in enumerate(dets):
+        problem = _detection_problem(det, required)
+        if problem:
+            raise ValueError(f'{path}: detection [{i}] {problem}')
     return dets
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _detection_problem(det, required: Tuple[str, ...]) -> Optional[str]:
+    """What is wrong with one COCO result, or None.
+
+    pycocotools accepts a NaN score (it sorts anywhere) and a negative box
+    width (its area goes negative); a string score fails in numpy sorting
+    with a message naming no detection.
+    """
+    if not isinstance(det, dict):
+        return f'is a {type(det).__name__}, not an object'
+    for field in ('image_id', 'category_id', 'score') + required:
+        if field not in det:
+            return f'has no field "{field}"'
+    for field in ('image_id', 'category_id'):
+        if not isinstance(det[field], int) or isinstance(det[field], bool):
+            return f'field "{field}" = {det[field]!r} is not an integer id'
+    if not _is_number(det['score']) or not math.isfinite(det['score']):
+        return f'field "score" = {det["score"]!r} is not a finite number'
+    if 'bbox' in det:
+        box = det['bbox']
+        if not isinstance(box, list) or len(box) != 4 or not all(
+                _is_number(v) and math.isfinite(v) for v in box):
+            return f'field "bbox" = {box!r} is not 4 finite numbers'
+        if box[2] < 0 or box[3] < 0:
+            return f'field "bbox" = {box!r} has a negative width or height'
+    if 'segmentation' in det:
+        seg = det['segmentation']
+        if not isinstance(seg, dict) or not {'size', 'counts'} <= set(seg):
+            return 'field "segmentation" is not an RLE with "size" and ' \
+                '"counts"'
+    return None
 
 
 def weights_for(ev: ImageEval, img_ids: Sequence[int]) -> np.ndarray:

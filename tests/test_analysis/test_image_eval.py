@@ -11,7 +11,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from analysis.image_eval import (COCO_AREAS, IOU_THRESHOLDS, evaluate_images,
-                                 log_area_bins, weights_for)
+                                 load_detections, log_area_bins, weights_for)
 
 
 def _quiet(fn, *args):
@@ -235,3 +235,41 @@ def test_without_numba_the_reference_engine_is_used_with_a_warning(
     assert 'numba is not installed' in capsys.readouterr().err
     fast = evaluate_images(coco, copy.deepcopy(dets), 'bbox', engine='fast')
     assert ev.ap() == fast.ap()
+
+
+GOOD_DETECTION = {'image_id': 1, 'category_id': 1, 'score': 0.9,
+                  'bbox': [1.0, 2.0, 3.0, 4.0]}
+
+
+@pytest.mark.parametrize('edit, expected', [
+    ({'score': float('nan')}, 'field "score" = nan is not a finite number'),
+    ({'score': '0.9'}, 'field "score" = \'0.9\' is not a finite number'),
+    ({'bbox': [1.0, 2.0, -3.0, 4.0]},
+     'field "bbox" = [1.0, 2.0, -3.0, 4.0] has a negative width or height'),
+    ({'bbox': [1.0, 2.0, 3.0]}, 'field "bbox" = [1.0, 2.0, 3.0] is not 4 '
+                                'finite numbers'),
+    ({'bbox': None}, 'field "bbox" = None is not 4 finite numbers'),
+    ({'image_id': '1'}, 'field "image_id" = \'1\' is not an integer id'),
+])
+def test_bad_detections_are_named_by_file_index_and_field(tmp_path, edit,
+                                                          expected):
+    path = tmp_path / 'val.bbox.json'
+    path.write_text(json.dumps([GOOD_DETECTION,
+                                {**GOOD_DETECTION, **edit}]))
+    with pytest.raises(ValueError) as err:
+        load_detections(str(path))
+    assert str(err.value) == f'{path}: detection [1] {expected}'
+
+
+def test_a_box_file_without_boxes_is_named(tmp_path):
+    path = tmp_path / 'val.bbox.json'
+    det = {k: v for k, v in GOOD_DETECTION.items() if k != 'bbox'}
+    path.write_text(json.dumps([det]))
+    with pytest.raises(ValueError, match=r'detection \[0\] has no field '
+                                         r'"bbox"'):
+        load_detections(str(path))
+    # The same detection with an RLE is a valid mask result.
+    path = tmp_path / 'val.segm.json'
+    path.write_text(json.dumps([{**det, 'segmentation': {
+        'size': [4, 4], 'counts': '04'}}]))
+    assert len(load_detections(str(path))) == 1
