@@ -32,6 +32,8 @@ from analysis.views.error_breakdown import (  # noqa: E402
     error_breakdown_section)
 from analysis.views.per_category import per_category_section  # noqa: E402
 from analysis.views.provenance import caption, gt_file  # noqa: E402
+from analysis.views.damaged_runs import (  # noqa: E402
+    damaged_runs_section, note_damaged)
 from analysis.views.qualitative import qualitative_section  # noqa: E402
 from analysis.views.training_curves import (  # noqa: E402
     BETA, read_scalars, training_curves_section)
@@ -46,6 +48,9 @@ class RunEvals:
     def __init__(self) -> None:
         self._gt = {}
         self._evals: Dict[tuple, Optional[ImageEval]] = {}
+        # run label -> what is damaged; the run is left out of every
+        # section that needs its detections, and listed in the report.
+        self.damaged: Dict[str, str] = {}
 
     def get(self, row, iou_type: str) -> Optional[ImageEval]:
         key = (row.run_id, iou_type)
@@ -68,9 +73,13 @@ class RunEvals:
                     self._gt[ann] = COCO(ann)
             return self._gt[ann]
 
-        return image_eval_for_run(det_dir, ann, iou_type,
-                                  dict(COCO_AREAS, **FINE_BINS),
-                                  ground_truth)
+        try:
+            return image_eval_for_run(det_dir, ann, iou_type,
+                                      dict(COCO_AREAS, **FINE_BINS),
+                                      ground_truth)
+        except (ValueError, OSError) as e:
+            note_damaged(self.damaged, row, str(e))
+            return None
 
     def for_runs(self, runs: pd.DataFrame,
                  iou_type: str) -> List[ImageEval]:
@@ -389,7 +398,7 @@ def claims_sections(df: pd.DataFrame, all_results: pd.DataFrame,
                     sources: List[str]) -> List[Section]:
     evals = RunEvals()
     costs = arm_cost_rows(all_results, n_resamples)
-    return [error_breakdown_section(df, out_dir),
+    sections = [error_breakdown_section(df, out_dir, evals.damaged),
             per_category_section(df, evals, n_resamples),
             qualitative_section(df, evals, out_dir),
             training_curves_section(df, out_dir),
@@ -402,3 +411,6 @@ def claims_sections(df: pd.DataFrame, all_results: pd.DataFrame,
             attention_section(costs),
             speed_accuracy_section(costs, out_dir),
             beta_section(df, out_dir)]
+    if evals.damaged:
+        sections.append(damaged_runs_section(evals.damaged))
+    return sections

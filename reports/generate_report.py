@@ -49,6 +49,18 @@ def gather_results(df: pd.DataFrame, results_path: str):
     return pd.concat(frames, ignore_index=True), sources
 
 
+def set_aside_previous_report(out_dir: str) -> None:
+    """Rename the last build's report to ``report.previous.*``.
+
+    A build that stops half-way must not leave the old report in place
+    looking current; the old one is kept under a name that says it is old.
+    """
+    for ext in ('html', 'md'):
+        path = osp.join(out_dir, f'report.{ext}')
+        if osp.isfile(path):
+            os.replace(path, osp.join(out_dir, f'report.previous.{ext}'))
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Report a grid\'s results.')
     parser.add_argument('--grid', default=None, help='grid specification')
@@ -92,11 +104,20 @@ def main(argv=None) -> int:
     all_results, sources = df, [results_path]
     if not args.no_other_grids:
         all_results, sources = gather_results(df, results_path)
-    os.makedirs(out_dir, exist_ok=True)
-    sections = claims_sections(df, all_results, out_dir, args.resamples,
-                               sources)
-    paths = write_report(df, out_dir, results_path, args.grid, title=title,
-                         description=description, sections=sections)
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+        set_aside_previous_report(out_dir)
+        sections = claims_sections(df, all_results, out_dir, args.resamples,
+                                   sources)
+        paths = write_report(df, out_dir, results_path, args.grid,
+                             title=title, description=description,
+                             sections=sections)
+    except OSError as e:
+        # A read-only or full place: one line naming it.
+        print(f'error: cannot write the report in {out_dir}: '
+              f'{e.strerror or e}{f" ({e.filename})" if e.filename else ""}',
+              file=sys.stderr)
+        return 2
     print(f'report: {paths["html"]}')
     print(f'        {paths["markdown"]}')
     return 0

@@ -20,7 +20,8 @@ import io
 import json
 import os
 import os.path as osp
-from typing import Dict, List, Tuple
+import sys
+from typing import Dict, List, Optional, Tuple
 
 import matplotlib
 
@@ -32,6 +33,7 @@ import pandas as pd  # noqa: E402
 from analysis.eval_cache import CACHE_DIR, file_hash  # noqa: E402
 from analysis.report import Section, save_figure  # noqa: E402
 from analysis.image_eval import load_detections, mask_areas  # noqa: E402
+from analysis.views.damaged_runs import note_damaged  # noqa: E402
 from analysis.views.provenance import caption, gt_file, gt_json  # noqa: E402
 from experiments.run_store import atomic_write_json  # noqa: E402
 
@@ -133,9 +135,15 @@ def run_breakdown(detections_dir: str, ann_file: str) -> pd.DataFrame:
         cache = osp.join(detections_dir, CACHE_DIR, f'tide-{iou_type}-'
                                                     f'{key}.json')
         if osp.isfile(cache):
-            with open(cache) as f:
-                rows += json.load(f)['rows']
-            continue
+            try:
+                with open(cache) as f:
+                    rows += json.load(f)['rows']
+                continue
+            except (ValueError, KeyError, TypeError) as e:
+                # A cache: recomputed, the damaged file replaced.
+                print(f'warning: {cache}: damaged TIDE cache '
+                      f'({type(e).__name__}: {e}); computing it again',
+                      file=sys.stderr)
         found = [dict(task=task, size=name, **errors)
                  for name, errors in tide_breakdowns(
                      gt_json(ann_file), load_detections(det_file),
@@ -150,8 +158,14 @@ def _arm(r) -> str:
     return f'{r.model}/{r.arm}'
 
 
-def breakdown_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Every finished run's breakdown, one row per run, task and size."""
+def breakdown_table(df: pd.DataFrame,
+                    damaged: Optional[Dict[str, str]] = None
+                    ) -> pd.DataFrame:
+    """Every finished run's breakdown, one row per run, task and size.
+
+    A run whose detections do not read is left out and recorded in
+    ``damaged`` (run label -> message), with a warning.
+    """
     frames = []
     for r in df[df.status == 'finished'].itertuples():
         if not isinstance(r.work_dir, str):
@@ -160,7 +174,11 @@ def breakdown_table(df: pd.DataFrame) -> pd.DataFrame:
         ann = gt_file(r.work_dir)
         if not ann or not osp.isdir(det_dir):
             continue
-        b = run_breakdown(det_dir, ann)
+        try:
+            b = run_breakdown(det_dir, ann)
+        except (ValueError, OSError) as e:
+            note_damaged(damaged if damaged is not None else {}, r, str(e))
+            continue
         if b.empty:
             continue
         b.insert(0, 'arm', _arm(r))
@@ -179,9 +197,11 @@ def _mean_spread(values: pd.Series) -> str:
     return f'{v.mean():.1f} [{v.min():.1f}, {v.max():.1f}]'
 
 
-def error_breakdown_section(df: pd.DataFrame, out_dir: str) -> Section:
+def error_breakdown_section(df: pd.DataFrame, out_dir: str,
+                            damaged: Optional[Dict[str, str]] = None
+                            ) -> Section:
     section = Section('Where AP is lost: TIDE error breakdown', [])
-    table = breakdown_table(df)
+    table = breakdown_table(df, damaged)
     if table.empty:
         section.text.append('No finished run with saved detections.')
         return section

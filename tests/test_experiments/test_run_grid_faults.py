@@ -8,6 +8,7 @@ import subprocess
 
 import pytest
 
+from analysis.eval_cache import CACHE_DIR
 from experiments import run_grid
 from experiments.run_store import (MANIFEST, load_results_table,
                                    read_attempts, read_results_csv)
@@ -53,6 +54,8 @@ def copy_of(two_seeds, tmp_path, tiny_builtin):
                     text = f.read()
                 with open(path, 'w') as f:
                     f.write(text.replace(src_work, str(work_dir)))
+    results = work_dir / 'results.csv'
+    results.write_text(results.read_text().replace(src_work, str(work_dir)))
     grid = write_grid(tmp_path / 'grid.yaml', work_dir, tiny_builtin,
                       {'default': {}}, seeds=[0, 1], overrides=FOUR)
     return grid, str(work_dir)
@@ -149,6 +152,49 @@ def test_report_rebuilds_a_damaged_results_csv(copy_of, capsys):
                                  '--no-other-grids']) == 0
     assert 'damaged results table' in capsys.readouterr().err
     assert len(_results(work_dir)) == 2
+
+
+def test_report_survives_damaged_detections_and_a_garbage_tide_cache(
+        copy_of, capsys):
+    from reports import generate_report
+    grid, work_dir = copy_of
+    args = ['--grid', grid, '--resamples', '20', '--no-other-grids']
+    assert generate_report.main(args) == 0  # fills the TIDE caches
+    capsys.readouterr()
+    damaged_run, cached_run = _run_dirs(work_dir)
+    detections = osp.join(damaged_run, 'detections', 'val.bbox.json')
+    with open(detections, 'r+b') as f:
+        f.truncate(osp.getsize(detections) // 2)
+    cache_dir = osp.join(cached_run, 'detections', CACHE_DIR)
+    [tide_cache] = [osp.join(cache_dir, n) for n in os.listdir(cache_dir)
+                    if n.startswith('tide-bbox-')]
+    with open(tide_cache, 'w') as f:
+        f.write('{"rows": [tru')
+    assert generate_report.main(args) == 0
+    err = capsys.readouterr().err
+    assert f'{detections}: not valid JSON' in err
+    assert f'{tide_cache}: damaged TIDE cache' in err
+    report_dir = osp.join(work_dir, 'report')
+    md = open(osp.join(report_dir, 'report.md')).read()
+    assert '## Damaged runs' in md and f'{detections}: not valid JSON' in md
+    # The previous build is kept under a name that says it is old.
+    assert osp.isfile(osp.join(report_dir, 'report.previous.html'))
+    # The garbage cache was recomputed and replaced.
+    assert json.load(open(tide_cache))['rows']
+
+
+def test_report_into_a_read_only_place_is_one_line(copy_of, tmpfs, capsys):
+    from reports import generate_report
+    grid, _ = copy_of
+    mount, remount = tmpfs
+    os.makedirs(osp.join(mount, 'report'))
+    remount('ro')
+    assert generate_report.main(['--grid', grid, '--resamples', '20',
+                                 '--no-other-grids', '--out',
+                                 osp.join(mount, 'report')]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f'error: cannot write the report in '
+                              f'{mount}/report: Read-only file system')
 
 
 def test_truncated_latest_checkpoint_falls_back_to_the_previous_one(
