@@ -59,13 +59,37 @@ class GridProgress:
     def queued(self) -> int:
         return self.total - sum(self.counts.values()) - len(self.running)
 
-    def eta_s(self) -> Optional[float]:
-        if not self.durations:
+    def _running_left_s(self, label: str, started: float,
+                        mean: Optional[float]) -> Optional[float]:
+        """A running run's time left: from its own iteration rate once it
+        has one, else the mean run's duration less its age."""
+        progress = read_json(osp.join(self.run_dirs.get(label, ''),
+                                      PROGRESS)) or {}
+        done, total = progress.get('iter') or 0, progress.get('max_iters')
+        elapsed = progress.get('elapsed_s') or 0.0
+        if total and 0 < done <= total and elapsed > 0:
+            return elapsed * (total - done) / done
+        if mean is None:
             return None
-        mean = sum(self.durations) / len(self.durations)
-        now = time.time()
-        left = self.queued * mean + sum(
-            max(mean - (now - t), 0.0) for t in self.running.values())
+        return max(mean - (time.time() - started), 0.0)
+
+    def eta_s(self) -> Optional[float]:
+        """Seconds left, or None while unknown.
+
+        A run that outlives the mean is not "0 s from done": its own rate
+        estimates it; with no rate yet the ETA is unknown rather than 0.
+        """
+        mean = (sum(self.durations) / len(self.durations)
+                if self.durations else None)
+        if mean is None and self.queued:
+            return None
+        running = [self._running_left_s(label, started, mean)
+                   for label, started in self.running.items()]
+        if any(left is None for left in running):
+            return None
+        left = (self.queued * mean if self.queued else 0.0) + sum(running)
+        if self.running and left <= 0:
+            return None
         return left / self.slots
 
     def status_line(self) -> str:

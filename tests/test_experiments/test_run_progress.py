@@ -99,3 +99,24 @@ def test_damaged_attempts_line_is_skipped_with_a_warning(tmp_path, capsys):
     assert read_attempts(str(tmp_path)) == [dict(event='start',
                                                  attempt='a')]
     assert 'attempts.jsonl: line 2 is damaged' in capsys.readouterr().err
+
+
+def test_eta_of_a_run_past_the_mean_is_its_own_rate_never_zero(tmp_path):
+    import io
+    from experiments.grid_progress import GridProgress
+    from experiments.run_progress import PROGRESS
+    run_dir = tmp_path / 'run'
+    run_dir.mkdir()
+    progress = GridProgress(2, 1, {'slow': str(run_dir)}, io.StringIO())
+    progress.started('fast', 'training')
+    progress.ended('fast', 'finished')
+    progress.durations = [10.0]  # the mean finished run took 10 s
+    progress.started('slow', 'training')
+    progress.running['slow'] -= 60  # already 60 s, past the mean
+    # No iteration yet: unknown, not "ETA 0m00s".
+    assert progress.eta_s() is None
+    assert 'ETA ?' in progress.status_line()
+    # 5 of 20 iterations in 30 s: 90 s to go, at its own rate.
+    _write(run_dir / PROGRESS, dict(iter=5, max_iters=20, elapsed_s=30.0))
+    assert progress.eta_s() == pytest.approx(90.0)
+    assert 'ETA 1m30s' in progress.status_line()
