@@ -398,6 +398,8 @@ def _main(argv=None) -> int:
         print(f'error: {e}', file=sys.stderr)
         return 2
     work_dir = project_path(args.work_dir or grid.work_dir)
+    # A grid refused at planning leaves no empty work dir behind.
+    created_work_dir = not osp.exists(work_dir)
     problem = None if args.dry_run else check_work_dir(work_dir)
     if problem:
         print(f'error: grid {args.grid}: {problem}; nothing was run',
@@ -423,6 +425,9 @@ def _main(argv=None) -> int:
               f'nothing was run:', file=sys.stderr)
         for p in problems:
             print(f'  - {p}', file=sys.stderr)
+        if created_work_dir and osp.isdir(work_dir) and \
+                not os.listdir(work_dir):
+            os.rmdir(work_dir)
         return 2
 
     where = (f'{len(slot_ids)} slot(s): {",".join(slot_ids)}' if slot_ids

@@ -72,7 +72,11 @@ def atomic_write(path: str, write: Callable[[IO], None],
     """Write ``path`` through ``write(file)`` so readers see the old or the
     new file, never a part of it."""
     directory = osp.dirname(osp.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix='.tmp-')
+    try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix='.tmp-')
+    except OSError as e:
+        # A read-only or full place: name the file the caller meant.
+        raise OSError(e.errno, e.strerror, path) from None
     try:
         with os.fdopen(fd, 'wb' if binary else 'w') as f:
             write(f)

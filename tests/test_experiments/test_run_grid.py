@@ -172,6 +172,16 @@ def test_bad_override_is_named_and_nothing_runs(finished_grid, tiny_builtin,
                             'FINISHED.json')).st_mtime_ns == before
 
 
+def test_a_refused_grid_leaves_no_empty_work_dir(tiny_builtin, tmp_path,
+                                                 capsys):
+    work_dir = tmp_path / 'new' / 'work'
+    grid = write_grid(tmp_path / 'bad.yaml', work_dir, tiny_builtin, {
+        'typo': {'overrides': {'model.backbon.depth': 34}}})
+    assert run_grid.main([grid]) == 2
+    assert 'model.backbon' in capsys.readouterr().err
+    assert not work_dir.exists()
+
+
 def test_missing_dataset_path_is_named(tmp_path, capsys):
     grid = tmp_path / 'g.yaml'
     grid.write_text(textwrap.dedent(f"""

@@ -317,3 +317,15 @@ def test_full_disk_stops_with_one_line_and_resumes_once_freed(
     remount('size=512m')
     assert run_grid.main([grid]) == 0
     assert list(_results(work_dir).status) == ['finished']
+
+
+def test_a_failed_atomic_write_names_the_file_meant(tmpfs):
+    from experiments.run_store import atomic_write_text
+    mount, remount = tmpfs
+    remount('ro')
+    target = osp.join(mount, 'results.csv')
+    with pytest.raises(OSError) as err:
+        atomic_write_text(target, 'x')
+    # Not the temporary .tmp-xxxx file the write went through.
+    assert err.value.filename == target
+    assert 'Read-only file system' in str(err.value)
