@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from analysis.results import summarize  # noqa: E402
+from analysis.results import UNFINISHED, summarize  # noqa: E402
 
 TASKS = (('box', 'Box'), ('mask', 'Mask'))
 SIZE_BINS = (('APs', 'small'), ('APm', 'medium'), ('APl', 'large'))
@@ -130,7 +130,8 @@ def _provenance(results_path: str, grid_path: Optional[str],
         f'Grid: `{grid_path}`' if grid_path else 'Grid: not given (runs '
         'missing from the table cannot be listed as "not run")',
         f'Runs: {len(done)} finished, {int((df.status == "failed").sum())} '
-        f'failed, {int((df.status == "not run").sum())} not run',
+        f'failed, {int((df.status == UNFINISHED).sum())} started but not '
+        f'finished, {int((df.status == "not run").sum())} not run',
         'Datasets: ' + ('; '.join(datasets) if datasets else 'none finished'),
         'Metrics: COCO AP x100 from pycocotools (mmdet CocoMetric) on each '
         'dataset\'s evaluation split (mask APs/APm/APl size a mask '

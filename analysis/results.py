@@ -29,24 +29,35 @@ def load_results(path: str) -> pd.DataFrame:
     return df[COLUMNS]
 
 
+UNFINISHED = 'started, not finished'
+
+
 def with_expected(results: pd.DataFrame,
                   expected: Optional[pd.DataFrame]) -> pd.DataFrame:
-    """Add a ``not run`` row for every expected run without a result.
+    """Add a row for every expected run without a result: ``not run``, or
+    ``started, not finished`` when ``expected`` has a ``started`` column
+    that is true for it (a run dir exists: it is training, or was stopped
+    and resumes with the same command).
 
     Args:
         results: The results table.
-        expected: Columns model, arm, dataset, seed (e.g. from a grid's
-            expansion); None keeps ``results`` as it is.
+        expected: Columns model, arm, dataset, seed and optionally started
+            (e.g. from a grid's expansion); None keeps ``results``.
     """
     if expected is None or expected.empty:
         return results
     keys = ['model', 'arm', 'dataset', 'seed']
     have = set(map(tuple, results[keys].astype(str).values))
-    missing = [row for row in expected[keys].itertuples(index=False)
-               if tuple(map(str, row)) not in have]
+    started = expected['started'] if 'started' in expected else \
+        pd.Series(False, index=expected.index)
+    missing = [(*row, bool(s)) for row, s in zip(
+        expected[keys].itertuples(index=False), started)
+        if tuple(map(str, row)) not in have]
     if not missing:
         return results
-    extra = pd.DataFrame(missing, columns=keys).assign(status='not run')
+    extra = pd.DataFrame(missing, columns=keys + ['started'])
+    extra['status'] = extra.pop('started').map(
+        {True: UNFINISHED, False: 'not run'})
     return pd.concat([results, extra.reindex(columns=results.columns)],
                      ignore_index=True)
 

@@ -4,7 +4,8 @@
     python reports/generate_report.py --results work_dirs/smoke/results.csv
 
 With ``--grid``, the results table defaults to ``<work_dir>/results.csv`` and
-every run the grid defines but the table lacks is shown as "not run".
+every run the grid defines but the table lacks is shown as "not run", or
+"started, not finished" when its run dir exists.
 
 Beyond the comparison, the report re-evaluates every finished run's saved
 detections per image (fine size bins, AP per IoU threshold, bootstrap
@@ -25,6 +26,7 @@ from analysis.claims_report import claims_sections
 from analysis.report import write_report
 from analysis.results import load_results, with_expected
 from experiments.grid_spec import GridSpecError, load_grid, project_path
+from experiments.run_store import read_run_meta, run_status
 
 
 def gather_results(df: pd.DataFrame, results_path: str):
@@ -47,6 +49,21 @@ def gather_results(df: pd.DataFrame, results_path: str):
                 continue
             sources.append(path)
     return pd.concat(frames, ignore_index=True), sources
+
+
+def started_cells(work_dir: str) -> set:
+    """(model, arm, dataset, seed) of every run dir in ``work_dir`` that has
+    started (``run.json``) and has no final status yet."""
+    cells = set()
+    if not osp.isdir(work_dir):
+        return cells
+    for name in os.listdir(work_dir):
+        run_dir = osp.join(work_dir, name)
+        if run_status(run_dir) in ('interrupted', 'damaged'):
+            meta = read_run_meta(run_dir)
+            cells.add((meta.get('model'), meta.get('arm'),
+                       meta.get('dataset'), meta.get('seed')))
+    return cells
 
 
 def set_aside_previous_report(out_dir: str) -> None:
@@ -92,9 +109,12 @@ def main(argv=None) -> int:
             description = grid.description
             results_path = results_path or osp.join(
                 project_path(grid.work_dir), 'results.csv')
+            started = started_cells(project_path(grid.work_dir))
             expected = pd.DataFrame(
-                [(r.model, r.arm, r.dataset, r.seed) for r in grid.expand()],
-                columns=['model', 'arm', 'dataset', 'seed'])
+                [(r.model, r.arm, r.dataset, r.seed,
+                  (r.model, r.arm, r.dataset, r.seed) in started)
+                 for r in grid.expand()],
+                columns=['model', 'arm', 'dataset', 'seed', 'started'])
         df = with_expected(load_results(results_path), expected)
     except (GridSpecError, FileNotFoundError, ValueError) as e:
         print(f'error: {e}', file=sys.stderr)

@@ -1,3 +1,4 @@
+import json
 import math
 import os
 import re
@@ -70,6 +71,29 @@ def test_report_from_partial_results_marks_missing_arms(tmp_path,
     assert results_csv in md and 'grid.yaml' in md
     assert re.search(r'<img [^>]*src="data:image/png;base64,', html)
     assert paths['ap_by_size'].endswith('.png')
+
+
+def test_a_started_run_is_not_called_not_run(tmp_path, results_csv):
+    from reports.generate_report import started_cells
+    # A run dir that started (run.json) and has no final status.
+    run_dir = tmp_path / 'work' / 'retinamask__default__builtin__seed0__x'
+    run_dir.mkdir(parents=True)
+    (run_dir / 'run.json').write_text(json.dumps(dict(
+        model='retinamask', arm='default', dataset='builtin', seed=0)))
+    started = started_cells(str(tmp_path / 'work'))
+    assert started == {('retinamask', 'default', 'builtin', 0)}
+    cells = [('retinamask', 'default', 'builtin', 0),
+             ('retinamask', 'default', 'builtin', 1)]
+    expected = pd.DataFrame([(*c, c in started) for c in cells],
+                            columns=['model', 'arm', 'dataset', 'seed',
+                                     'started'])
+    df = with_expected(load_results(results_csv), expected)
+    rows = df[df.model == 'retinamask'].set_index('seed').status
+    assert rows[0] == 'started, not finished' and rows[1] == 'not run'
+    paths = write_report(df, str(tmp_path / 'report'), results_csv)
+    md = open(paths['markdown']).read()
+    assert '1 started but not finished, 1 not run' in md
+    assert '1/2 started, not finished' in md
 
 
 def test_report_with_nothing_finished(tmp_path):
