@@ -26,10 +26,11 @@ from experiments.run_launch import (PlannedRun, log_tail, prepare_run_dir,
                                     record_failure)
 from experiments.run_lock import RunLock
 from experiments.run_store import (FAILED, RESULTS, DamagedFileError,
-                                   atomic_write_json, read_json,
-                                   read_run_meta, run_status, warn,
-                                   write_results)
-from experiments.slurm_job import SlurmRun
+                                   atomic_write_json, read_attempts,
+                                   read_json, read_run_meta, run_status,
+                                   warn, write_results)
+from experiments.slurm_job import (STOPPED_BY_SIGTERM, STOPPED_BY_USR2,
+                                   SlurmRun)
 from experiments.slurm_queue import (SLURM_JOB, SlurmQueryError, is_active,
                                      job_logs, job_states, recorded_states,
                                      state_of)
@@ -168,13 +169,23 @@ def _wait(args, waiting: Dict[str, tuple], work_dir: str,
     return _completion(planned)
 
 
+def stopped_by_slurm(run_dir: str) -> str:
+    """The cause recorded when Slurm stopped the run's last attempt (its
+    ``end`` record's ``cause``), or ''."""
+    ends = [r for r in read_attempts(run_dir) if r.get('event') == 'end']
+    cause = ends[-1].get('cause', '') if ends else ''
+    return cause if cause in (STOPPED_BY_SIGTERM, STOPPED_BY_USR2) else ''
+
+
 def _collect(p: PlannedRun, job_id: str, state: str,
              work_dir: str) -> tuple:
     """``(status, detail)`` of a run whose job has ended.
 
     A job that ended with its run neither finished nor failed (cancelled,
     killed with its node, crashed before training) fails the run here,
-    with the job's Slurm log, unless another process is training it.
+    with the job's Slurm log, unless another process is training it or
+    Slurm stopped its last attempt (``interrupted``: the same command
+    resumes it, as the job's log says).
     """
     status = run_status(p.run_dir)
     if status == 'finished':
@@ -183,6 +194,13 @@ def _collect(p: PlannedRun, job_id: str, state: str,
     tail = ''.join(f'{osp.basename(log)}: {line}\n' for log in logs
                    for line in log_tail(log, LOG_LINES).splitlines())
     if status != 'failed':
+        stopped = stopped_by_slurm(p.run_dir)
+        if stopped:
+            # scancel, the time limit, preemption without requeue: the job's
+            # log said the run resumes, so it is not failed here either.
+            return 'interrupted', (
+                f'ended ({state}): {stopped}; the run resumes from its last '
+                f'checkpoint when the same command runs again')
         lock = RunLock(p.run_dir)
         if not lock.acquire():
             return 'failed', (f'ended ({state}); the run is being trained '
