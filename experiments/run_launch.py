@@ -25,8 +25,9 @@ from experiments.grid_spec import PROJECT_ROOT, GridSpec, RunSpec
 from experiments.rank_launch import clear_rank_errors
 from experiments.run_lock import LOCK_FD_ENV, RunLock
 from experiments.run_config import weights_source
-from experiments.run_progress import (ATTEMPT_ID_ENV, attempt_signals,
-                                      close_attempt, new_attempt_id,
+from experiments.run_progress import (ATTEMPT_ID_ENV, AttemptRecorder,
+                                      attempt_signals, close_attempt,
+                                      new_attempt_id,
                                       signal_kills_in_a_row)
 from experiments.run_store import (FAILED, FINISHED, DamagedFileError,
                                    append_attempt, atomic_write_json,
@@ -205,6 +206,11 @@ class RunAttempt:
                 if osp.isfile(osp.join(self.run_dir, stale)):
                     os.remove(osp.join(self.run_dir, stale))
             clear_rank_errors(self.run_dir)
+            # An attempt killed with an earlier runner has no end record;
+            # its child's successor would write one only once it runs, after
+            # this attempt's kills were counted. Closed here, it ends the
+            # row of kills: a runner restart is not a kill of the run.
+            AttemptRecorder(self.run_dir).close_killed_attempts()
             # --retry-failed starts the count of signal kills again.
             fresh = status == 'failed'
             self.kills_before = 0 if fresh else \

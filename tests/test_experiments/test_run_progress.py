@@ -53,6 +53,33 @@ def test_attempt_killed_before_training_is_recorded_with_its_signal(
     assert failed['signals'] == 'SIGKILL; SIGKILL'
 
 
+def test_a_runner_restart_ends_the_row_of_kills(tmp_path, monkeypatch):
+    """A kill, then the runner killed with the next attempt: after the
+    restart the run has all its retries again, even when the new child is
+    killed before it could close the attempt that died with the runner."""
+    run_dir = str(tmp_path)
+    _write(osp.join(run_dir, 'run.json'), dict(model='m'))
+    now = time.time()
+    with open(osp.join(run_dir, 'attempts.jsonl'), 'w') as f:
+        for record in (
+                dict(event='launch', attempt='k1', time_s=now - 60),
+                dict(event='end', attempt='k1', status='killed by SIGKILL',
+                     signal='SIGKILL', counts=True),
+                dict(event='launch', attempt='a2', time_s=now - 30)):
+            f.write(json.dumps(record) + '\n')
+    monkeypatch.setattr('experiments.run_launch.child_command',
+                        lambda run_dir, gpus: [sys.executable, '-c',
+                                               'import time; time.sleep(60)'])
+    attempt = RunAttempt(run_dir, retry_failed=False, signal_retries=1)
+    proc = attempt.begin(dict(os.environ))
+    os.kill(proc.pid, signal.SIGKILL)
+    # One retry is left: the kill before the restart does not count.
+    assert attempt.end(proc.wait()) == AGAIN
+    events = [(r['event'], r['attempt']) for r in read_attempts(run_dir)]
+    assert events[2:4] == [('launch', 'a2'), ('end', 'a2')]
+    assert events[4][0] == 'launch'
+
+
 def test_child_uses_the_runners_attempt_id(tmp_path, monkeypatch):
     monkeypatch.setenv(ATTEMPT_ID_ENV, 'abc123')
     assert AttemptRecorder(str(tmp_path)).attempt_id == 'abc123'
