@@ -143,7 +143,7 @@ def speed_accuracy_section(cost_rows: List[dict], out_dir: str) -> Section:
     if not panels:
         section.text.append('Nothing to draw: no run has a latency.')
         return section
-    fig, axes = plt.subplots(1, panels, figsize=(6 * panels, 4.5),
+    fig, axes = plt.subplots(1, panels, figsize=(6.5 * panels, 4.8),
                              squeeze=False)
     axes = list(axes[0])
     if not published.empty:
@@ -161,9 +161,17 @@ def speed_accuracy_section(cost_rows: List[dict], out_dir: str) -> Section:
         ax.grid(alpha=0.3)
     colours = plt.rcParams['axes.prop_cycle'].by_key()['color']
     grids = sorted({r['grid'] for r in rows})
+    keys = []  # the numbered points, listed under the figure
     for ax, device in zip(axes, devices):
         drawn, tasks = set(), set()
-        for r in (r for r in rows if r['device'] == device):
+        on_device = [r for r in rows if r['device'] == device]
+        # The axis is set by the medians: one noisy interval (a loaded
+        # machine) must not squeeze every point into a corner; an interval
+        # past the edge is cut there and its end is listed.
+        x_max = 1.5 * max(r['_lat'].value for r in on_device)
+        load = max((r['other_load'] for r in on_device
+                    if r['other_load'] == r['other_load']), default=None)
+        for r in on_device:
             lat = r['_lat']
             task = 'mask' if r['mask_AP'] == r['mask_AP'] else 'box'
             tasks.add(task)
@@ -172,19 +180,25 @@ def speed_accuracy_section(cost_rows: List[dict], out_dir: str) -> Section:
             ort = r['runtime'] == 'onnxruntime'
             key = (r['grid'], r['runtime'])
             ax.errorbar(lat.value, y, xerr=[[lat.value - lat.lo],
-                                            [lat.hi - lat.value]],
+                                            [min(lat.hi, x_max) - lat.value]],
                         fmt='o' if task == 'mask' else 's', capsize=3,
                         color=colour, mfc='none' if ort else colour,
                         label=None if key in drawn
                         else f'grid {r["grid"]} ({r["runtime"]})')
             drawn.add(key)
-            ax.annotate(f'{r["model"]}/{r["arm"]}{" ORT" if ort else ""} '
-                        f'(n={r["seeds"]})',
-                        (lat.value, y), fontsize=6, xytext=(3, 3),
-                        textcoords='offset points')
-        ax.set_title(f'ours, timed on {device}', fontsize=9)
-        ax.set_xlabel('median ms per image (95% interval over images and '
-                      'timing rounds)')
+            # A number, not a name, beside each point: names collide.
+            cut = ' (interval cut at the edge)' if lat.hi > x_max else ''
+            keys.append(f'[{len(keys) + 1}] {r["model"]}/{r["arm"]}'
+                        f'{" (onnxruntime)" if ort else ""} on {device}: '
+                        f'{lat.value:.1f} ms [{lat.lo:.1f}, {lat.hi:.1f}]'
+                        f'{cut}, {task} AP {y:.1f}, {r["seeds"]} seed(s)')
+            ax.annotate(str(len(keys)), (lat.value, y), fontsize=7,
+                        xytext=(4, 4), textcoords='offset points')
+        ax.set_xlim(0, x_max)
+        ax.set_title(f'ours, timed on {device}' + (
+            f' (other load up to {load:.1f} cores)' if load else ''),
+            fontsize=9)
+        ax.set_xlabel('median ms per image (bars: 95% interval)')
         # Say only what is drawn: squares are box-only models.
         ax.set_ylabel('AP x100 (circle: mask, square: box)'
                       if tasks == {'mask', 'box'}
@@ -193,6 +207,8 @@ def speed_accuracy_section(cost_rows: List[dict], out_dir: str) -> Section:
         ax.grid(alpha=0.3)
     section.figures.append(save_figure(
         fig, osp.join(out_dir, 'speed_vs_accuracy.png')))
+    if keys:
+        section.text.append('Numbered points: ' + '; '.join(keys) + '.')
     if rows:
         section.tables.append(pd.DataFrame(
             [{k: v for k, v in r.items() if k != '_lat'} for r in rows]))

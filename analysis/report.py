@@ -4,8 +4,10 @@ import dataclasses
 import datetime
 import html
 import os
-import re
 import os.path as osp
+import platform
+import re
+import subprocess
 from typing import Dict, List, Optional, Sequence
 
 import matplotlib
@@ -69,6 +71,7 @@ def comparison_table(summary: pd.DataFrame) -> pd.DataFrame:
             else f'{int(r.iterations)}'
         row['wall (s)'] = '–' if r.wall_time_s != r.wall_time_s \
             else f'{r.wall_time_s:.0f}'
+        row['weights'] = r.weights or '–'
         row['runs'] = r.run_ids or '–'
         rows.append(row)
     return pd.DataFrame(rows)
@@ -145,8 +148,55 @@ def _provenance(results_path: str, grid_path: Optional[str],
         'includes its RoI heads on 1000 proposals, CenterMask\'s and '
         'RetinaMask\'s only the dense head, so compare them within a family '
         '(backbone GFLOPs in the SE vs eSE section compare across all).',
-        f'Generated: {datetime.datetime.now().isoformat(timespec="seconds")}',
+        f'Generated: {datetime.datetime.now().isoformat(timespec="seconds")}'
+        f' by code {_code_commit()}, {_package_versions()}; machine '
+        f'{platform.node() or "?"} ({platform.platform()}, {os.cpu_count()} '
+        f'CPU cores, Python {platform.python_version()}). Each run\'s own '
+        f'config is in its run dir (`config.py`).',
     ]
+
+
+def _code_commit() -> str:
+    """The checkout's commit (``+ local changes`` when dirty), or ``?``."""
+    root = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    try:
+        commit = subprocess.run(['git', 'rev-parse', '--short=12', 'HEAD'],
+                                cwd=root, capture_output=True, text=True,
+                                timeout=10).stdout.strip()
+        dirty = subprocess.run(['git', 'status', '--porcelain',
+                                '--untracked-files=no'], cwd=root,
+                               capture_output=True, text=True,
+                               timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return '?'
+    return (commit or '?') + (' + local changes' if dirty else '')
+
+
+def _package_versions() -> str:
+    from importlib import metadata
+    found = []
+    for name in ('torch', 'mmcv', 'mmengine', 'mmdet', 'pycocotools'):
+        try:
+            found.append(f'{name} {metadata.version(name)}')
+        except metadata.PackageNotFoundError:
+            found.append(f'{name} not installed')
+    return ', '.join(found)
+
+
+_NUMBER_CELL = re.compile(r'^[-+]?[\d.]+(e[-+]?\d+)?( ± [\d.]+)?'
+                          r'( \[[-\d., ]+\])?$|^[–-]?$|^nan$')
+
+
+def _table_html(table: pd.DataFrame, table_id: str) -> str:
+    """An HTML table whose number columns are right-aligned, text left."""
+    text = table.to_html(index=False, border=0, classes='results',
+                         na_rep='–', table_id=table_id)
+    rules = [f'#{table_id} td:nth-child({i + 1}),'
+             f'#{table_id} th:nth-child({i + 1}){{text-align:right}}'
+             for i, col in enumerate(table.columns)
+             if len(table) and all(_NUMBER_CELL.match(str(v).strip())
+                                   for v in table[col].tolist())]
+    return (f'<style>{"".join(rules)}</style>' if rules else '') + text
 
 
 def _md_table(t: pd.DataFrame) -> str:
@@ -237,8 +287,7 @@ def write_report(df: pd.DataFrame, out_dir: str, results_path: str,
     parts += ['</ol></nav>', heading('Provenance'), '<ul>']
     parts += [f'<li>{_html_text(p)}</li>' for p in provenance]
     parts += ['</ul>', heading('Comparison'),
-              table.to_html(index=False, border=0, classes='results',
-                            na_rep='–')]
+              _table_html(table, 'table-comparison')]
     if figure:
         parts += [heading('AP by object size'),
                   _embedded_png(figure, 'AP by COCO area bin')]
@@ -246,8 +295,8 @@ def write_report(df: pd.DataFrame, out_dir: str, results_path: str,
     for sec in sections:
         parts.append(heading(sec.title))
         parts += [f'<p>{_html_text(t)}</p>' for t in sec.text]
-        parts += [t.to_html(index=False, border=0, classes='results',
-                            na_rep='–') for t in sec.tables if not t.empty]
+        parts += [_table_html(t, f'table-{_anchor(sec.title)}-{i}')
+                  for i, t in enumerate(sec.tables) if not t.empty]
         for p in sec.figures:
             parts.append(_embedded_png(p, sec.title))
             paths[osp.splitext(osp.basename(p))[0]] = p
@@ -257,7 +306,7 @@ def write_report(df: pd.DataFrame, out_dir: str, results_path: str,
     style = ('body{font-family:sans-serif;max-width:1400px;margin:2em auto}'
              'table.results{border-collapse:collapse;font-size:13px}'
              'table.results td,table.results th{padding:3px 8px;'
-             'border-bottom:1px solid #ddd;text-align:right}'
+             'border-bottom:1px solid #ddd;text-align:left}'
              'img{max-width:100%}code{background:#f4f4f4;padding:0 2px}'
              'nav ol{columns:2}')
     with open(paths['html'], 'w') as f:

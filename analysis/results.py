@@ -88,7 +88,10 @@ def summarize(df: pd.DataFrame,
         status = ', '.join(f'{n}/{len(group)} {s}' for s, n in counts.items())
         row = dict(zip(GROUP, key), status=status, n_seeds=len(done),
                    seeds=','.join(str(int(s)) for s in sorted(done.seed)),
-                   run_ids=','.join(done.run_id.astype(str)))
+                   run_ids=','.join(done.run_id.astype(str)),
+                   weights='; '.join(sorted(set(
+                       done.weights.dropna().astype(str))))
+                   if 'weights' in done else '')
         for m in metrics:
             values = done[m].to_numpy(dtype=float)
             row[m] = float(np.nanmean(values)) if np.any(

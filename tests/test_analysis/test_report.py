@@ -71,6 +71,20 @@ def test_report_from_partial_results_marks_missing_arms(tmp_path,
     assert results_csv in md and 'grid.yaml' in md
     assert re.search(r'<img [^>]*src="data:image/png;base64,', html)
     assert paths['ap_by_size'].endswith('.png')
+    # Number columns right-aligned, text columns (model, status) left.
+    header = md.splitlines()[[i for i, line in enumerate(md.splitlines())
+                              if line.startswith('| model')][0]]
+    columns = [c.strip() for c in header.strip('|').split('|')]
+    right = {int(n) for n in re.findall(
+        r'#table-comparison td:nth-child\((\d+)\)', html)}
+    assert columns.index('seeds') + 1 in right
+    assert columns.index('Box AP') + 1 in right
+    assert columns.index('model') + 1 not in right
+    assert columns.index('status') + 1 not in right
+    assert 'weights' in columns
+    # Provenance names the code, the packages and the machine.
+    assert re.search(r'by code ([0-9a-f]{12}|\?)', md)
+    assert 'torch ' in md and 'mmdet ' in md and 'CPU cores' in md
 
 
 def test_a_started_run_is_not_called_not_run(tmp_path, results_csv):
