@@ -169,17 +169,20 @@ def last_checkpoint_target(run_dir: str) -> str:
 
     mmengine writes an absolute path. A work dir that was copied or moved
     still names the original's file, which may exist (and then the resume
-    would load another run's weights, or fail the trusted-dir check): the
-    file name is taken relative to ``run_dir``, where mmengine saves every
-    checkpoint. '' when there is no ``last_checkpoint`` or it is empty.
+    would load another run's weights, or fail the trusted-dir check): a
+    file of that name in ``run_dir``, where mmengine saves every
+    checkpoint, comes first; the path as written otherwise. '' when there
+    is no ``last_checkpoint`` or it is empty.
     """
     path = osp.join(run_dir, 'last_checkpoint')
     if not osp.isfile(path):
         return ''
     with open(path) as f:
         target = f.read().strip()
-    return osp.join(osp.abspath(run_dir), osp.basename(target)) \
-        if target else ''
+    if not target:
+        return ''
+    own = osp.join(osp.abspath(run_dir), osp.basename(target))
+    return own if osp.isfile(own) or not osp.isfile(target) else target
 
 
 def set_aside(path: str) -> str:

@@ -82,13 +82,21 @@ def overfit_totals(config: str, root: str, steps: int = 30,
     model.init_weights()
     model.train()
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+    # As the tiny runtime trains (configs/_base_/schedules/tiny_iters.py): a
+    # linear warm-up from 1/100 and gradient clipping at 10. Without them
+    # CM2's MaskIoU initialisation (Kaiming fan_out FCs, which the official
+    # recipe tames with its 1/1000 warm-up) diverges at a full LR.
+    warmup = max(steps // 3, 1)
     totals = []
-    for _ in range(steps):
+    for step in range(steps):
+        for group in optimizer.param_groups:
+            group['lr'] = lr * min(1.0, 0.01 + 0.99 * step / warmup)
         data = model.data_preprocessor(batch, True)
         losses = model(**data, mode='loss')
         total = sum(v for k, v in losses.items() if 'loss' in k)
         optimizer.zero_grad()
         total.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
         optimizer.step()
         totals.append(float(total))
     return totals

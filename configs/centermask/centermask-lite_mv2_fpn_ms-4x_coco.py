@@ -3,6 +3,12 @@
 # (open-mmlab://mmdet/mobilenet_v2, RGB with ImageNet mean/std), P3-P5 from
 # the 32-, 96- and 320-channel stages (strides 8, 16, 32), BN frozen as the
 # VoVNet Lite models. The rest is CenterMask-Lite (128-channel FPN and heads).
+# Default weights: mmdet's (mmcls-trained, RGB), because they download
+# themselves. CM2 starts from its own mobilenet_v2_detectron2.pth, fed BGR
+# with std 1 (its yaml sets no PIXEL_MEAN/STD: detectron2 v0.3 defaults),
+# which must be downloaded by hand and converted: that is
+# centermask-lite_mv2-cm2-weights_fpn_ms-4x_coco.py (docs/weights.md).
+# CM2 (FREEZE_AT 0, FrozenBN everywhere) freezes BN only, as here.
 _base_ = './centermask-lite_v-39_fpn_ms-4x_coco.py'
 model = dict(
     data_preprocessor=dict(
@@ -18,6 +24,10 @@ model = dict(
         init_cfg=dict(type='Pretrained',
                       checkpoint='open-mmlab://mmdet/mobilenet_v2')),
     neck=dict(in_channels=[24, 32, 96, 320]))
+# mmdet's MobileNetV2 always runs its last 1x1 conv (conv2, 320 -> 1280),
+# whose output no out_index takes: its parameters get no gradient, which DDP
+# refuses unless told (mmdet's yolov3_mobilenetv2 config does the same).
+find_unused_parameters = True
 paper_recipe = dict(
     source='CM2 configs/centermask/centermask_lite_Mv2_FPN_ms_4x.yaml '
            '@6adabd6 (batch 16, LR 0.01, 360k, 300k/340k) + detectron2 '

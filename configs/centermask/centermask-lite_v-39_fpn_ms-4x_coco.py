@@ -12,7 +12,10 @@ model = dict(
     mask_head=dict(num_convs=2, in_channels=width, conv_out_channels=width),
     # Official Lite MaskIoU head: 2 convs at 128 channels (the last stride 2).
     maskiou_head=dict(num_convs=2, in_channels=width,
-                      conv_out_channels=width))
+                      conv_out_channels=width),
+    # CM2 samples at most 128 mask positives per image (ROI_HEADS
+    # BATCH_SIZE_PER_IMAGE 512 x POSITIVE_FRACTION 0.25).
+    train_cfg=dict(mask=dict(max_pos_per_img=128)))
 train_pipeline = [
     dict(type='LoadImageFromFile', backend_args=None),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),

@@ -12,10 +12,46 @@ _base_ = [
     'mmdet::_base_/default_runtime.py',
     '../_base_/plugins_runtime.py',
 ]
+# FCOS decoded as CM1 (maskrcnn_benchmark/modeling/rpn/fcos/inference.py
+# @72147e8): class score > INFERENCE_TH 0.03 (centermask_R_50_FPN_1x.yaml;
+# the same threshold picks the mask branch's training detections), score
+# cls x centerness without the square root, boxes clipped right after
+# decoding (clip_to_image), so NMS, the mask RoIs and Eq. 2 see clipped
+# boxes. PRE_NMS_TOP_N 1000, NMS_TH 0.6, POST_NMS_TOP_N_TRAIN 100 and
+# TEST.DETECTIONS_PER_IMG 50 are the base's.
+model = dict(
+    # CM1's FCOS decoding (fcos/inference.py): score cls x ctr, boxes
+    # clipped at decode; CM1's IOULoss (layers/iou_loss.py): 1e-7 on the
+    # GIoU's enclosing area.
+    bbox_head=dict(score_mode='product', clip_boxes='decode',
+                   loss_bbox=dict(enclose_eps=1e-7)),
+    # CM1's initialisation (roi_mask_predictors.py, make_layers.py): every
+    # mask conv, the deconv and the predictor Kaiming normal fan_out, bias 0
+    # (the SAM conv keeps CM2's MSRA: CM1 leaves it at PyTorch's default);
+    # the MaskIoU FCs Caffe2 Xavier (kaiming_uniform a=1), as mmdet's
+    # MaskIoUHead. CM2's N(0, 0.001) predictor and Kaiming fan_out FCs are
+    # set back in the VoVNet configs.
+    mask_head=dict(init_cfg=dict(
+        type='Kaiming', layer=['Conv2d', 'ConvTranspose2d'], mode='fan_out',
+        nonlinearity='relu', distribution='normal', bias=0)),
+    maskiou_head=dict(init_cfg=[
+        dict(type='Kaiming', override=dict(name='convs')),
+        dict(type='Caffe2Xavier', override=dict(name='fcs')),
+        dict(type='Normal', std=0.01, override=dict(name='fc_mask_iou'))]),
+    # CM1 INFERENCE_TH 0.03, in training (the mask branch's detections) and
+    # at test (centermask_R_50_FPN_1x.yaml).
+    train_cfg=dict(mask=dict(score_thr=0.03)),
+    test_cfg=dict(score_thr=0.03))
+# CM1's optimizer (maskrcnn-benchmark solver/build.py make_optimizer,
+# BIAS_LR_FACTOR 2, WEIGHT_DECAY_BIAS 0, WEIGHT_DECAY 1e-4 from the yaml):
+# every parameter named "bias" -- GN's included -- at LR x2 without decay,
+# everything else (GN weights too) decays; no gradient clipping. mmengine's
+# bias_lr_mult skips norm layers, so the FCOS towers' GN biases get it by key.
 optim_wrapper = dict(
     optimizer=dict(lr=0.01),
-    paramwise_cfg=dict(bias_lr_mult=2., bias_decay_mult=0.),
-    clip_grad=dict(max_norm=35, norm_type=2))
+    paramwise_cfg=dict(
+        bias_lr_mult=2., bias_decay_mult=0.,
+        custom_keys={'.gn.bias': dict(lr_mult=2., decay_mult=0.)}))
 max_iters = 90000
 train_cfg = dict(_delete_=True, type='IterBasedTrainLoop',
                  max_iters=max_iters, val_interval=max_iters)

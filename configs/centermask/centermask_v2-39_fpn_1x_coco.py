@@ -26,7 +26,28 @@ model = dict(
         norm_cfg=dict(type='BN', requires_grad=False),
         norm_eval=True,
         init_cfg=dict(type='Pretrained', checkpoint=vovnet_weights)),
-    neck=dict(in_channels=[256, 512, 768, 1024]))
+    neck=dict(in_channels=[256, 512, 768, 1024]),
+    # FCOS decoded as CM2 (the base model's, reset from the R-50 config's
+    # CM1 decoding): score sqrt(cls x centerness), clipped only at the end,
+    # INFERENCE_TH_TRAIN / _TEST 0.05 (centermask/config/defaults.py).
+    # CM2's IOULoss (centermask/layers/iou_loss.py): no epsilon on the
+    # GIoU's enclosing area.
+    bbox_head=dict(score_mode='sqrt', clip_boxes='final',
+                   loss_bbox=dict(enclose_eps=0.0)),
+    # CM2's initialisation, reset from the R-50 config's CM1 one: mask
+    # predictor N(0, 0.001), convs / deconv MSRA (mask_head.py, sam.py);
+    # MaskIoU convs and FCs Kaiming normal fan_out (maskiou_head.py).
+    mask_head=dict(init_cfg=dict(
+        type='Kaiming', layer=['Conv2d', 'ConvTranspose2d'], mode='fan_out',
+        nonlinearity='relu', distribution='normal', bias=0,
+        override=dict(type='Normal', name='conv_logits', std=0.001,
+                      bias=0))),
+    maskiou_head=dict(init_cfg=[
+        dict(type='Kaiming', override=dict(name='convs')),
+        dict(type='Kaiming', override=dict(name='fcs')),
+        dict(type='Normal', std=0.01, override=dict(name='fc_mask_iou'))]),
+    train_cfg=dict(mask=dict(score_thr=0.05)),
+    test_cfg=dict(score_thr=0.05))
 # CM2's solver (Base-CenterMask-VoVNet.yaml + detectron2 v0.3 defaults):
 # batch 16, SGD 0.01, linear warm-up from 1/1000 over 1000 iterations, 90k
 # iterations, LR / 10 at 60k and 80k. Input stays single-scale 800 as in the
@@ -38,6 +59,12 @@ param_scheduler = [
     dict(type='MultiStepLR', by_epoch=False, begin=0, end=90000,
          milestones=[60000, 80000], gamma=0.1)
 ]
+# CM2's optimizer (detectron2 v0.3 solver/build.py
+# get_default_optimizer_params with BIAS_LR_FACTOR 1, WEIGHT_DECAY_BIAS =
+# WEIGHT_DECAY, WEIGHT_DECAY_NORM 0): biases as weights, no decay on norm
+# layers (GN/BN weight and bias); no clipping (CLIP_GRADIENTS off).
+optim_wrapper = dict(paramwise_cfg=dict(
+    _delete_=True, bias_lr_mult=1., bias_decay_mult=1., norm_decay_mult=0.))
 paper_recipe = dict(
     total_batch=16, lr=0.01, warmup_iters=1000, warmup_factor=0.001,
     warmup_method='linear', max_iters=90000, milestones=[60000, 80000],

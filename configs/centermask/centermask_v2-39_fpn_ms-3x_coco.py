@@ -15,6 +15,10 @@ train_pipeline = [
     dict(type='PackDetInputs')
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+# CM2's CenterROIHeads trains the mask branch on at most 128 positives per
+# image (detectron2 v0.3 ROI_HEADS.BATCH_SIZE_PER_IMAGE 512 x
+# POSITIVE_FRACTION 0.25 through subsample_labels).
+model = dict(train_cfg=dict(mask=dict(max_pos_per_img=128)))
 max_iters = 270000
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 param_scheduler = [

@@ -1,6 +1,18 @@
 """MobileNetV2 ImageNet weights with the original (legacy) key names ->
 mmdet's ``MobileNetV2``.
 
+Two files use the legacy names: the reference PyTorch MobileNetV2's
+ImageNet weights (``features.*``, BN with ``num_batches_tracked``) and
+centermask2's ``mobilenet_v2_detectron2.pth`` (CM2 README, "ImageNet
+Pretrained Models"), whose ``centermask/modeling/backbone/mobilenet.py`` is
+the same network with detectron2 layers: ``features`` 0..17 (no final 1x1
+conv ``features.18``, no classifier), ``FrozenBatchNorm2d`` (weight, bias,
+running_mean, running_var as buffers; no ``num_batches_tracked``), and in a
+detectron2 file the ``backbone.bottom_up.`` prefix. CM2 feeds its file BGR
+images, mean subtracted, std 1 (``centermask_lite_Mv2_FPN_ms_4x.yaml`` sets
+no PIXEL_MEAN/STD, so detectron2 v0.3's defaults hold); the reference
+ImageNet weights were trained on RGB with ImageNet mean/std.
+
 The legacy layout (the reference PyTorch MobileNetV2 that torchvision's
 first release and many packages copy) is one ``features`` Sequential:
 ``features.0`` the stem conv-BN, ``features.1`` .. ``features.17`` the
@@ -27,17 +39,41 @@ def _block_names():
     return names
 
 
+# detectron2 files name the backbone ``backbone.bottom_up.``; DDP adds
+# ``module.``.
+_PREFIXES = ('module.', 'backbone.bottom_up.', 'bottom_up.', 'backbone.')
+
+
+def _unwrap(state_dict: Dict) -> Dict[str, torch.Tensor]:
+    for name in ('model', 'state_dict'):
+        if isinstance(state_dict.get(name), dict):
+            state_dict = state_dict[name]
+    state_dict = dict(state_dict)
+    for prefix in _PREFIXES:
+        if any(k.startswith(prefix) for k in state_dict):
+            state_dict = {k[len(prefix):]: v for k, v in state_dict.items()
+                          if k.startswith(prefix)}
+    return state_dict
+
+
 def convert_legacy_mobilenet_v2(
         state_dict: Dict[str, torch.Tensor]) -> 'OrderedDict':
     """Legacy ``features.*`` keys -> mmdet ``MobileNetV2`` keys.
+
+    Takes the reference ImageNet file or centermask2's
+    ``mobilenet_v2_detectron2.pth`` (also wrapped in ``model`` /
+    ``state_dict``, with a ``backbone.bottom_up.`` or ``module.`` prefix).
+    A FrozenBN without ``num_batches_tracked`` gets a zero one, so the result
+    loads strictly into mmdet's BN. CM2's file has no ``features.18``, so
+    mmdet's ``conv2`` stays missing: CM2 never runs it, and with
+    ``out_indices`` up to 6 mmdet computes it but uses no output of it.
 
     Raises:
         ValueError: naming a key that has no place in mmdet's MobileNetV2.
     """
     blocks = _block_names()
     last = len(blocks) + 1
-    state_dict = {k[len('module.'):] if k.startswith('module.') else k: v
-                  for k, v in state_dict.items()}
+    state_dict = _unwrap(state_dict)
     units_per_block: Dict[int, int] = {}
     for key in state_dict:
         m = re.fullmatch(r'features\.(\d+)\.conv\.(\d+)\.\w+', key)
@@ -70,4 +106,35 @@ def convert_legacy_mobilenet_v2(
             continue
         raise ValueError(f'MobileNetV2 key {key!r} has no place in mmdet\'s '
                          f'MobileNetV2')
+    for key in [k for k in out if k.endswith('.bn.running_var')]:
+        tracked = key[:-len('running_var')] + 'num_batches_tracked'
+        out.setdefault(tracked, torch.tensor(0, dtype=torch.long))
     return out
+
+
+def main(argv=None) -> None:
+    """``python -m mmdet_plugins.converters.mobilenet_v2 SRC DST``: write
+    SRC (e.g. CM2's ``mobilenet_v2_detectron2.pth``) as an mmdet
+    ``MobileNetV2`` checkpoint for a ``Pretrained`` ``init_cfg``."""
+    import argparse
+
+    from mmdet.models.backbones import MobileNetV2
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument('src')
+    parser.add_argument('dst')
+    args = parser.parse_args(argv)
+    state = convert_legacy_mobilenet_v2(
+        torch.load(args.src, map_location='cpu', weights_only=True))
+    result = MobileNetV2(out_indices=(1, 2, 4, 6)).load_state_dict(
+        state, strict=False)
+    missing = [k for k in result.missing_keys if not k.startswith('conv2.')]
+    if missing or result.unexpected_keys:
+        raise ValueError(f'{args.src}: missing {missing}, unexpected '
+                         f'{result.unexpected_keys}')
+    torch.save({'state_dict': state}, args.dst)
+    print(f'{args.dst}: {len(state)} tensors; mmdet keys not in the file: '
+          f'{len(result.missing_keys)} (conv2 only)')
+
+
+if __name__ == '__main__':
+    main()

@@ -50,6 +50,31 @@ def _decode(coder, priors: Tensor, deltas: Tensor,
     return clip_boxes(boxes, img_shape) if coder.clip_border else boxes
 
 
+def _fcos_candidates(priors, cls_scores, bbox_preds, centernesses,
+                     num_classes: int, nms_pre: int, score_thr: float
+                     ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    """``CenterMaskFCOSHead``'s candidates (CM1 / CM2): per level the top
+    ``nms_pre`` (point, class) pairs by cls x centerness among those whose
+    class score exceeds ``score_thr``. Returns ``(priors, deltas,
+    products, labels)``; a product of -1 marks a pair under the threshold.
+    """
+    out = [[] for _ in range(4)]
+    for prior, cls, reg, ctr in zip(priors, cls_scores, bbox_preds,
+                                    centernesses):
+        cls = cls[0].permute(1, 2, 0).reshape(-1, num_classes).sigmoid()
+        reg = reg[0].permute(1, 2, 0).reshape(-1, 4)
+        ctr = ctr[0].permute(1, 2, 0).reshape(-1).sigmoid()
+        prod = torch.where(cls > score_thr, cls * ctr[:, None],
+                           torch.full_like(cls, -1.)).reshape(-1)
+        top, index = prod.topk(torch.sym_min(nms_pre, prod.shape[0]))
+        point = torch.div(index, num_classes, rounding_mode='floor')
+        out[0].append(prior[point])
+        out[1].append(reg[point])
+        out[2].append(top)
+        out[3].append(index % num_classes)
+    return tuple(torch.cat(x) for x in out)
+
+
 def _class_masks(mask_head, feats: Tensor, labels: Tensor) -> Tensor:
     """Each RoI's mask logits for its class, (n, M, M)."""
     logits = mask_head(feats)
@@ -87,6 +112,10 @@ class MaskOnDetectionsGraph(nn.Module):
         self.centerness = isinstance(head, FCOSHead)
         self.sqrt_score = (isinstance(head, CenterMaskFCOSHead)
                            and head.score_mode == 'sqrt')
+        self.official_fcos = isinstance(head, CenterMaskFCOSHead)
+        self.clip_final = (self.official_fcos
+                           and head.clip_boxes == 'final')
+        self.nms_max = int(cfg.max_per_img)
 
     def forward(self, image: Tensor, img_shape: Tensor
                 ) -> Tuple[Tensor, ...]:
@@ -97,6 +126,18 @@ class MaskOnDetectionsGraph(nn.Module):
         priors = head.prior_generator.grid_priors(
             [c.shape[-2:] for c in cls_scores], dtype=image.dtype,
             device=image.device)
+        if self.official_fcos:
+            priors, deltas, prod, labels = _fcos_candidates(
+                priors, cls_scores, bbox_preds, outs[2],
+                head.cls_out_channels, self.nms_pre, self.score_thr)
+            boxes = head.bbox_coder.decode(priors, deltas)
+            if not self.clip_final:
+                boxes = clip_boxes(boxes, img_shape)
+            valid = (prod >= 0) & box_size_valid(boxes, self.min_bbox_size)
+            prod = prod.clamp(min=0)
+            scores = prod.sqrt() if self.sqrt_score else prod
+            return self._nms_and_masks(x, boxes, scores, labels, valid,
+                                       img_shape)
         priors, deltas, cls, labels, _, ctr = dense_candidates(
             priors, cls_scores, bbox_preds, head.cls_out_channels,
             head.bbox_coder.encode_size, self.nms_pre,
@@ -111,10 +152,28 @@ class MaskOnDetectionsGraph(nn.Module):
             scores = torch.sqrt(cls * ctr)
         else:
             scores = cls * ctr
+        return self._nms_and_masks(x, boxes, scores, labels, valid,
+                                   img_shape)
+
+    def _nms_and_masks(self, x, boxes: Tensor, scores: Tensor,
+                       labels: Tensor, valid: Tensor, img_shape: Tensor
+                       ) -> Tuple[Tensor, ...]:
+        model = self.model
+        # CM2 (clip_boxes='final'): the RoIs unclipped, the output boxes
+        # clipped, those the clipping leaves empty dropped after the head's
+        # top max_per_img, then the top mask.max_per_img.
         keep = class_nms(boxes, scores, labels, valid, self.iou,
-                         self.max_num)
+                         self.nms_max if self.clip_final else self.max_num)
         boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
-        feats = roi_features(model.mask_roi_extractor, x, boxes, img_shape)
+        rois = boxes
+        if self.clip_final:
+            boxes = clip_boxes(boxes, img_shape)
+            nonempty = ((boxes[:, 2] > boxes[:, 0]) &
+                        (boxes[:, 3] > boxes[:, 1])).nonzero()[:, 0]
+            nonempty = nonempty[:self.max_num]
+            rois, boxes = rois[nonempty], boxes[nonempty]
+            scores, labels = scores[nonempty], labels[nonempty]
+        feats = roi_features(model.mask_roi_extractor, x, rois, img_shape)
         class_logits = _class_masks(model.mask_head, feats, labels)
         mask_scores = scores
         if model.with_maskiou:

@@ -1,10 +1,11 @@
-"""centermask2's mask and MaskIoU heads, for parity tests only.
+"""Official heads' module structure and forward, for parity tests only.
 
 Condensed from youngwanLEE/centermask2 (``centermask/modeling/centermask/
 sam.py``: ``SpatialAttention``, ``SpatialAttentionMaskHead``;
 ``maskiou_head.py``: ``MaskIoUHead``) with detectron2's ``Conv2d`` written
 as a conv followed by its activation. Module names, and so state-dict keys,
-are the official ones.
+are the official ones. Each class names the file (and commit) it
+transcribes: centermask2 @6adabd6, chengyangfu/retinamask @5bcf2e7.
 """
 import torch
 import torch.nn.functional as F
@@ -12,6 +13,9 @@ from torch import nn
 
 
 class SpatialAttention(nn.Module):
+    """centermask2 @6adabd6 ``centermask/modeling/centermask/sam.py``
+    ``SpatialAttention`` (``__init__``, ``forward``: mean and max over
+    channels, 3x3 conv without bias, sigmoid gate)."""
 
     def __init__(self, kernel_size=3):
         super().__init__()
@@ -25,6 +29,10 @@ class SpatialAttention(nn.Module):
 
 
 class SpatialAttentionMaskHead(nn.Module):
+    """centermask2 @6adabd6 ``centermask/modeling/centermask/sam.py``
+    ``SpatialAttentionMaskHead`` (``__init__``, ``layers``): ``mask_fcn{k}``
+    conv + ReLU (no norm), ``spatialAtt``, ``deconv`` + ReLU, 1x1
+    ``predictor``."""
 
     def __init__(self, input_channels, conv_dims, num_conv, num_classes):
         super().__init__()
@@ -47,6 +55,10 @@ class SpatialAttentionMaskHead(nn.Module):
 
 
 class MaskIoUHead(nn.Module):
+    """centermask2 @6adabd6 ``centermask/modeling/centermask/
+    maskiou_head.py`` ``MaskIoUHead`` (``__init__``, ``forward``): the mask
+    max-pooled 2x2 and concatenated last, ``maskiou_fcn{k}`` conv + ReLU
+    (the last one stride 2), two FCs + ReLU, ``maskiou`` linear."""
 
     def __init__(self, input_channels, conv_dims, num_conv, num_classes,
                  resolution=14):
@@ -76,6 +88,8 @@ class MaskIoUHead(nn.Module):
 
 
 class Scale(nn.Module):
+    """centermask2 @6adabd6 ``centermask/modeling/fcos/fcos.py``
+    ``Scale``."""
 
     def __init__(self, init_value=1.0):
         super().__init__()
@@ -86,9 +100,10 @@ class Scale(nn.Module):
 
 
 class FCOSHead(nn.Module):
-    """centermask2's ``fcos.py`` head with GN towers, no shared tower, no
-    deformable conv; ``forward`` returns logits, ReLU'd regression in
-    stride units, centerness (from the box tower)."""
+    """centermask2 @6adabd6 ``centermask/modeling/fcos/fcos.py``
+    ``FCOSHead`` (``__init__``, ``forward``) with GN towers, no shared
+    tower, no deformable conv; ``forward`` returns logits, ReLU'd
+    regression in stride units, centerness (from the box tower)."""
 
     def __init__(self, in_channels, num_classes, num_convs, num_levels=5):
         super().__init__()
@@ -118,10 +133,15 @@ class FCOSHead(nn.Module):
 
 
 class RetinaMaskHeads(nn.Module):
-    """chengyangfu/retinamask's RetinaNet head (``rpn.head``: towers of
-    conv + ReLU, ``cls_logits``, ``bbox_pred``) and Mask R-CNN mask head
-    (``mask.feature_extractor.mask_fcn1..4``, ``mask.predictor.conv5_mask``,
-    ``mask_fcn_logits`` with the background class 0), as module names."""
+    """chengyangfu/retinamask @5bcf2e7's RetinaNet head (``rpn.head``:
+    ``maskrcnn_benchmark/modeling/rpn/retinanet.py`` ``RetinaNetHead``
+    ``__init__``/``forward``, towers of conv + ReLU without GN,
+    ``cls_logits``, ``bbox_pred``) and Mask R-CNN mask head
+    (``modeling/roi_heads/mask_head/roi_mask_feature_extractors.py``
+    ``MaskRCNNFPNFeatureExtractor``: ``mask.feature_extractor.mask_fcn1..4``
+    conv + ReLU; ``roi_mask_predictors.py`` ``MaskRCNNC4Predictor``:
+    ``mask.predictor.conv5_mask`` + ReLU, ``mask_fcn_logits`` with the
+    background class 0), as module names."""
 
     def __init__(self, channels, num_classes, num_anchors=9, num_convs=4):
         super().__init__()

@@ -1,7 +1,7 @@
 """The official VoVNet's module structure, for parity tests only.
 
-Condensed from centermask2 (youngwanLEE/centermask2,
-``centermask/modeling/backbone/vovnet.py``): the same ``OrderedDict`` unit
+Condensed from youngwanLEE/centermask2 @6adabd6
+``centermask/modeling/backbone/vovnet.py``: the same ``OrderedDict`` unit
 names (``stem_1/conv``, ``OSA2_1_0/norm``, ``OSA2_1_reduction_0/conv``,
 ``OSA2_1_concat/conv``, ``ese.fc``), the same ``_OSA_stage`` / ``_OSA_module``
 nesting, eSE in every block, identity in blocks 2..n, and detectron2's
@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+# vovnet.py lines 30-107: VoVNet19_slim_dw_eSE .. VoVNet99_eSE, _STAGE_SPECS
+# (the ``eSE`` flag is left out: every block builds eSE regardless).
 _STAGE_SPECS = {
     'V-19-slim-dw-eSE': dict(stem=[64, 64, 64], stage_conv_ch=[64, 80, 96, 112],
                              stage_out_ch=[112, 256, 384, 512],
@@ -43,7 +45,8 @@ _STAGE_SPECS = {
 
 
 class FrozenBatchNorm2d(nn.Module):
-    """detectron2's FrozenBatchNorm2d: fixed statistics and affine."""
+    """detectron2 v0.3 ``detectron2/layers/batch_norm.py``
+    ``FrozenBatchNorm2d`` (buffers, eps 1e-5; its grad-mode ``forward``)."""
 
     def __init__(self, num_features: int, eps: float = 1e-5) -> None:
         super().__init__()
@@ -60,6 +63,7 @@ class FrozenBatchNorm2d(nn.Module):
 
 
 def dw_conv3x3(in_channels, out_channels, module_name, postfix, stride=1):
+    """centermask2 @6adabd6 ``centermask/modeling/backbone/vovnet.py`` ``dw_conv3x3``."""
     return [
         (f'{module_name}_{postfix}/dw_conv3x3',
          nn.Conv2d(in_channels, out_channels, 3, stride, 1,
@@ -72,6 +76,7 @@ def dw_conv3x3(in_channels, out_channels, module_name, postfix, stride=1):
 
 
 def conv3x3(in_channels, out_channels, module_name, postfix, stride=1):
+    """centermask2 @6adabd6 ``centermask/modeling/backbone/vovnet.py`` ``conv3x3`` (kernel 3, padding 1)."""
     return [
         (f'{module_name}_{postfix}/conv',
          nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False)),
@@ -81,6 +86,7 @@ def conv3x3(in_channels, out_channels, module_name, postfix, stride=1):
 
 
 def conv1x1(in_channels, out_channels, module_name, postfix):
+    """centermask2 @6adabd6 ``centermask/modeling/backbone/vovnet.py`` ``conv1x1``."""
     return [
         (f'{module_name}_{postfix}/conv',
          nn.Conv2d(in_channels, out_channels, 1, 1, 0, bias=False)),
@@ -90,6 +96,8 @@ def conv1x1(in_channels, out_channels, module_name, postfix):
 
 
 class eSEModule(nn.Module):  # noqa: N801 -- the official name
+    """centermask2 @6adabd6 ``centermask/modeling/backbone/vovnet.py`` ``eSEModule`` with ``Hsigmoid`` inlined
+    (``relu6(x + 3) / 6``)."""
 
     def __init__(self, channel):
         super().__init__()
@@ -102,6 +110,7 @@ class eSEModule(nn.Module):  # noqa: N801 -- the official name
 
 
 class _OSA_module(nn.Module):  # noqa: N801
+    """centermask2 @6adabd6 ``centermask/modeling/backbone/vovnet.py`` ``_OSA_module`` (``__init__``, ``forward``), DCN left out."""
 
     def __init__(self, in_ch, stage_ch, concat_ch, layer_per_block,
                  module_name, identity=False, depthwise=False):
@@ -141,6 +150,8 @@ class _OSA_module(nn.Module):  # noqa: N801
 
 
 class _OSA_stage(nn.Sequential):  # noqa: N801
+    """centermask2 @6adabd6 ``centermask/modeling/backbone/vovnet.py`` ``_OSA_stage`` (the unused ``SE`` flag and DCN left
+    out)."""
 
     def __init__(self, in_ch, stage_ch, concat_ch, block_per_stage,
                  layer_per_block, stage_num, depthwise=False):
@@ -159,7 +170,9 @@ class _OSA_stage(nn.Sequential):  # noqa: N801
 
 
 class OfficialVoVNet(nn.Module):
-    """``forward`` returns the outputs of stage2..stage5."""
+    """centermask2 @6adabd6 ``centermask/modeling/backbone/vovnet.py`` ``VoVNet.__init__`` / ``forward`` (stem, stages;
+    freezing and ``out_features`` left out): ``forward`` returns the outputs
+    of stage2..stage5."""
 
     def __init__(self, conv_body: str):
         super().__init__()

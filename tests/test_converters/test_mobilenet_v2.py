@@ -105,3 +105,100 @@ def test_pretrained_features_tell_real_images_apart(legacy_weights,
     print(f"flip-vs-other cosine margin: pretrained {pretrained:.3f}, untrained {untrained:.3f}")
     assert pretrained > 0.3, pretrained
     assert pretrained > 3 * untrained, (pretrained, untrained)
+
+
+# centermask2's own file (mobilenet_v2_detectron2.pth) cannot be fetched
+# here: a model with CM2's module structure (tests/reference/
+# official_mobilenet_v2.py) and random weights stands in for it.
+def _cm2_state():
+    from reference.official_mobilenet_v2 import OfficialMobileNetV2
+    torch.manual_seed(0)
+    official = OfficialMobileNetV2()
+    with torch.no_grad():
+        for name, buf in official.named_buffers():
+            low, high = (0.5, 2.0) if name.endswith(
+                ('running_var', 'weight')) else (-0.5, 0.5)
+            buf.uniform_(low, high)
+    official.eval()
+    # detectron2 saves the backbone as backbone.bottom_up.* under 'model'.
+    state = {'model': {f'backbone.bottom_up.{k}': v
+                       for k, v in official.state_dict().items()}}
+    return official, state
+
+
+def test_cm2_keys_map_to_mmdet_names():
+    _, state = _cm2_state()
+    converted = convert_legacy_mobilenet_v2(state)
+    src = state['model']
+    pairs = {
+        'conv1.conv.weight': 'features.0.0.weight',
+        'conv1.bn.running_var': 'features.0.1.running_var',
+        # expand ratio 1: conv.0 is the depthwise conv, conv.3 the linear.
+        'layer1.0.depthwise_conv.conv.weight': 'features.1.conv.0.weight',
+        'layer1.0.linear_conv.bn.bias': 'features.1.conv.4.bias',
+        'layer2.0.expand_conv.conv.weight': 'features.2.conv.0.weight',
+        'layer2.0.depthwise_conv.bn.weight': 'features.2.conv.4.weight',
+        'layer4.3.linear_conv.conv.weight': 'features.10.conv.6.weight',
+        'layer7.0.linear_conv.bn.running_mean': 'features.17.conv.7.'
+                                                'running_mean',
+    }
+    for ours, theirs in pairs.items():
+        assert torch.equal(converted[ours], src[f'backbone.bottom_up.{theirs}'])
+    assert converted['layer3.2.linear_conv.bn.num_batches_tracked'] == 0
+
+
+def test_cm2_weights_load_and_compute_what_cm2_computes():
+    """All of CM2's tensors find their place (nothing left over, only
+    mmdet's unused ``conv2`` without weights) and res2..res5 agree."""
+    official, state = _cm2_state()
+    model = MobileNetV2(out_indices=(1, 2, 4, 6))
+    result = model.load_state_dict(convert_legacy_mobilenet_v2(state),
+                                   strict=False)
+    # torch never reports num_batches_tracked as missing.
+    conv2 = {k for k in model.state_dict() if k.startswith('conv2.')
+             and not k.endswith('num_batches_tracked')}
+    assert not result.unexpected_keys
+    assert set(result.missing_keys) == conv2
+    model.eval()
+    x = torch.randn(2, 3, 64, 96)
+    with torch.no_grad():
+        outs = model(x)
+        want = official(x)
+    assert [o.shape[1] for o in outs] == [24, 32, 96, 320]
+    for out, name in zip(outs, ('res2', 'res3', 'res4', 'res5')):
+        torch.testing.assert_close(out, want[name], atol=1e-5, rtol=1e-5)
+
+
+def test_cli_writes_a_checkpoint_mmengine_loads(tmp_path):
+    from mmengine.runner import load_checkpoint
+
+    from mmdet_plugins.converters.mobilenet_v2 import main
+    official, state = _cm2_state()
+    src, dst = str(tmp_path / 'cm2.pth'), str(tmp_path / 'mmdet.pth')
+    torch.save(state, src)
+    main([src, dst])
+    model = MobileNetV2(out_indices=(1, 2, 4, 6))
+    load_checkpoint(model, dst, map_location='cpu', strict=False)
+    # features 11-13 are layer5; conv.3 is an expanding block's depthwise.
+    assert torch.equal(model.layer5[2].depthwise_conv.conv.weight,
+                       official.features[13].conv[3].weight)
+
+
+def test_cm2_weights_config_feeds_what_cm2_feeds():
+    """BGR, detectron2's mean, std 1 (detectron2 v0.3 defaults; CM2's Lite
+    MV2 yaml sets none), FrozenBN everywhere and no frozen stage
+    (FREEZE_AT 0), P3-P5 from res3-res5."""
+    from mmengine.config import Config
+    root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    cfg = Config.fromfile(osp.join(
+        root, 'configs/centermask/'
+        'centermask-lite_mv2-cm2-weights_fpn_ms-4x_coco.py'))
+    pre, backbone = cfg.model.data_preprocessor, cfg.model.backbone
+    assert pre.mean == [103.53, 116.28, 123.675]
+    assert pre.std == [1.0, 1.0, 1.0]
+    assert not pre.get('bgr_to_rgb', False)
+    assert backbone.norm_cfg.requires_grad is False and backbone.norm_eval
+    assert backbone.frozen_stages == -1
+    assert backbone.init_cfg.checkpoint.endswith('.pth')
+    assert cfg.model.neck.start_level == 1
+    assert cfg.model.neck.in_channels[1:] == [32, 96, 320]

@@ -114,6 +114,58 @@ def test_all_level_loss_equals_mmdet_per_level_loss():
     assert torch.allclose(a['loss_bbox'], sum(b['loss_bbox']), rtol=1e-5)
 
 
+def _one_anchor_head(normalizer):
+    """RetinaMaskHead with one 16 x 16 anchor per cell of a stride-16 map:
+    a 32 x 32 image has 4 anchors, row by row [0, 0, 16, 16],
+    [16, 0, 32, 16], [0, 16, 16, 32], [16, 16, 32, 32]."""
+    register_all_modules()
+    cfg = Config.fromfile(project_path(TINY)).model
+    head_cfg = copy.deepcopy(cfg.bbox_head)
+    head_cfg.num_classes = 2
+    head_cfg.loss_normalizer = normalizer
+    head_cfg.anchor_generator = dict(
+        type='AnchorGenerator', octave_base_scale=1, scales_per_octave=1,
+        ratios=[1.0], strides=[16], center_offset=0.5)
+    head_cfg.loss_bbox = dict(type='SmoothL1Loss', beta=0.11)
+    head_cfg.train_cfg = copy.deepcopy(cfg.train_cfg)
+    head_cfg.train_cfg.pop('mask')
+    return MODELS.build(head_cfg)
+
+
+@pytest.mark.parametrize('normalizer', ['retinamask', 'mmdet'])
+def test_loss_normalisers_by_hand(normalizer):
+    """RM ``maskrcnn_benchmark/modeling/rpn/retinanet_loss.py`` @5bcf2e7
+    (lines 150-159): box loss (summed) / (num_pos * 4), focal loss (summed)
+    / (num_pos + N images)."""
+    from mmengine.structures import InstanceData
+    head = _one_anchor_head(normalizer)
+    # Image 1: GT [2, 0, 18, 16] matches anchor 0 (IoU 224 / 288 = 0.78);
+    # target dx = (10 - 8) / 16 / 0.1 = 1.25, dy = dw = dh = 0.
+    # Image 2: GTs equal to anchors 1 and 3 (IoU 1, targets 0).
+    # Everything else has IoU < 0.4: negative. 3 positives, N = 2.
+    gts = [InstanceData(bboxes=torch.tensor([[2., 0., 18., 16.]]),
+                        labels=torch.tensor([0])),
+           InstanceData(bboxes=torch.tensor([[16., 0., 32., 16.],
+                                             [16., 16., 32., 32.]]),
+                        labels=torch.tensor([1, 0]))]
+    metas = [dict(img_shape=(32, 32), pad_shape=(32, 32))] * 2
+    # Logits 0 (p = 0.5) and zero deltas everywhere.
+    losses = head.loss_by_feat([torch.zeros(2, 2, 2, 2)],
+                               [torch.zeros(2, 4, 2, 2)], gts, metas)
+    # Focal loss (alpha 0.25, gamma 2) at p = 0.5 per (anchor, class):
+    # positive 0.25 x 0.5^2 x ln 2 = 0.0433217, negative 0.75 x 0.5^2 x
+    # ln 2 = 0.1299651. 8 anchors x 2 classes: 3 positive, 13 negative:
+    # sum = 3 x 0.0433217 + 13 x 0.1299651 = 1.8195114.
+    # Smooth L1 (beta 0.11) of dx 1.25: 1.25 - 0.055 = 1.195, the sum.
+    if normalizer == 'retinamask':
+        want_cls = 1.8195114 / (3 + 2)
+        want_box = 1.195 / (4 * 3)
+    else:  # mmdet: both over the positives
+        want_cls, want_box = 1.8195114 / 3, 1.195 / 3
+    assert losses['loss_cls'].item() == pytest.approx(want_cls, rel=1e-5)
+    assert losses['loss_bbox'].item() == pytest.approx(want_box, rel=1e-5)
+
+
 @pytest.mark.slow
 def test_short_cpu_training_lowers_the_loss(tiny_builtin):
     """Thirty SGD steps on one real batch of the built-in dataset."""

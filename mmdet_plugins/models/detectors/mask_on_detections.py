@@ -23,6 +23,16 @@ from torch import Tensor
 from ..roi_extractors import AdaptiveRoIExtractor
 
 
+def roi_boxes(detections: InstanceData) -> Tensor:
+    """The boxes the mask branch pools from and Eq. 2 measures.
+
+    A box head that clips only its final boxes (``CenterMaskFCOSHead``
+    with ``clip_boxes='final'``, centermask2) hands them over unclipped as
+    ``roi_bboxes``; otherwise they are the detections' ``bboxes``.
+    """
+    return detections.get('roi_bboxes', detections.bboxes)
+
+
 class MaskOnDetectionsDetector(SingleStageDetector):
     """A dense detector plus a mask branch trained on its detections.
 
@@ -179,7 +189,7 @@ class MaskOnDetectionsDetector(SingleStageDetector):
         cap = self.mask_train_cfg.max_pos_per_img
         for det, gt in zip(detections, batch_gt_instances):
             proposals = InstanceData(
-                priors=torch.cat([det.bboxes.detach(), gt.bboxes]))
+                priors=torch.cat([roi_boxes(det).detach(), gt.bboxes]))
             assign = self.mask_assigner.assign(proposals, gt)
             if cap is not None:
                 pos = (assign.gt_inds > 0).nonzero().flatten()
@@ -258,7 +268,10 @@ class MaskOnDetectionsDetector(SingleStageDetector):
         results_list = [
             r[r.scores.argsort(descending=True)[:top_n]]
             if len(r) > top_n else r for r in results_list]
-        rois = bbox2roi([r.bboxes for r in results_list])
+        rois = bbox2roi([roi_boxes(r) for r in results_list])
+        for r in results_list:  # the masks are pasted into ``bboxes``
+            if 'roi_bboxes' in r:
+                del r.roi_bboxes
         if rois.shape[0] == 0:
             results_list = empty_instances(
                 batch_img_metas, rois.device, task_type='mask',

@@ -7,6 +7,8 @@ from typing import Optional
 import torch
 from mmdet.models.layers import ChannelAttention, SELayer
 from mmdet.registry import MODELS
+from mmdet.utils import OptMultiConfig
+from mmengine.model import BaseModule
 from torch import Tensor, nn
 
 ATTENTIONS = ('none', 'se', 'ese')
@@ -44,15 +46,26 @@ class SE(SELayer):
 
 
 @MODELS.register_module()
-class SpatialAttention(nn.Module):
+class SpatialAttention(BaseModule):
     """SAM, the spatial attention of SAG-Mask.
 
     Mean and max over channels, concatenated (2 channels) -> 3x3 conv 2->1
     without bias -> sigmoid -> multiply.
+
+    Initialised as centermask2's SAM (``centermask/modeling/centermask/
+    sam.py`` @6adabd6, ``c2_msra_fill``): Kaiming normal, fan_out, ReLU
+    gain (std sqrt(2 / 9)). CM1 keeps PyTorch's default here.
+
+    Args:
+        kernel_size: Of the conv (official: 3).
+        init_cfg: mmengine init config.
     """
 
-    def __init__(self, kernel_size: int = 3) -> None:
-        super().__init__()
+    def __init__(self, kernel_size: int = 3,
+                 init_cfg: OptMultiConfig = dict(
+                     type='Kaiming', layer='Conv2d', mode='fan_out',
+                     nonlinearity='relu', distribution='normal')) -> None:
+        super().__init__(init_cfg=init_cfg)
         self.conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2,
                               bias=False)
 
