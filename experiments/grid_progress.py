@@ -81,8 +81,17 @@ class GridProgress:
         """
         mean = (sum(self.durations) / len(self.durations)
                 if self.durations else None)
-        if mean is None and self.queued:
-            return None
+        if mean is None:
+            # Before any run finishes: a running run's projected length
+            # (its rate times its iterations, plus what it has taken).
+            projected = [left + time.time() - started
+                         for label, started in self.running.items()
+                         if (left := self._running_left_s(
+                             label, started, None)) is not None]
+            if projected:
+                mean = sum(projected) / len(projected)
+            elif self.queued:
+                return None
         running = [self._running_left_s(label, started, mean)
                    for label, started in self.running.items()]
         if any(left is None for left in running):

@@ -147,3 +147,19 @@ def test_eta_of_a_run_past_the_mean_is_its_own_rate_never_zero(tmp_path):
     _write(run_dir / PROGRESS, dict(iter=5, max_iters=20, elapsed_s=30.0))
     assert progress.eta_s() == pytest.approx(90.0)
     assert 'ETA 1m30s' in progress.status_line()
+
+
+def test_eta_before_any_run_finishes_comes_from_the_running_one(tmp_path):
+    import io
+    from experiments.grid_progress import GridProgress
+    from experiments.run_progress import PROGRESS
+    run_dir = tmp_path / 'run'
+    run_dir.mkdir()
+    progress = GridProgress(3, 1, {'first': str(run_dir)}, io.StringIO())
+    progress.started('first', 'training')
+    progress.running['first'] -= 30
+    assert progress.eta_s() is None  # no rate yet: unknown
+    # 10 of 40 iterations in 30 s: 90 s left, and each of the 2 queued
+    # runs is expected to take as long as this one (~120 s).
+    _write(run_dir / PROGRESS, dict(iter=10, max_iters=40, elapsed_s=30.0))
+    assert progress.eta_s() == pytest.approx(90 + 2 * 120, abs=2)
