@@ -31,6 +31,7 @@ from analysis.verdicts import verdict_table  # noqa: E402
 from analysis.views.error_breakdown import (  # noqa: E402
     error_breakdown_section)
 from analysis.views.per_category import per_category_section  # noqa: E402
+from analysis.views.grid_power import grid_power_section  # noqa: E402
 from analysis.views.provenance import caption, gt_file  # noqa: E402
 from analysis.views.damaged_runs import (  # noqa: E402
     damaged_runs_section, note_damaged)
@@ -410,7 +411,8 @@ def claims_sections(df: pd.DataFrame, all_results: pd.DataFrame,
             threshold_sweep_section(all_results, out_dir),
             attention_section(costs),
             speed_accuracy_section(costs, out_dir),
-            beta_section(df, out_dir)]
+            beta_section(df, out_dir),
+            grid_power_section(all_results, evals, n_resamples)]
     if evals.damaged:
         sections.append(damaged_runs_section(evals.damaged))
     return sections

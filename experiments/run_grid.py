@@ -9,6 +9,8 @@
     python experiments/run_grid.py GRID --dry-run
     python experiments/run_grid.py GRID --only model=mask_rcnn --only seed=0
     python experiments/run_grid.py GRID --retry-failed
+    python experiments/run_grid.py GRID --plan --plan-devices 8 \
+        --plan-device V100 --pilot work_dirs/pilot_tiny/results.csv
 
 Before anything trains, the whole grid is checked: the spec's keys, every
 dataset (built-in ones are generated), every config with its overrides, and
@@ -53,6 +55,7 @@ from experiments.run_lock import is_locked
 from experiments.run_store import (FAILED, RESULTS, DamagedFileError,
                                    finished_row, read_json, run_dir_name,
                                    run_status, write_results)
+from experiments.plan_args import add_plan_args
 from experiments.scheduler import SlotScheduler
 from experiments.slurm_queue import active_jobs
 
@@ -90,6 +93,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         'slurm: one Slurm job per run through submitit; '
                         'submitit-local: the Slurm path run by submitit\'s '
                         'local executor (for testing it without Slurm)')
+    add_plan_args(parser)
     batch = parser.add_argument_group(
         'total batch (experiments/batch_recipe.py)')
     batch.add_argument('--processes-per-run', type=int, default=None,
@@ -398,6 +402,12 @@ def _main(argv=None) -> int:
         print(f'error: {e}', file=sys.stderr)
         return 2
     work_dir = project_path(args.work_dir or grid.work_dir)
+    if args.plan:
+        # Before the work dir is checked or made: a plan writes nothing.
+        from experiments.plan_grid import print_plan
+        return print_plan(args, grid, with_hardware(
+            runs, args.processes_per_run, args.max_images_per_process),
+            work_dir)
     # A grid refused at planning leaves no empty work dir behind.
     created_work_dir = not osp.exists(work_dir)
     problem = None if args.dry_run else check_work_dir(work_dir)

@@ -1,0 +1,149 @@
+"""Report section: what the grids can decide, and planned vs actual cost.
+
+For every verdict (W1-W11) the claimed effect beside the minimum detectable
+effect with the seeds that exist (:mod:`analysis.power`), the seeds the
+claim needs at 80% power and their device-hours; then, for finished runs,
+the cost the rate table (``experiments/data/iteration_rates.csv``) plans
+against the wall time the run took.
+"""
+import os.path as osp
+from typing import List, Optional
+
+import numpy as np
+import pandas as pd
+
+from analysis import power as pw
+from analysis.report import Section
+from analysis.verdicts import load_weaknesses, select_runs, verdict_table
+
+
+def _sides(w: dict) -> List[dict]:
+    return (w['a'] if isinstance(w['a'], list) else [w['a']]) + [w['b']]
+
+
+def _device_hours(runs: pd.DataFrame) -> float:
+    """Mean device-hours of one run (GPUs or CPU processes x wall)."""
+    if runs.empty or 'wall_time_s' not in runs:
+        return float('nan')
+    procs = runs.get('world_size', pd.Series(1, index=runs.index)).fillna(1)
+    return float((runs.wall_time_s * procs.clip(lower=1)).mean() / 3600)
+
+
+def _variance(w: dict, side_runs: List[pd.DataFrame], evals,
+              n_images: int) -> pw.Variance:
+    from experiments.plan_grid import _paired_samples
+    metric = w['metric']
+    base = pw.prior(metric, n_images)
+    sd, dof = pw.pooled_seed_sd(pd.concat(side_runs), metric)
+    dof = dof if sd > 0 else 0
+    v = pw.Variance(sd if dof else base.seed_sd, base.image_sd, n_images,
+                    f'seed SD from these runs ({dof} dof)' if dof
+                    else 'seed SD: COCO prior')
+    img = _paired_samples(evals, side_runs[0], side_runs[-1], metric) \
+        if evals is not None else None
+    if img is not None and img[0] > 0:
+        v.image_sd = img[0]
+        v.source += '; image SD: paired bootstrap of these runs'
+    else:
+        v.source += '; image SD: COCO prior, scaled to the images'
+    return v
+
+
+def decide_table(all_results: pd.DataFrame, evals=None,
+                 evidence=None) -> pd.DataFrame:
+    """One row per verdict: claimed effect, MDE and seeds now, seeds
+    needed and their device-hours."""
+    published = pw.published_table()
+    verdicts = verdict_table(all_results, evidence).set_index('id')
+    rows = []
+    for wid, w in load_weaknesses().items():
+        effect, src = pw.claimed_effect(wid, w, published)
+        row = dict(id=wid, metric=w['metric'], kind=w['kind'],
+                   claimed=('–' if effect is None else f'{effect:+.2f}'),
+                   verdict=verdicts.verdict.get(wid, 'not run'))
+        side_runs = [select_runs(all_results, s) if w['metric'] in
+                     all_results else all_results.iloc[0:0]
+                     for s in _sides(w)]
+        n_now = min(len(r) for r in side_runs)
+        row['seeds now'] = n_now
+        if effect is None:
+            row.update({'MDE now': '–', 'seeds needed': '–',
+                        'device-h needed': '–', 'in words': src})
+            rows.append(row)
+            continue
+        n_img = int(np.nanmax(side_runs[0].val_images)) if n_now and \
+            'val_images' in side_runs[0] else pw.PRIOR_IMAGES
+        v = _variance(w, side_runs, evals if n_now else None, n_img)
+        margin = 100 * float(w.get('margin', 0.0))
+        s = pw.summarise(w['kind'], effect, v, max(n_now, 1), margin)
+        need = s['seeds_needed']
+        per_seed = sum(_device_hours(r) for r in side_runs)
+        row.update({
+            'MDE now': f'{s["mde_now"]:.2f}' + ('' if n_now else
+                                                 ' (1 seed, prior)'),
+            'seeds needed': need or f'> {pw.MAX_SEEDS}',
+            'device-h needed': (f'{per_seed * need:.2f}'
+                                if need and per_seed == per_seed
+                                else 'no finished run to cost'
+                                if need else '–'),
+            'in words': pw.words(row['verdict'], w['kind'], effect, margin,
+                                 s['mde_now']) + f' ({pw.describe(v)}; '
+            f'claim: {src})'})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def planned_vs_actual(all_results: pd.DataFrame) -> pd.DataFrame:
+    """Finished runs: the rate table's estimate against the wall time."""
+    from experiments.model_cost import device_name
+    from experiments.plan_cost import find_rate, load_rates
+    rates = load_rates()
+    done = all_results[all_results.status == 'finished']
+    rows = []
+    for r in done.itertuples():
+        if not isinstance(getattr(r, 'config', None), str):
+            continue
+        gpus = getattr(r, 'gpus', 0) or 0
+        device = 'NVIDIA' if gpus == gpus and gpus > 0 else \
+            device_name('cpu').split(' (')[0]
+        rate = find_rate(rates, r.config, device)
+        ipp = getattr(r, 'images_per_process', 1) or 1
+        procs = getattr(r, 'world_size', 1) or 1
+        planned: Optional[float] = None
+        if rate is not None:
+            planned = (rate.setup_s + r.iterations * rate.s_per_iter * ipp
+                       / rate.images_per_process
+                       + r.val_images * rate.eval_s_per_image / procs)
+        rows.append(dict(run=f'{r.grid}: {r.model}/{r.arm}/seed{r.seed}',
+                         config=osp.basename(r.config),
+                         iterations=int(r.iterations),
+                         planned_s=('no rate' if planned is None
+                                    else round(planned, 1)),
+                         actual_s=round(r.wall_time_s, 1),
+                         ratio=('–' if planned is None
+                                else f'{planned / r.wall_time_s:.2f}'),
+                         rate=(rate.source if rate else '')))
+    return pd.DataFrame(rows)
+
+
+def grid_power_section(all_results: pd.DataFrame, evals,
+                       n_resamples: int) -> Section:
+    from analysis.claims_report import make_evidence
+    table = decide_table(all_results, evals,
+                         make_evidence(evals, n_resamples))
+    section = Section('What the grids can decide (power and cost)', [
+        'Per verdict: the effect the paper claims (AP points), the smallest '
+        'gap to the verdict\'s boundary the runs that exist resolve at 95% '
+        'confidence and 80% power (MDE = 2.80 x sqrt(2 sd_seed^2 / n + '
+        'sd_image^2), analysis/power.py), the seeds per arm the claim '
+        'needs, and their device-hours from these runs\' own cost. Before a '
+        'grid runs: python experiments/run_grid.py GRID --plan.'], [table])
+    cost = planned_vs_actual(all_results)
+    section.text.append(
+        'Planned against actual wall time of finished runs (rate table '
+        'experiments/data/iteration_rates.csv; "no rate" where it has no '
+        'row for the config and device: run --plan --probe N '
+        '--save-rates).')
+    if not cost.empty:
+        section.tables.append(cost)
+    return section
