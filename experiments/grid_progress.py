@@ -67,7 +67,8 @@ class GridProgress:
                                       PROGRESS)) or {}
         done, total = progress.get('iter') or 0, progress.get('max_iters')
         elapsed = progress.get('elapsed_s') or 0.0
-        if total and 0 < done <= total and elapsed > 0:
+        # The first iterations carry the start-up: no rate from them.
+        if total and max(5, total // 50) <= done <= total and elapsed > 0:
             return elapsed * (total - done) / done
         if mean is None:
             return None
