@@ -32,6 +32,17 @@ from experiments.run_store import read_results_csv, run_dir_name
 COCO_SIZES = {'instances_val2017.json': (118287, 5000)}
 
 
+def unreachable_reason(kind: str, effect: float, v, margin: float) -> str:
+    """Why no seed count up to the cap reaches 80% power: the image term
+    (a floor no seed count lowers) or the seed noise."""
+    infinite = pw.power(kind, effect, v, 10 ** 6, margin)
+    if infinite < pw.POWER:
+        return (f'image term {v.image_sd:.2f} AP: even infinitely many '
+                f'seeds stay below 80%; needs more images')
+    return (f'seed SD {v.seed_sd:.2f} AP: needs more than {pw.MAX_SEEDS} '
+            f'seeds')
+
+
 def stand_in(spec, grid_path: str) -> Tuple[PreparedDataset, int]:
     """The dataset and its train-image count; COCO 2017 by its known sizes
     when its files are not here yet."""
@@ -243,7 +254,7 @@ def print_plan(args, grid: GridSpec, runs: List[RunSpec],
               f'{s["power_now"]:.0%}; seeds needed for 80%: '
               + (f'{need}, device-hours: {fmt_h(per_seed * need)}'
                  if need else f'not reachable with <= {pw.MAX_SEEDS} seeds '
-                 f'(image term {v.image_sd:.2f} AP: needs more images)'))
+                 f'({unreachable_reason(w["kind"], effect, v, margin)})'))
         if args.seeds:
             print(f'      with --seeds {args.seeds}: power '
                   f'{pw.power(w["kind"], effect, v, args.seeds, margin):.0%}'
