@@ -25,13 +25,14 @@ import contextlib
 import dataclasses
 import io
 import json
-import math
 import os
 import os.path as osp
 import sys
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+
+from experiments.coco_check import finite_numbers
 
 # COCOeval's defaults.
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
@@ -380,10 +381,6 @@ def load_detections(path: str) -> List[dict]:
     return dets
 
 
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def _detection_problem(det, required: Tuple[str, ...]) -> Optional[str]:
     """What is wrong with one COCO result, or None.
 
@@ -399,12 +396,12 @@ def _detection_problem(det, required: Tuple[str, ...]) -> Optional[str]:
     for field in ('image_id', 'category_id'):
         if not isinstance(det[field], int) or isinstance(det[field], bool):
             return f'field "{field}" = {det[field]!r} is not an integer id'
-    if not _is_number(det['score']) or not math.isfinite(det['score']):
+    if not finite_numbers([det['score']]):
         return f'field "score" = {det["score"]!r} is not a finite number'
     if 'bbox' in det:
         box = det['bbox']
-        if not isinstance(box, list) or len(box) != 4 or not all(
-                _is_number(v) and math.isfinite(v) for v in box):
+        if not isinstance(box, list) or len(box) != 4 or \
+                not finite_numbers(box):
             return f'field "bbox" = {box!r} is not 4 finite numbers'
         if box[2] < 0 or box[3] < 0:
             return f'field "bbox" = {box!r} has a negative width or height'

@@ -21,12 +21,13 @@ class CocoFormatError(ValueError):
     """A COCO file (or its images) does not satisfy what training needs."""
 
 
-def _is_number(value) -> bool:
+def is_number(value) -> bool:
+    """An int or float, not a bool (JSON true is no number)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _finite(values) -> bool:
-    return all(_is_number(v) and math.isfinite(v) for v in values)
+def finite_numbers(values) -> bool:
+    return all(is_number(v) and math.isfinite(v) for v in values)
 
 
 def _load_json(ann_file: str):
@@ -62,7 +63,7 @@ def _check_geometry(where: str, ann: dict, non_finite: bool) -> bool:
     """Refuse negative or non-finite geometry; return whether the box is
     empty (zero width, height or area)."""
     x, y, w, h = ann['bbox']
-    if not _finite(ann['bbox']):
+    if not finite_numbers(ann['bbox']):
         raise CocoFormatError(f'{where} field "bbox" must be 4 finite '
                               f'numbers, got {ann["bbox"]}')
     if w < 0 or h < 0:
@@ -75,9 +76,9 @@ def _check_geometry(where: str, ann: dict, non_finite: bool) -> bool:
     seg = ann['segmentation']
     if non_finite and isinstance(seg, list):
         for k, polygon in enumerate(seg):
-            if not _finite(polygon):
+            if not finite_numbers(polygon):
                 bad = next(v for v in polygon if not (
-                    _is_number(v) and math.isfinite(v)))
+                    is_number(v) and math.isfinite(v)))
                 raise CocoFormatError(
                     f'{where} field "segmentation" polygon {k} has a '
                     f'coordinate {bad!r}: every coordinate must be a finite '
