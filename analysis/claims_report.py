@@ -32,7 +32,8 @@ from analysis.views.error_breakdown import (  # noqa: E402
     error_breakdown_section)
 from analysis.views.per_category import per_category_section  # noqa: E402
 from analysis.views.grid_power import grid_power_section  # noqa: E402
-from analysis.views.provenance import caption, gt_file  # noqa: E402
+from analysis.views.provenance import caption  # noqa: E402
+from experiments.store import evaluation_gt_file
 from analysis.views.damaged_runs import (  # noqa: E402
     damaged_runs_section, note_damaged)
 from analysis.views.qualitative import qualitative_section  # noqa: E402
@@ -64,7 +65,7 @@ class RunEvals:
         if not det_dir or not osp.isfile(
                 osp.join(det_dir, f'val.{iou_type}.json')):
             return None
-        ann = gt_file(row.work_dir)
+        ann = evaluation_gt_file(row.work_dir)
 
         def ground_truth():
             # Loaded only when a run's evaluation is not cached.
@@ -273,7 +274,7 @@ def paper_tables_section(all_results: pd.DataFrame) -> Section:
         'paper\'s total batch, LR, warm-up and schedule ("paper") or how '
         'they differ (a scaling rule, a manual LR, a shortened schedule): '
         'such a delta is marked "not the paper\'s recipe" and compares '
-        'different trainings (experiments/batch_recipe.py); intervals are in '
+        'different trainings (experiments/grid/batch_recipe.py); intervals are in '
         'the bootstrap and verdict sections. latency_ms rows: ours is the '
         'median per image on the device named (experiments/'
         'measure_cost.py); the paper timed its own GPU, so no delta.'],

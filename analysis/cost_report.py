@@ -18,7 +18,7 @@ import pandas as pd  # noqa: E402
 
 from analysis.latency import latency_estimate  # noqa: E402
 from analysis.report import Section, save_figure  # noqa: E402
-from experiments.run_store import COST, ORT_COST, read_json  # noqa: E402
+from experiments.store import COST, ORT_COST, read_json  # noqa: E402
 
 PUBLISHED = osp.join(osp.dirname(osp.abspath(__file__)), 'data',
                      'published.csv')

@@ -21,7 +21,7 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 
 from analysis.image_eval import ImageEval, _AreaTable
-from experiments.run_store import atomic_write
+from experiments.store import atomic_write
 
 # 2: segm detections sized by their mask's area (as CocoMetric), not their
 # box's; entries of version 1 hold box-sized mask evaluations.

@@ -32,7 +32,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from experiments.coco_check import finite_numbers
+from experiments.store import finite_numbers
 
 # COCOeval's defaults.
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)

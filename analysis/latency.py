@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.bootstrap import Estimate, resample_counts
-from experiments.run_store import COST, latency_device, read_json
+from experiments.store import COST, latency_device, read_json
 
 
 def timing_matrix(runs: pd.DataFrame, cost_file: str = COST

@@ -18,6 +18,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from analysis.results import UNFINISHED, summarize  # noqa: E402
+from experiments.store import run_label
 
 TASKS = (('box', 'Box'), ('mask', 'Mask'))
 SIZE_BINS = (('APs', 'small'), ('APm', 'medium'), ('APl', 'large'))
@@ -223,7 +224,7 @@ def _anchor(title: str) -> str:
 
 def _failures(df: pd.DataFrame) -> List[str]:
     failed = df[df.status == 'failed']
-    return [f'{r.model}/{r.arm}/{r.dataset}/seed{int(r.seed)} '
+    return [f'{run_label(r.model, r.arm, r.dataset, r.seed)} '
             f'(run {r.run_id}): {r.error}' for _, r in failed.iterrows()]
 
 

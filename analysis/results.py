@@ -1,13 +1,12 @@
 """Results tables into pandas: load, align with a grid, aggregate seeds."""
 import math
-import os.path as osp
 from typing import List, Optional
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from experiments.run_store import COLUMNS, METRIC_COLUMNS, load_results_table
+from experiments.store import COLUMNS, METRIC_COLUMNS, load_results_table
 
 GROUP = ['model', 'arm', 'dataset']
 
@@ -16,7 +15,7 @@ def load_results(path: str) -> pd.DataFrame:
     """Read a ``results.csv`` written by ``run_grid.py``, with every column.
 
     A damaged table is rebuilt from its run dirs first (see
-    :func:`experiments.run_store.load_results_table`).
+    :func:`experiments.store.load_results_table`).
 
     Raises:
         FileNotFoundError: naming the path.

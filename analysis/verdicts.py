@@ -32,7 +32,7 @@ import yaml
 from scipy import stats
 
 from analysis.bootstrap import Estimate
-from experiments.grid_spec import PROJECT_ROOT
+from experiments.store import PROJECT_ROOT
 
 WEAKNESSES = osp.join(osp.dirname(osp.abspath(__file__)), 'data',
                       'weaknesses.yaml')

@@ -10,7 +10,7 @@ For each finished run in the grid's ``results.csv`` -- by default one per
 model/arm/dataset (the lowest seed: cost depends on the architecture, not on
 the seed) -- loads the final checkpoint, counts FLOPs on the first test
 images and times ``--images`` test images one at a time, in ``--rounds``
-rounds that visit every run in turn (``experiments/model_cost.py`` says
+rounds that visit every run in turn (``experiments/cost/model_cost.py`` says
 exactly what is counted and timed). The
 figures go to ``<run>/cost.json`` and into the results table's ``gflops``,
 ``backbone_gflops``, ``latency_ms`` and ``latency_device`` columns, which the
@@ -38,11 +38,13 @@ import traceback
 
 import pandas as pd
 
-from experiments.grid_spec import GridSpecError, load_grid, project_path
-from experiments.run_store import (COST, ORT_COST, RESULTS,
+from experiments.grid.spec import GridSpecError, load_grid
+from experiments.store import project_path
+from experiments.store import (COST, ORT_COST, RESULTS,
                                    DamagedFileError,
                                    atomic_write_json, load_results_table,
                                    read_json, warn, write_results)
+from experiments.store import run_label
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -133,14 +135,14 @@ def main(argv=None) -> int:
         print(f'{results_path}: no finished run to measure')
         return 0
 
-    from experiments.model_cost import (combine_rounds, count_run_flops,
+    from experiments.cost.model_cost import (combine_rounds, count_run_flops,
                                         device_name, time_run)
     from mmdet_plugins.export.checkpoint import CheckpointMismatchError
     if args.threads:
         torch.set_num_threads(args.threads)
     name = device_name(device)
     todo = list(todo.itertuples())
-    label = {r.work_dir: f'{r.model}/{r.arm}/{r.dataset}/seed{r.seed}'
+    label = {r.work_dir: run_label(r.model, r.arm, r.dataset, r.seed)
              for r in todo}
     runs = []
     for r in todo:
@@ -159,7 +161,7 @@ def main(argv=None) -> int:
     ort_rounds = {d: [] for d in runs}
     exported, no_export, mismatched = set(), {}, set()
     if args.onnxruntime:
-        from experiments.onnx_cost import (export_run, onnx_path,
+        from experiments.cost.onnx_cost import (export_run, onnx_path,
                                            time_onnx_run)
         from mmdet_plugins.export.graphs import UnsupportedModelError
         for run_dir in runs:

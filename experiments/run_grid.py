@@ -17,20 +17,20 @@ dataset (built-in ones are generated), every config with its overrides, and
 every model build. Any problem is printed with the file and the key or run it
 concerns, and nothing runs.
 
-Each run trains in its own process (``experiments/train_run.py``) and its
+Each run trains in its own process (``experiments/runner/train_run.py``) and its
 own work dir, so a crash, a NaN loss or an out-of-memory kill fails that run
 alone. Each run trains at its grid's total batch, placed on the GPUs (or CPU
 processes) it gets as processes x images x accumulation steps, with its
-config's recipe (``experiments/batch_recipe.py``); ``--dry-run`` shows it. A training process killed by a signal (out of memory, a kill) is first
+config's recipe (``experiments/grid/batch_recipe.py``); ``--dry-run`` shows it. A training process killed by a signal (out of memory, a kill) is first
 resumed from its last checkpoint, up to ``--signal-retries`` times in a row;
 each attempt's signal is in the run's ``attempts.jsonl`` and its row. Runs
-execute concurrently, one per slot (``experiments/scheduler.py``); a run
+execute concurrently, one per slot (``experiments/runner/scheduler.py``); a run
 with k processes takes k slots and runs under ``torchrun``
-(``experiments/rank_launch.py``).
-A lock per run (``experiments/run_lock.py``) keeps two runners -- on one
+(``experiments/runner/rank_launch.py``).
+A lock per run (``experiments/runner/lock.py``) keeps two runners -- on one
 machine or many -- from training the same run; an interrupted run resumes
 from its last checkpoint. ``results.csv`` in the grid's work dir is rebuilt
-from the runs' sentinels after every run (see ``experiments/run_store.py``).
+from the runs' sentinels after every run (see ``experiments/store/``).
 Ctrl-C or SIGTERM stops the running children; they resume next time.
 """
 import argparse
@@ -41,23 +41,23 @@ import signal
 import sys
 from typing import Dict, List, Optional, Tuple
 
-from experiments.coco_check import CocoFormatError
-from experiments.datasets import PreparedDataset, prepare_dataset
-from experiments.grid_spec import (TRACKERS, GridSpec, GridSpecError, RunSpec,
-                                   load_grid, project_path)
-from experiments.run_config import (ConfigBuildError, check_model_builds,
+from experiments.data.coco_check import CocoFormatError
+from experiments.data.prepare import PreparedDataset, prepare_dataset
+from experiments.grid.spec import TRACKERS, GridSpec, GridSpecError, RunSpec, load_grid
+from experiments.store import project_path
+from experiments.grid.run_config import (ConfigBuildError, check_model_builds,
                                     config_hash, resolve_run)
-from experiments.grid_progress import GridProgress, fmt_ap
-from experiments.grid_table import cell, grid_completion, table_run_dirs
-from experiments.run_launch import (CPU_SLOT_PREFIX, SIGNAL_RETRIES,
+from experiments.runner.grid_progress import GridProgress, fmt_ap
+from experiments.grid.table import cell, grid_completion, table_run_dirs
+from experiments.runner.launch import (CPU_SLOT_PREFIX, SIGNAL_RETRIES,
                                     PlannedRun, exit_status, make_job)
-from experiments.run_lock import is_locked
-from experiments.run_store import (FAILED, RESULTS, DamagedFileError,
+from experiments.runner.lock import is_locked
+from experiments.store import (FAILED, RESULTS, DamagedFileError,
                                    finished_row, read_json, run_dir_name,
                                    run_status, write_results)
-from experiments.plan_args import add_plan_args
-from experiments.scheduler import SlotScheduler
-from experiments.slurm_queue import active_jobs
+from experiments.plan.args import add_plan_args
+from experiments.runner.scheduler import SlotScheduler
+from experiments.slurm.queue import active_jobs
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -95,7 +95,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         'local executor (for testing it without Slurm)')
     add_plan_args(parser)
     batch = parser.add_argument_group(
-        'total batch (experiments/batch_recipe.py)')
+        'total batch (experiments/grid/batch_recipe.py)')
     batch.add_argument('--processes-per-run', type=int, default=None,
                        metavar='K',
                        help='training processes per run (one per GPU; on '
@@ -279,8 +279,8 @@ def print_dry_run(planned: List[PlannedRun]) -> None:
               f'batch {r.paper.total_batch}, LR {r.paper.lr:g}; '
               f'{r.paper.source})')
         if status == 'damaged':
-            print(f'      FINISHED.json does not read back; the next run '
-                  f'evaluates the run again from its last checkpoint')
+            print('      FINISHED.json does not read back; the next run '
+                  'evaluates the run again from its last checkpoint')
         for key, value in p.run.overrides.items():
             print(f'      {key} = {value!r}')
 
@@ -404,7 +404,7 @@ def _main(argv=None) -> int:
     work_dir = project_path(args.work_dir or grid.work_dir)
     if args.plan:
         # Before the work dir is checked or made: a plan writes nothing.
-        from experiments.plan_grid import print_plan
+        from experiments.plan.grid_plan import print_plan
         return print_plan(args, grid, with_hardware(
             runs, args.processes_per_run, args.max_images_per_process),
             work_dir)
@@ -455,7 +455,7 @@ def _main(argv=None) -> int:
     write_results(work_dir, table)
     if args.executor == 'local':
         return run_local(args, grid, planned, work_dir, slot_ids, table)
-    from experiments.slurm_executor import run_submitit
+    from experiments.slurm.executor import run_submitit
     return run_submitit(args, grid, planned, work_dir, table)
 
 

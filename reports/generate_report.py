@@ -25,8 +25,9 @@ import pandas as pd
 from analysis.claims_report import claims_sections
 from analysis.report import write_report
 from analysis.results import load_results, with_expected
-from experiments.grid_spec import GridSpecError, load_grid, project_path
-from experiments.run_store import read_run_meta, run_status
+from experiments.grid.spec import GridSpecError, load_grid
+from experiments.store import project_path
+from experiments.store import read_run_meta, run_status
 
 
 def gather_results(df: pd.DataFrame, results_path: str):

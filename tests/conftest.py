@@ -10,7 +10,7 @@ COCO128 = osp.join(SHARED, 'datasets', 'coco128-seg')
 @pytest.fixture(scope='session')
 def tiny_builtin(tmp_path_factory):
     """A small built-in dataset shared by the tests that train."""
-    from experiments.synthetic_coco import SyntheticCocoSpec, generate
+    from experiments.data.synthetic_coco import SyntheticCocoSpec, generate
     out = str(tmp_path_factory.mktemp('builtin'))
     spec = SyntheticCocoSpec(num_train=8, num_val=4, image_size=96,
                              num_classes=2, objects_per_image=(1, 3),

@@ -5,9 +5,10 @@ import os.path as osp
 import yaml
 from mmengine.config import Config
 
-from experiments.datasets import prepare_dataset
-from experiments.grid_spec import DatasetSpec, project_path
-from experiments.run_config import set_dataset
+from experiments.data.prepare import prepare_dataset
+from experiments.grid.spec import DatasetSpec
+from experiments.store import project_path
+from experiments.grid.run_config import set_dataset
 
 TINY_MASK_RCNN = 'configs/mask_rcnn/mask-rcnn_r18-tiny_fpn_builtin.py'
 
@@ -120,7 +121,7 @@ def run_grid_cli(grid: str, *args: str, timeout: float = 300):
     captured."""
     import subprocess
     import sys
-    from experiments.grid_spec import PROJECT_ROOT
+    from experiments.store import PROJECT_ROOT
     return subprocess.run(
         [sys.executable, 'experiments/run_grid.py', grid, *args],
         cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=timeout)

@@ -5,8 +5,8 @@ import os.path as osp
 import pytest
 from mmengine.config import Config
 
-from experiments.grid_spec import PROJECT_ROOT
-from experiments.run_config import check_model_builds
+from experiments.store import PROJECT_ROOT
+from experiments.grid.run_config import check_model_builds
 
 CONFIGS = sorted(
     osp.relpath(p, PROJECT_ROOT)

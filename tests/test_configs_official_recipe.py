@@ -18,7 +18,8 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from experiments.grid_spec import PROJECT_ROOT, load_grid, project_path
+from experiments.grid.spec import load_grid
+from experiments.store import PROJECT_ROOT, project_path
 
 CM = 'configs/centermask/'
 CM1_R50 = CM + 'centermask_r50_fpn_1x_coco.py'
@@ -248,7 +249,7 @@ TABLE5_SOLVER = {
 
 @pytest.mark.parametrize('config', sorted(TABLE5_SOLVER))
 def test_table5_configs_train_the_official_schedule(config):
-    from experiments.batch_recipe import apply_run_recipe
+    from experiments.grid.batch_recipe import apply_run_recipe
     cfg = copy.deepcopy(_cfg(config))
     batch, lr, iters, epochs, steps = TABLE5_SOLVER[config]
     assert (cfg.paper_recipe.total_batch, cfg.optim_wrapper.optimizer.lr) \

@@ -3,23 +3,19 @@
 A damaged detections file leaves its run out of the sections that need it;
 the report is still written, and says which runs are missing from it.
 """
-import sys
 from typing import Dict
 
 from analysis.report import Section
-
-
-def run_label(row) -> str:
-    return f'{row.model}/{row.arm}/{row.dataset}/seed{row.seed}'
+from experiments.store import run_label, warn
 
 
 def note_damaged(damaged: Dict[str, str], row, message: str) -> None:
     """Record ``row``'s damage once, with a warning on stderr."""
-    label = run_label(row)
+    label = run_label(row.model, row.arm, row.dataset, row.seed)
     if label not in damaged:
         damaged[label] = message
-        print(f'warning: run {label} left out of the report sections that '
-              f'read its detections: {message}', file=sys.stderr)
+        warn(f'run {label} left out of the report sections that read its '
+             f'detections: {message}')
 
 
 def damaged_runs_section(damaged: Dict[str, str]) -> Section:

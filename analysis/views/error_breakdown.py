@@ -34,8 +34,9 @@ from analysis.eval_cache import CACHE_DIR, file_hash  # noqa: E402
 from analysis.report import Section, save_figure  # noqa: E402
 from analysis.image_eval import load_detections, mask_areas  # noqa: E402
 from analysis.views.damaged_runs import note_damaged  # noqa: E402
-from analysis.views.provenance import caption, gt_file, gt_json  # noqa: E402
-from experiments.run_store import atomic_write_json  # noqa: E402
+from analysis.views.provenance import caption, gt_json  # noqa: E402
+from experiments.store import evaluation_gt_file
+from experiments.store import atomic_write_json  # noqa: E402
 
 ERRORS = ('Cls', 'Loc', 'Both', 'Dupe', 'Bkg', 'Miss')
 # COCOeval's ranges, both ends included (an area of exactly 32² is small
@@ -171,7 +172,7 @@ def breakdown_table(df: pd.DataFrame,
         if not isinstance(r.work_dir, str):
             continue
         det_dir = osp.join(r.work_dir, 'detections')
-        ann = gt_file(r.work_dir)
+        ann = evaluation_gt_file(r.work_dir)
         if not ann or not osp.isdir(det_dir):
             continue
         try:

@@ -3,7 +3,7 @@
 For every verdict (W1-W11) the claimed effect beside the minimum detectable
 effect with the seeds that exist (:mod:`analysis.power`), the seeds the
 claim needs at 80% power and their device-hours; then, for finished runs,
-the cost the rate table (``experiments/data/iteration_rates.csv``) plans
+the cost the rate table (``experiments/cost/iteration_rates.csv``) plans
 against the wall time the run took.
 """
 import os.path as osp
@@ -31,7 +31,7 @@ def _device_hours(runs: pd.DataFrame) -> float:
 
 def _variance(w: dict, side_runs: List[pd.DataFrame], evals,
               n_images: int) -> pw.Variance:
-    from experiments.plan_grid import _paired_samples
+    from experiments.plan.grid_plan import _paired_samples
     metric = w['metric']
     base = pw.prior(metric, n_images)
     sd, dof = pw.pooled_seed_sd(pd.concat(side_runs), metric)
@@ -95,8 +95,8 @@ def decide_table(all_results: pd.DataFrame, evals=None,
 
 def planned_vs_actual(all_results: pd.DataFrame) -> pd.DataFrame:
     """Finished runs: the rate table's estimate against the wall time."""
-    from experiments.model_cost import device_name
-    from experiments.plan_cost import find_rate, load_rates
+    from experiments.cost.model_cost import device_name
+    from experiments.cost.plan_cost import find_rate, load_rates
     rates = load_rates()
     done = all_results[all_results.status == 'finished']
     rows = []
@@ -141,7 +141,7 @@ def grid_power_section(all_results: pd.DataFrame, evals,
     cost = planned_vs_actual(all_results)
     section.text.append(
         'Planned against actual wall time of finished runs (rate table '
-        'experiments/data/iteration_rates.csv; "no rate" where it has no '
+        'experiments/cost/iteration_rates.csv; "no rate" where it has no '
         'row for the config and device: run --plan --probe N '
         '--save-rates).')
     if not cost.empty:

@@ -15,7 +15,8 @@ import pandas as pd
 from analysis.bootstrap import basic_interval, bootstrap_stat, seed_mean
 from analysis.image_eval import ImageEval
 from analysis.report import Section
-from analysis.views.provenance import caption, gt_file, gt_json
+from analysis.views.provenance import caption, gt_json
+from experiments.store import evaluation_gt_file
 
 TASKS = (('bbox', 'box'), ('segm', 'mask'))
 
@@ -86,7 +87,7 @@ def per_category_section(df: pd.DataFrame, evals, n_resamples: int
             if not per_arm:
                 continue
             first = next(iter(per_arm.values()))[0]
-            ann = gt_file(runs.work_dir.iloc[0])
+            ann = evaluation_gt_file(runs.work_dir.iloc[0])
             names = {c['id']: c['name'] for c in
                      gt_json(ann)['categories']} if ann else {}
             means = {arm: seed_mean([per_category_ap(e) for e in ev])

@@ -1,24 +1,8 @@
 """What every figure and table of a view says about where it came from."""
 import functools
 import json
-import os.path as osp
-from typing import Optional
 
 import pandas as pd
-
-
-def gt_file(run_dir: str) -> Optional[str]:
-    """The annotation file a run was evaluated on, from its ``config.py``."""
-    from mmengine.config import Config
-    from experiments.grid_spec import project_path
-    path = osp.join(run_dir, 'config.py')
-    if not osp.isfile(path):
-        return None
-    # Only a path is read: importing the config's custom modules (mmdet and
-    # the plugins, ~5 s) would be most of a cached report rebuild.
-    cfg = Config.fromfile(path, import_custom_modules=False)
-    ds = cfg.test_dataloader.dataset
-    return project_path(osp.join(ds.get('data_root', ''), ds.ann_file))
 
 
 @functools.lru_cache(maxsize=4)

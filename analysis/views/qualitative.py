@@ -18,7 +18,8 @@ import pandas as pd  # noqa: E402
 
 from analysis.image_eval import ImageEval, load_detections  # noqa: E402
 from analysis.report import Section, save_figure  # noqa: E402
-from analysis.views.provenance import gt_file, gt_json  # noqa: E402
+from analysis.views.provenance import gt_json  # noqa: E402
+from experiments.store import evaluation_gt_file
 
 PAIRS_PER_COMPARISON = 4
 MAX_IMAGES = 2000  # per-image AP on at most this many images
@@ -39,7 +40,7 @@ def per_image_ap(ev: ImageEval, img_ids: List[int]) -> np.ndarray:
 
 def _image_dir(run_dir: str) -> str:
     from mmengine.config import Config
-    from experiments.grid_spec import project_path
+    from experiments.store import project_path
     cfg = Config.fromfile(osp.join(run_dir, 'config.py'),
                           import_custom_modules=False)
     ds = cfg.test_dataloader.dataset
@@ -112,7 +113,7 @@ def qualitative_section(df: pd.DataFrame, evals, out_dir: str) -> Section:
         if len(firsts) < 2:
             continue
         ref = firsts[0]
-        ann = gt_file(ref.work_dir)
+        ann = evaluation_gt_file(ref.work_dir)
         raw = gt_json(ann)
         names = {c['id']: c['name'] for c in raw['categories']}
         gt = dict(anns={})

@@ -15,7 +15,7 @@ class AccumulatedParamSchedulerHook(ParamSchedulerHook):
     warm-up of 1000 steps would end after 1000 / a optimizer steps. Here
     they step after the last micro-batch of each optimizer step: the LR of
     optimizer step ``s`` is the recipe's LR of step ``s`` exactly, whatever
-    the accumulation (``experiments/batch_recipe.py`` places a run's total
+    the accumulation (``experiments/grid/batch_recipe.py`` places a run's total
     batch and sets this hook).
 
     Args:

@@ -6,8 +6,8 @@ with ``logger='silent'``), so a model built from one config runs with
 another model's weights and randomly initialised layers, and everything
 measured on it looks plausible. :func:`load_weights` refuses that, naming
 the keys, unless partial loading is asked for. Used by the export
-(``tools/export_onnx.py``), cost measurement (``experiments/model_cost.py``,
-``measure_cost.py``) and ``experiments/count_mask_positives.py``; kept free
+(``tools/export_onnx.py``), cost measurement (``experiments/cost/model_cost.py``,
+``measure_cost.py``) and ``tools/count_mask_positives.py``; kept free
 of the export's onnx dependencies.
 """
 import os.path as osp

@@ -7,7 +7,7 @@ import pytest
 
 from analysis.latency import latency_estimate, paired_latency
 from analysis.verdicts import judge
-from experiments.run_store import cost_columns
+from experiments.store import cost_columns
 
 W10 = dict(claim='a is faster than b', kind='less', metric='latency_ms',
            device='gpu', a=dict(grid='g', model='a', arm='default'),

@@ -10,7 +10,7 @@ import pytest
 from analysis.report import _anchor, write_report
 from analysis.results import (ci95_halfwidth, load_results, summarize,
                               with_expected)
-from experiments.run_store import COLUMNS
+from experiments.store import COLUMNS
 
 
 def _row(model, arm, seed, box, mask, status='finished'):

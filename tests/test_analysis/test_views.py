@@ -17,7 +17,7 @@ from analysis.views.error_breakdown import tide_breakdowns
 from analysis.views.per_category import (category_differences,
                                          per_category_ap)
 from analysis.views.training_curves import read_scalars
-from experiments.train_run import add_tracker
+from experiments.runner.train_run import add_tracker
 from helpers import TINY_OVERRIDES, run_grid_cli, write_grid
 
 

@@ -4,10 +4,10 @@ import os.path as osp
 import pytest
 import yaml
 
-from experiments.datasets import prepare_dataset
-from experiments.grid_spec import (PROJECT_ROOT, DatasetSpec, load_grid,
-                                   project_path)
-from experiments.run_config import check_model_builds, resolve_config
+from experiments.data.prepare import prepare_dataset
+from experiments.grid.spec import DatasetSpec, load_grid
+from experiments.store import PROJECT_ROOT, project_path
+from experiments.grid.run_config import check_model_builds, resolve_config
 from helpers import tiny_dataset_entry
 
 WEAKNESSES = osp.join(PROJECT_ROOT, 'analysis', 'data', 'weaknesses.yaml')

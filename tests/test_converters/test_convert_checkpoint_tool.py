@@ -5,7 +5,7 @@ import sys
 
 import torch
 
-from experiments.grid_spec import PROJECT_ROOT, project_path
+from experiments.store import PROJECT_ROOT, project_path
 from reference.official_vovnet import OfficialVoVNet
 from test_official_checkpoints import _official_state
 

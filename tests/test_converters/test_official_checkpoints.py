@@ -9,7 +9,7 @@ from mmdet.utils import register_all_modules
 from mmengine.config import Config
 
 import mmdet_plugins  # noqa: F401
-from experiments.grid_spec import project_path
+from experiments.store import project_path
 from mmdet_plugins.converters import convert_centermask2, convert_retinamask
 
 KEYS = osp.join(osp.dirname(osp.dirname(__file__)), 'data', 'official_keys')

@@ -6,7 +6,7 @@ import pytest
 import torch
 from mmdet.registry import MODELS
 
-from experiments.grid_spec import project_path
+from experiments.store import project_path
 from helpers import tiny_config
 from mmdet_plugins.export.exporter import build_test_loader, export_onnx
 from mmdet_plugins.export.graphs import (UnsupportedModelError,

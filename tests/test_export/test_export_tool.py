@@ -10,8 +10,8 @@ import yaml
 from analysis.cost_report import arm_cost_rows
 from analysis.image_eval import image_eval_for_run
 from experiments import measure_cost, run_grid
-from experiments.grid_spec import project_path
-from experiments.run_store import ORT_COST, read_json, read_results_csv
+from experiments.store import project_path
+from experiments.store import ORT_COST, read_json, read_results_csv
 from helpers import TINY_BATCH, load_script, tiny_dataset_entry
 from mmdet_plugins.export.parity import TOLERANCES
 

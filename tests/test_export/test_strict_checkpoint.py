@@ -7,14 +7,14 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from experiments.grid_spec import project_path
+from experiments.store import project_path
 from helpers import load_script
 from mmdet_plugins.export.checkpoint import (CheckpointMismatchError,
                                              load_weights)
 from mmdet_plugins.export.exporter import load_detector
 
 export_onnx = load_script('tools/export_onnx.py', 'export_onnx_strict')
-count_mask_positives = load_script('experiments/count_mask_positives.py',
+count_mask_positives = load_script('tools/count_mask_positives.py',
                                    'count_mask_positives_strict')
 
 RETINAMASK = 'configs/retinamask/retinamask_r18-tiny_fpn_builtin.py'
@@ -97,7 +97,7 @@ def _run_dir(tmp_path, config: str, checkpoint: str) -> str:
 
 def test_cost_and_analysis_tools_refuse_it(retinamask_checkpoint, tmp_path,
                                            capsys):
-    from experiments.model_cost import build_trained_model
+    from experiments.cost.model_cost import build_trained_model
     run_dir = _run_dir(tmp_path, MASK_RCNN, retinamask_checkpoint)
     with pytest.raises(CheckpointMismatchError, match='28 missing key'):
         build_trained_model(run_dir, 'cpu')

@@ -5,7 +5,7 @@ from mmdet.utils import register_all_modules
 from mmengine.config import Config
 
 import mmdet_plugins  # noqa: F401
-from experiments.grid_spec import project_path
+from experiments.store import project_path
 from helpers import demo_inputs
 from mmdet_plugins.models.mask_heads import SAGMaskHead
 
@@ -107,8 +107,8 @@ def test_fcos_baseline_has_no_mask_branch():
 def test_every_table1_arm_keeps_50_detections_per_image(grid):
     """CM1 TEST.DETECTIONS_PER_IMG / CM2 POST_NMS_TOPK_TEST: 50 for every
     arm, the FCOS baseline included (W11 compares their box AP)."""
-    from experiments.grid_spec import load_grid
-    from experiments.run_config import apply_overrides
+    from experiments.grid.spec import load_grid
+    from experiments.grid.run_config import apply_overrides
     table1 = ('fcos', 'mask_eq1', 'mask_eq2', 'sam', 'maskiou')
     caps = {}
     for run in load_grid(project_path(grid)).expand():

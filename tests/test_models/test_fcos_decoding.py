@@ -214,7 +214,7 @@ def test_configs_decode_as_the_version_they_claim(config, mode, score_mode,
     (INFERENCE_TH_TRAIN / _TEST 0.05, sqrt, clipped at the end)."""
     from mmengine.config import Config
 
-    from experiments.grid_spec import project_path
+    from experiments.store import project_path
     cfg = Config.fromfile(project_path(f'configs/centermask/{config}'))
     model = cfg.model
     assert model.bbox_head.clip_boxes == mode

@@ -9,7 +9,7 @@ from mmengine.config import Config
 from mmengine.structures import InstanceData
 
 import mmdet_plugins  # noqa: F401
-from experiments.grid_spec import project_path
+from experiments.store import project_path
 from mmdet_plugins.models.losses import FCOSIoULoss
 
 TINY = 'configs/centermask/centermask_r18-tiny_fpn_builtin.py'

@@ -11,7 +11,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 import mmdet_plugins  # noqa: F401
 from mmdet_plugins.models.detectors.mask_on_detections import roi_boxes
-from experiments.grid_spec import project_path
+from experiments.store import project_path
 from helpers import demo_inputs, tiny_config
 
 CENTERMASK = 'configs/centermask/centermask_r18-tiny_fpn_builtin.py'

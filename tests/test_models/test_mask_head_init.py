@@ -18,7 +18,7 @@ from mmdet.utils import register_all_modules
 from mmengine.config import Config
 
 import mmdet_plugins  # noqa: F401
-from experiments.grid_spec import project_path
+from experiments.store import project_path
 from mmdet_plugins.models.layers import SpatialAttention
 
 BASE = 'configs/_base_/models/centermask_r50_fpn.py'

@@ -7,7 +7,7 @@ from mmdet.utils import register_all_modules
 from mmengine.config import Config
 
 import mmdet_plugins  # noqa: F401
-from experiments.grid_spec import project_path
+from experiments.store import project_path
 from helpers import demo_inputs
 
 TINY = 'configs/retinamask/retinamask_r18-tiny_fpn_builtin.py'

@@ -1,4 +1,4 @@
-# The built-in synthetic dataset (experiments/synthetic_coco.py) at CPU size.
+# The built-in synthetic dataset (experiments/data/synthetic_coco.py) at CPU size.
 # run_grid.py replaces data_root, ann_file, data_prefix and metainfo with the
 # grid's dataset; the defaults point at the demo's default location.
 dataset_type = 'CocoDataset'

@@ -18,7 +18,7 @@ optim_wrapper = dict(
 auto_scale_lr = dict(enable=False, base_batch_size=4)
 
 
-# The recipe the tiny configs are written for (experiments/batch_recipe.py):
+# The recipe the tiny configs are written for (experiments/grid/batch_recipe.py):
 # the built-in dataset's batch of 4 at LR 0.02. No paper trains these; the
 # numbers are this project's, for CPU smoke runs.
 paper_recipe = dict(

@@ -1,0 +1,104 @@
+"""Turn a grid's dataset entries into checked COCO paths.
+
+Built-in datasets are generated (idempotently) under ``data/builtin``; COCO
+datasets are validated with :func:`experiments.data.coco_check.check_coco`.
+"""
+import dataclasses
+import hashlib
+import json
+import os.path as osp
+from typing import Optional, Tuple
+
+from experiments.data.coco_check import CocoFormatError, check_coco
+from experiments.data.coco_stats import statistics
+from experiments.grid.spec import DatasetSpec
+from experiments.store import PROJECT_ROOT, project_path
+from experiments.data.synthetic_coco import SyntheticCocoSpec, generate
+
+BUILTIN_DIR = 'data/builtin'
+
+
+@dataclasses.dataclass(frozen=True)
+class PreparedDataset:
+    """Checked paths of one dataset.
+
+    Paths are relative to the project root when they lie inside it, so that
+    run ids (a hash of the resolved config) do not depend on where the
+    checkout lives.
+    """
+
+    name: str
+    data_root: str
+    train_ann: str
+    train_img: str
+    val_ann: str
+    val_img: str
+    classes: Tuple[str, ...]
+    val_images: int
+    val_instances: int
+
+    def abs(self, path: str) -> str:
+        return project_path(osp.join(self.data_root, path))
+
+
+def _portable(path: str) -> str:
+    path = osp.abspath(project_path(path))
+    rel = osp.relpath(path, PROJECT_ROOT)
+    return path if rel.startswith('..') else rel
+
+
+def builtin_dir(spec: SyntheticCocoSpec, name: str) -> str:
+    digest = hashlib.sha1(json.dumps(spec.to_dict(), sort_keys=True)
+                          .encode()).hexdigest()[:8]
+    return osp.join(BUILTIN_DIR, f'{name}-{digest}')
+
+
+def prepare_dataset(spec: DatasetSpec, grid_path: str = '<grid>',
+                    verbose: bool = True) -> PreparedDataset:
+    """Generate or check one dataset.
+
+    Raises:
+        CocoFormatError: The dataset's files are missing or malformed; the
+            message names the grid entry and the file.
+        ValueError: A built-in dataset's parameters are invalid.
+    """
+    if spec.synthetic is not None:
+        try:
+            synth = SyntheticCocoSpec.from_dict(dict(spec.synthetic))
+        except (TypeError, ValueError) as e:
+            raise ValueError(f'{grid_path}: datasets.{spec.name}.synthetic: '
+                             f'{e}') from None
+        root = builtin_dir(synth, spec.name)
+        generate(synth, project_path(root), verbose=verbose)
+        spec = dataclasses.replace(
+            spec, synthetic=None, data_root=root,
+            train_ann='annotations/instances_train.json', train_img='train/',
+            val_ann='annotations/instances_val.json', val_img='val/')
+
+    root = _portable(spec.data_root or '.')
+    if not osp.isdir(project_path(root)):
+        raise CocoFormatError(f'{grid_path}: datasets.{spec.name}.data_root '
+                              f'{project_path(root)} does not exist')
+    val = None
+    warnings: list = []
+    for split in ('train', 'val'):
+        ann = project_path(osp.join(root, getattr(spec, f'{split}_ann')))
+        img = project_path(osp.join(root, getattr(spec, f'{split}_img')))
+        try:
+            coco = check_coco(ann, img, warnings=warnings)
+        except CocoFormatError as e:
+            raise CocoFormatError(f'{grid_path}: datasets.{spec.name} '
+                                  f'({split}): {e}') from None
+        if split == 'val':
+            val = coco
+    if verbose:
+        for warning in warnings:
+            print(f'warning: {grid_path}: datasets.{spec.name}: {warning}')
+    classes: Optional[tuple] = spec.classes or tuple(
+        c['name'] for c in sorted(val['categories'], key=lambda c: c['id']))
+    stats = statistics(val)
+    return PreparedDataset(
+        name=spec.name, data_root=root, train_ann=spec.train_ann,
+        train_img=spec.train_img, val_ann=spec.val_ann, val_img=spec.val_img,
+        classes=tuple(classes), val_images=stats['images'],
+        val_instances=stats['instances'])
