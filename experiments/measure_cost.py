@@ -38,21 +38,26 @@ import traceback
 
 import pandas as pd
 
+from experiments.cli import add_grid_arguments, fail, grid_work_dir
 from experiments.grid.spec import GridSpecError, load_grid
-from experiments.store import project_path
-from experiments.store import (COST, ORT_COST, RESULTS,
-                                   DamagedFileError,
-                                   atomic_write_json, load_results_table,
-                                   read_json, warn, write_results)
-from experiments.store import run_label
+from experiments.store import (
+    COST,
+    ORT_COST,
+    RESULTS,
+    DamagedFileError,
+    atomic_write_json,
+    load_results_table,
+    read_json,
+    run_label,
+    warn,
+    write_results,
+)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='FLOPs and latency of a grid\'s finished runs.')
-    parser.add_argument('grid', help='grid specification (YAML)')
-    parser.add_argument('--work-dir', default=None,
-                        help='overrides the grid\'s work_dir')
+    add_grid_arguments(parser)
     parser.add_argument('--device', default=None,
                         help='cpu, cuda or cuda:N (default: cuda if '
                         'available, else cpu)')
@@ -111,32 +116,31 @@ def main(argv=None) -> int:
     import torch
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     if min(args.rounds, args.images) < 1:
-        print('error: --rounds and --images must be at least 1',
-              file=sys.stderr)
-        return 2
+        return fail('--rounds and --images must be at least 1')
     try:
         grid = load_grid(args.grid)
     except GridSpecError as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 2
-    work_dir = project_path(args.work_dir or grid.work_dir)
+        return fail(str(e))
+    work_dir = grid_work_dir(args, grid.work_dir)
     results_path = osp.join(work_dir, RESULTS)
     if not osp.isfile(results_path):
-        print(f'error: {results_path}: no results table; run '
-              f'experiments/run_grid.py {args.grid} first', file=sys.stderr)
-        return 2
+        return fail(f'{results_path}: no results table; run '
+                    f'experiments/run_grid.py {args.grid} first')
     try:
         table = load_results_table(results_path)
     except DamagedFileError as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 2
+        return fail(str(e))
     todo = runs_to_measure(table, args.all_seeds)
     if todo.empty:
         print(f'{results_path}: no finished run to measure')
         return 0
 
-    from experiments.cost.model_cost import (combine_rounds, count_run_flops,
-                                        device_name, time_run)
+    from experiments.cost.model_cost import (
+        combine_rounds,
+        count_run_flops,
+        device_name,
+        time_run,
+    )
     from mmdet_plugins.export.checkpoint import CheckpointMismatchError
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -161,8 +165,11 @@ def main(argv=None) -> int:
     ort_rounds = {d: [] for d in runs}
     exported, no_export, mismatched = set(), {}, set()
     if args.onnxruntime:
-        from experiments.cost.onnx_cost import (export_run, onnx_path,
-                                           time_onnx_run)
+        from experiments.cost.onnx_cost import (
+            export_run,
+            onnx_path,
+            time_onnx_run,
+        )
         from mmdet_plugins.export.graphs import UnsupportedModelError
         for run_dir in runs:
             try:
@@ -239,10 +246,9 @@ def main(argv=None) -> int:
                   + ', '.join(f'{x:.1f}' for x in ort['round_latency_ms'])
                   + ')')
         if cost['other_cpu_load'] > 0.25:
-            print(f'  warning: other processes used '
-                  f'{cost["other_cpu_load"]:.2f} of {os.cpu_count()} cores '
-                  f'while {label[run_dir]} was timed; its latency is '
-                  f'inflated', file=sys.stderr)
+            warn(f'other processes used {cost["other_cpu_load"]:.2f} of '
+                 f'{os.cpu_count()} cores while {label[run_dir]} was timed; '
+                 f'its latency is inflated')
     write_results(work_dir)
     print(f'results: {results_path}')
     if failed:

@@ -3,7 +3,7 @@
     python experiments/run_grid.py experiments/grids/smoke.yaml
     python experiments/run_grid.py GRID --gpus 0,1,2,3      # runs on 4 GPUs
     python experiments/run_grid.py GRID --gpus 0 --max-images-per-process 16
-    python experiments/run_grid.py GRID --slots 2           # 2 CPU runs at once
+    python experiments/run_grid.py GRID --slots 2       # 2 CPU runs at once
     python experiments/run_grid.py GRID --executor slurm --partition gpu \
         --time-min 1440 --max-parallel 16
     python experiments/run_grid.py GRID --dry-run
@@ -17,11 +17,13 @@ dataset (built-in ones are generated), every config with its overrides, and
 every model build. Any problem is printed with the file and the key or run it
 concerns, and nothing runs.
 
-Each run trains in its own process (``experiments/runner/train_run.py``) and its
+Each run trains in its own process (``experiments/runner/train_run.py``) and
+its
 own work dir, so a crash, a NaN loss or an out-of-memory kill fails that run
 alone. Each run trains at its grid's total batch, placed on the GPUs (or CPU
 processes) it gets as processes x images x accumulation steps, with its
-config's recipe (``experiments/grid/batch_recipe.py``); ``--dry-run`` shows it. A training process killed by a signal (out of memory, a kill) is first
+config's recipe (``experiments/grid/batch_recipe.py``); ``--dry-run`` shows
+it. A training process killed by a signal (out of memory, a kill) is first
 resumed from its last checkpoint, up to ``--signal-retries`` times in a row;
 each attempt's signal is in the run's ``attempts.jsonl`` and its row. Runs
 execute concurrently, one per slot (``experiments/runner/scheduler.py``); a run
@@ -34,38 +36,49 @@ from the runs' sentinels after every run (see ``experiments/store/``).
 Ctrl-C or SIGTERM stops the running children; they resume next time.
 """
 import argparse
-import dataclasses
 import os
 import os.path as osp
 import signal
 import sys
-from typing import Dict, List, Optional, Tuple
+from typing import List
 
-from experiments.data.coco_check import CocoFormatError
-from experiments.data.prepare import PreparedDataset, prepare_dataset
-from experiments.grid.spec import TRACKERS, GridSpec, GridSpecError, RunSpec, load_grid
-from experiments.store import project_path
-from experiments.grid.run_config import (ConfigBuildError, check_model_builds,
-                                    config_hash, resolve_run)
-from experiments.runner.grid_progress import GridProgress, fmt_ap
+from experiments.cli import add_grid_arguments, fail, grid_work_dir
+from experiments.grid.spec import TRACKERS, GridSpec, GridSpecError, load_grid
 from experiments.grid.table import cell, grid_completion, table_run_dirs
-from experiments.runner.launch import (CPU_SLOT_PREFIX, SIGNAL_RETRIES,
-                                    PlannedRun, exit_status, make_job)
-from experiments.runner.lock import is_locked
-from experiments.store import (FAILED, RESULTS, DamagedFileError,
-                                   finished_row, read_json, run_dir_name,
-                                   run_status, write_results)
 from experiments.plan.args import add_plan_args
+from experiments.runner.grid_progress import GridProgress, fmt_ap
+from experiments.runner.grid_runs import (
+    check_work_dir,
+    estimated_cost,
+    plan,
+    print_dry_run,
+    select,
+    with_hardware,
+)
+from experiments.runner.launch import (
+    CPU_SLOT_PREFIX,
+    SIGNAL_RETRIES,
+    PlannedRun,
+    exit_status,
+    make_job,
+)
 from experiments.runner.scheduler import SlotScheduler
+from experiments.runner.slots import resolve_slots
 from experiments.slurm.queue import active_jobs
+from experiments.store import (
+    FAILED,
+    RESULTS,
+    DamagedFileError,
+    finished_row,
+    read_json,
+    write_results,
+)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='Train and evaluate every run of a grid.')
-    parser.add_argument('grid', help='grid specification (YAML)')
-    parser.add_argument('--work-dir', default=None,
-                        help='overrides the grid\'s work_dir')
+    add_grid_arguments(parser)
     parser.add_argument('--dry-run', action='store_true',
                         help='check the grid and list its runs; train nothing')
     parser.add_argument('--retry-failed', action='store_true',
@@ -143,146 +156,6 @@ def parse_args(argv=None) -> argparse.Namespace:
             parser.error(f'--{flag.replace("_", "-")}: give 1 or more')
     return args
 
-
-def with_hardware(runs: List[RunSpec], processes: Optional[int],
-                  max_images: Optional[int]) -> List[RunSpec]:
-    """The runs with the command line's processes / memory limit, which
-    describe the hardware at hand and so win over the grid's."""
-    changes = {}
-    if processes is not None:
-        changes['processes'] = processes
-    if max_images is not None:
-        changes['max_images_per_process'] = max_images
-    return [dataclasses.replace(r, **changes) for r in runs] if changes \
-        else runs
-
-
-def select(runs: List[RunSpec], only: List[str]) -> List[RunSpec]:
-    for item in only:
-        field, _, value = item.partition('=')
-        if field not in ('model', 'arm', 'dataset', 'seed') or not value:
-            raise GridSpecError(f'--only {item!r}: use model=, arm=, '
-                                f'dataset= or seed=')
-        runs = [r for r in runs if str(getattr(r, field)) == value]
-    return runs
-
-
-def visible_gpus() -> List[str]:
-    """GPU ids this process may use, as CUDA_VISIBLE_DEVICES spells them."""
-    visible = os.environ.get('CUDA_VISIBLE_DEVICES')
-    if visible is not None:
-        return [g for g in visible.split(',') if g.strip()]
-    import torch
-    return [str(i) for i in range(torch.cuda.device_count())]
-
-
-def resolve_slots(gpus: Optional[str], slots: Optional[int]) -> List[str]:
-    """Slot ids: GPU ids, or ``cpu0``, ``cpu1``... for CPU slots."""
-    if slots is not None and gpus is not None:
-        raise GridSpecError('give --gpus or --slots, not both')
-    if slots is not None:
-        if slots < 1:
-            raise GridSpecError(f'--slots must be at least 1, got {slots}')
-        return [f'{CPU_SLOT_PREFIX}{i}' for i in range(slots)]
-    if gpus is None or gpus == 'all':
-        found = visible_gpus()
-        if not found and gpus == 'all':
-            raise GridSpecError('--gpus all: no GPU is visible')
-        return found or [f'{CPU_SLOT_PREFIX}0']
-    ids = [g.strip() for g in gpus.split(',') if g.strip()]
-    if not ids or len(set(ids)) != len(ids):
-        raise GridSpecError(f'--gpus {gpus!r}: give distinct GPU ids, '
-                            f'e.g. 0,1,2,3')
-    return ids
-
-
-def estimated_cost(p: PlannedRun) -> float:
-    """Schedule length (iterations or epochs) times GPUs.
-
-    Runs are started longest first, which leaves short runs to fill the
-    slots at the end of the grid, when fewer runs than slots are left. The
-    estimate only ranks runs of one grid, whose schedules share a unit.
-    """
-    loop = p.cfg.get('train_cfg', {})
-    length = loop.get('max_iters', loop.get('max_epochs', 1))
-    return float(length) * p.processes
-
-
-def plan(grid: GridSpec, runs: List[RunSpec], work_dir: str,
-         devices: int = 1) -> Tuple[List[PlannedRun], List[str]]:
-    """Resolve every run; collect every problem instead of stopping early.
-
-    Args:
-        devices: GPUs (or CPU slots) one run may take: a run without a
-            process count of its own takes as many as split its total batch.
-
-    Returns:
-        The planned runs and the problems found.
-    """
-    problems: List[str] = []
-    datasets: Dict[str, PreparedDataset] = {}
-    for name in sorted({r.dataset for r in runs}):
-        try:
-            datasets[name] = prepare_dataset(grid.datasets[name], grid.path)
-        except (CocoFormatError, ValueError) as e:
-            problems.append(str(e))
-    planned, built = [], set()
-    for run in runs:
-        if run.dataset not in datasets:
-            continue
-        dataset = datasets[run.dataset]
-        try:
-            cfg, recipe = resolve_run(run, dataset, grid.path, devices)
-            run_id = config_hash(cfg)
-            run_dir = osp.join(work_dir, run_dir_name(
-                run.model, run.arm, run.dataset, run.seed, run_id))
-            # One build per model/arm/dataset: the seed does not change it.
-            # A run that has started was built when it was first planned.
-            key = (run.model, run.arm, run.dataset)
-            if key not in built and not osp.isfile(
-                    osp.join(run_dir, 'run.json')):
-                check_model_builds(cfg, f'{grid.path}: run {run.label}')
-                built.add(key)
-        except (ConfigBuildError, GridSpecError) as e:
-            problems.append(str(e))
-            continue
-        planned.append(PlannedRun(run, run_id, run_dir, cfg, dataset,
-                                  recipe))
-    return planned, problems
-
-
-def check_work_dir(work_dir: str) -> Optional[str]:
-    """What stops the runner writing under ``work_dir``, or None."""
-    if osp.exists(work_dir) and not osp.isdir(work_dir):
-        return f'work dir {work_dir} exists and is not a directory'
-    try:
-        os.makedirs(work_dir, exist_ok=True)
-        probe = osp.join(work_dir, f'.write-test-{os.getpid()}')
-        with open(probe, 'w') as f:
-            f.write('ok')
-        os.remove(probe)
-    except OSError as e:
-        return (f'work dir {work_dir} is not writable ({e.strerror}: '
-                f'{e.filename or work_dir})')
-    return None
-
-
-def print_dry_run(planned: List[PlannedRun]) -> None:
-    for p in planned:
-        status = run_status(p.run_dir)
-        if status != 'finished' and is_locked(p.run_dir):
-            status = 'running'
-        print(f'  {status:11s} {p.run.label:45s} {osp.basename(p.run_dir)}')
-        r = p.recipe
-        print(f'      batch {r.placement.text()}, LR {r.actual.lr:g}, '
-              f'{r.actual.schedule_text()}; recipe: {r.summary()} (paper: '
-              f'batch {r.paper.total_batch}, LR {r.paper.lr:g}; '
-              f'{r.paper.source})')
-        if status == 'damaged':
-            print('      FINISHED.json does not read back; the next run '
-                  'evaluates the run again from its last checkpoint')
-        for key, value in p.run.overrides.items():
-            print(f'      {key} = {value!r}')
 
 
 class _Terminated(KeyboardInterrupt):
@@ -384,9 +257,8 @@ def main(argv=None) -> int:
         # not a traceback. Runs resume from their last checkpoint next time.
         where = f'{e.strerror}: {e.filename}' if isinstance(e, OSError) \
             and e.filename else str(e)
-        print(f'error: {where}; stopped. Finished runs and checkpoints are '
-              f'kept; the same command resumes', file=sys.stderr)
-        return 2
+        return fail(f'{where}; stopped. Finished runs and checkpoints are '
+                    f'kept; the same command resumes')
 
 
 def _main(argv=None) -> int:
@@ -399,9 +271,8 @@ def _main(argv=None) -> int:
         slot_ids = (resolve_slots(args.gpus, args.slots)
                     if args.executor == 'local' else [])
     except GridSpecError as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 2
-    work_dir = project_path(args.work_dir or grid.work_dir)
+        return fail(str(e))
+    work_dir = grid_work_dir(args, grid.work_dir)
     if args.plan:
         # Before the work dir is checked or made: a plan writes nothing.
         from experiments.plan.grid_plan import print_plan
@@ -412,9 +283,7 @@ def _main(argv=None) -> int:
     created_work_dir = not osp.exists(work_dir)
     problem = None if args.dry_run else check_work_dir(work_dir)
     if problem:
-        print(f'error: grid {args.grid}: {problem}; nothing was run',
-              file=sys.stderr)
-        return 2
+        return fail(f'grid {args.grid}: {problem}; nothing was run')
     runs = with_hardware(runs, args.processes_per_run,
                          args.max_images_per_process)
     # A run takes every GPU given by default (the paper's total batch on
@@ -431,14 +300,11 @@ def _main(argv=None) -> int:
                                 f'{p.processes} {kind}; {len(slot_ids)} '
                                 f'given')
     if problems:
-        print(f'error: grid {args.grid} has {len(problems)} problem(s); '
-              f'nothing was run:', file=sys.stderr)
-        for p in problems:
-            print(f'  - {p}', file=sys.stderr)
         if created_work_dir and osp.isdir(work_dir) and \
                 not os.listdir(work_dir):
             os.rmdir(work_dir)
-        return 2
+        return fail(f'grid {args.grid} has {len(problems)} problem(s); '
+                    f'nothing was run:', problems)
 
     where = (f'{len(slot_ids)} slot(s): {",".join(slot_ids)}' if slot_ids
              else f'executor {args.executor}')

@@ -30,6 +30,8 @@ Where things are (one module per file under ``models/``):
   ``SelfAdjustingSmoothL1Loss``.
 - ``models/task_modules/best_matching_assigner.py``:
   ``BestMatchingAssigner``.
+- ``converters/``: official checkpoints -> ours (centermask2, RetinaMask,
+  MobileNetV2; ``vovnet.py``: the VoVNet ImageNet weights ``VoVNet`` loads).
 """
 from .engine import (BackboneInitCheckHook, FiniteLossHook,
                      TrustedCheckpointRunner, trust_checkpoints_under,

@@ -7,7 +7,8 @@
         downloads/retinanet_mask_R-50-FPN_2x_adjust_std011_ms_model.pth \
         checkpoints/retinamask_R-50-FPN_2x_ms_mmdet.pth
     python tools/convert_checkpoint.py vovnet \
-        downloads/vovnet39_ese_detectron2.pth checkpoints/vovnet39_ese_mmdet.pth
+        downloads/vovnet39_ese_detectron2.pth \
+        checkpoints/vovnet39_ese_mmdet.pth
     python tools/convert_checkpoint.py vovnet timm://ese_vovnet39b \
         checkpoints/ese_vovnet39b_timm_mmdet.pth
 
@@ -17,6 +18,8 @@ official_checkpoints.yaml); ``vovnet`` writes backbone weights for
 ``model.backbone.init_cfg = dict(type='Pretrained', checkpoint=OUT)``.
 ``--config`` also builds that model and loads the result strictly, so a
 conversion that would leave any layer at random fails here, not in a run.
+A relative vovnet SRC is read from the working directory, else from this
+checkout.
 """
 import argparse
 import hashlib
@@ -26,11 +29,13 @@ import sys
 
 import torch
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+from mmdet_plugins.converters import CONVERTERS
+from mmdet_plugins.converters.vovnet import (TIMM_PREFIX, compare_state_dicts,
+                                             load_vovnet_weights)
 
-from mmdet_plugins.converters import CONVERTERS  # noqa: E402
-from mmdet_plugins.models.backbones.vovnet_checkpoint import (  # noqa: E402
-    TIMM_PREFIX, compare_state_dicts, load_vovnet_weights)
+# The checkout this script belongs to: relative VoVNet sources (configs'
+# checkpoints/<file>) are also looked for here.
+CHECKOUT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
 def sha256(path: str) -> str:
@@ -84,7 +89,7 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.source == 'vovnet':
-        state = load_vovnet_weights(args.src)
+        state = load_vovnet_weights(args.src, root=CHECKOUT)
     else:
         if not osp.isfile(args.src):
             raise SystemExit(f'{args.src}: no such checkpoint file')
@@ -93,7 +98,10 @@ def main() -> None:
         check_against_config(state, args.config, args.source == 'vovnet')
     meta = dict(converted_from=args.src, source=args.source)
     if not args.src.startswith(TIMM_PREFIX):
-        meta['source_sha256'] = sha256(args.src)
+        src = args.src
+        if not osp.isabs(src) and not osp.exists(src):
+            src = osp.join(CHECKOUT, src)  # where load_vovnet_weights read
+        meta['source_sha256'] = sha256(src)
     os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)
     tmp = args.dst + '.tmp'
     torch.save(dict(state_dict=state, meta=meta), tmp)

@@ -16,7 +16,7 @@ Usage::
     sbatch --wrap hostname; squeue
     python tools/local_slurm.py down ROOT
 
-The test fixture (``tests/test_experiments/test_slurm_cluster.py``) uses
+The test fixture (``tests/e2e/test_slurm_cluster.py``) uses
 :class:`LocalSlurm` directly.
 """
 import argparse

@@ -1,8 +1,9 @@
 # CenterMask-Lite V-39 (official centermask2 Lite settings): FPN, FCOS
-# towers, mask head and MaskIoU head at 128 channels with 2 convs each, short side
-# 580-600 / max 1000 for training and 600 for testing, 4x as CM2 counts it
-# (centermask_lite_V_39_eSE_FPN_ms_4x.yaml): 360k iterations at batch 16,
-# LR / 10 at 300k and 340k, linear warm-up from 1/1000 over 1000 iterations. Paper (test-dev): 36.3 mask / 40.7 box at 28 ms.
+# towers, mask head and MaskIoU head at 128 channels with 2 convs each, short
+# side 580-600 / max 1000 for training and 600 for testing, 4x as CM2 counts
+# it (centermask_lite_V_39_eSE_FPN_ms_4x.yaml): 360k iterations at batch 16,
+# LR / 10 at 300k and 340k, linear warm-up from 1/1000 over 1000 iterations.
+# Paper (test-dev): 36.3 mask / 40.7 box at 28 ms.
 _base_ = './centermask_v2-39_fpn_1x_coco.py'
 width = 128
 model = dict(

@@ -12,8 +12,11 @@ from typing import List
 
 import torch
 
-from experiments.cost.model_cost import (build_trained_model, last_checkpoint,
-                                    measure_onnx_latency)
+from experiments.cost.model_cost import (
+    build_trained_model,
+    last_checkpoint,
+    measure_onnx_latency,
+)
 from mmdet_plugins.export.exporter import build_test_loader
 
 ONNX_DIR = 'onnx'

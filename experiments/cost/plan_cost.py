@@ -7,7 +7,8 @@ A run's estimate is::
     device-hours = wall x processes / 3600
 
 ``iterations`` are the run's loop iterations after its batch placement
-(micro-batches: accumulation multiplies them, ``experiments/grid/batch_recipe.py``),
+(micro-batches: accumulation multiplies them,
+``experiments/grid/batch_recipe.py``),
 or, for epoch schedules, epochs x train images / (processes x images per
 process). ``s_per_iter`` is per process at the rate's images per process and
 is scaled linearly to the run's (an approximation: a GPU is faster per image
@@ -29,8 +30,7 @@ import sys
 import tempfile
 from typing import List, Optional
 
-from experiments.store import PROJECT_ROOT
-from experiments.store import schedule_length
+from experiments.store import PROJECT_ROOT, schedule_length
 
 RATES = osp.join(osp.dirname(osp.abspath(__file__)), 'iteration_rates.csv')
 FIELDS = ('config', 'device', 'processes', 'images_per_process',

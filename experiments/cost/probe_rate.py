@@ -1,6 +1,7 @@
 """Time a few training iterations of a run config (``plan_cost.probe``).
 
-    python -m experiments.cost.probe_rate DIR --iters 10 --warmup 2 --out rate.json
+    python -m experiments.cost.probe_rate DIR --iters 10 --warmup 2 \
+        --out rate.json
 
 ``DIR`` holds the run's resolved ``config.py`` (a temporary directory: a
 probe never writes into a run dir). The config is prepared as a run's is
@@ -58,7 +59,8 @@ def main() -> None:
     if 'score_thr' in mask_train:
         mask_train['score_thr'] = 0.0
     cfg.train_cfg = dict(type='IterBasedTrainLoop',
-                         max_iters=args.warmup + args.iters, val_interval=10**9)
+                         max_iters=args.warmup + args.iters,
+                         val_interval=10**9)
     cfg.param_scheduler = []
     cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook',

@@ -9,6 +9,7 @@ import json
 import math
 import os.path as osp
 from typing import Dict, List, Optional
+
 from experiments.store import finite_numbers, is_number
 
 _IMAGE_FIELDS = {'id': int, 'file_name': str, 'width': int, 'height': int}

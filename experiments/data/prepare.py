@@ -11,9 +11,9 @@ from typing import Optional, Tuple
 
 from experiments.data.coco_check import CocoFormatError, check_coco
 from experiments.data.coco_stats import statistics
-from experiments.grid.spec import DatasetSpec
-from experiments.store import PROJECT_ROOT, project_path
 from experiments.data.synthetic_coco import SyntheticCocoSpec, generate
+from experiments.grid.spec import DatasetSpec
+from experiments.store import PROJECT_ROOT, project_path, warn
 
 BUILTIN_DIR = 'data/builtin'
 
@@ -93,7 +93,7 @@ def prepare_dataset(spec: DatasetSpec, grid_path: str = '<grid>',
             val = coco
     if verbose:
         for warning in warnings:
-            print(f'warning: {grid_path}: datasets.{spec.name}: {warning}')
+            warn(f'{grid_path}: datasets.{spec.name}: {warning}')
     classes: Optional[tuple] = spec.classes or tuple(
         c['name'] for c in sorted(val['categories'], key=lambda c: c['id']))
     stats = statistics(val)

@@ -31,7 +31,19 @@ import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from experiments.data.coco_stats import AREA_BINS, area_bin, format_statistics, statistics
+from experiments.data.coco_stats import (
+    AREA_BINS,
+    area_bin,
+    format_statistics,
+    statistics,
+)
+from experiments.data.shapes import (
+    class_colour,
+    draw_object,
+    encode_mask,
+    has_hole,
+    texture,
+)
 
 SHAPES = ('ellipse', 'rectangle', 'triangle', 'hexagon', 'star', 'cross')
 GENERATOR_VERSION = 1
@@ -133,102 +145,6 @@ def category_names(num_classes: int) -> List[str]:
             for k in range(num_classes)]
 
 
-def _unit_polygon(shape: str, rng: np.random.Generator) -> np.ndarray:
-    """Vertices (N, 2) of a shape centred at 0 with roughly unit extent."""
-    if shape == 'ellipse':
-        t = np.linspace(0, 2 * np.pi, 48, endpoint=False)
-        pts = np.stack([np.cos(t), np.sin(t)], 1)
-    elif shape == 'rectangle':
-        pts = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]], float)
-    elif shape == 'triangle':
-        t = np.pi / 2 + np.arange(3) * 2 * np.pi / 3
-        pts = np.stack([np.cos(t), np.sin(t)], 1)
-    elif shape == 'hexagon':
-        t = np.arange(6) * 2 * np.pi / 6
-        pts = np.stack([np.cos(t), np.sin(t)], 1)
-    elif shape == 'star':
-        t = np.arange(10) * 2 * np.pi / 10
-        r = np.where(np.arange(10) % 2 == 0, 1.0, 0.45)
-        pts = np.stack([r * np.cos(t), r * np.sin(t)], 1)
-    elif shape == 'cross':
-        a = 0.35
-        pts = np.array([[-a, -1], [a, -1], [a, -a], [1, -a], [1, a], [a, a],
-                        [a, 1], [-a, 1], [-a, a], [-1, a], [-1, -a],
-                        [-a, -a]], float)
-    else:
-        raise KeyError(shape)
-    aspect = math.exp(rng.uniform(math.log(0.6), math.log(1.6)))
-    pts = pts * np.array([aspect**0.5, aspect**-0.5])
-    theta = rng.uniform(0, 2 * np.pi)
-    rot = np.array([[math.cos(theta), -math.sin(theta)],
-                    [math.sin(theta), math.cos(theta)]])
-    return pts @ rot.T
-
-
-def _polygon_area(pts: np.ndarray) -> float:
-    x, y = pts[:, 0], pts[:, 1]
-    return 0.5 * abs(float(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1))))
-
-
-def _draw_object(shape: str, area: float, size: int,
-                 rng: np.random.Generator) -> np.ndarray:
-    """Binary mask of one shape of about ``area`` px, possibly truncated.
-
-    The centre is uniform over the image shrunk by a quarter of the shape's
-    extent, so shapes may be cut by the border (as COCO objects often are)
-    but most of each shape stays inside.
-    """
-    pts = _unit_polygon(shape, rng)
-    pts = pts * math.sqrt(area / _polygon_area(pts))
-    half = (pts.max(0) - pts.min(0)) / 2
-    margin = np.minimum(half / 2, size / 2 - 1)
-    pts = pts - (pts.max(0) + pts.min(0)) / 2 + rng.uniform(margin,
-                                                            size - margin)
-    mask = np.zeros((size, size), np.uint8)
-    cv2.fillPoly(mask, [np.round(pts * 16).astype(np.int32)], 1,
-                 lineType=cv2.LINE_8, shift=4)
-    return mask
-
-
-def _has_hole(mask: np.ndarray) -> bool:
-    """Whether a binary mask encloses background (a hole)."""
-    _, hierarchy = cv2.findContours(mask, cv2.RETR_CCOMP,
-                                    cv2.CHAIN_APPROX_SIMPLE)
-    return hierarchy is not None and bool(np.any(hierarchy[0, :, 3] >= 0))
-
-
-def _encode(mask: np.ndarray, mask_format: str):
-    """COCO segmentation of a binary mask and the mask pycocotools decodes."""
-    h, w = mask.shape
-    if mask_format == 'rle':
-        rle = mask_utils.encode(np.asfortranarray(mask))
-        return ({'size': rle['size'], 'counts': rle['counts'].decode()},
-                rle)
-    if _has_hole(mask):
-        return None, None
-    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL,
-                                   cv2.CHAIN_APPROX_SIMPLE)
-    polygons = [c.reshape(-1).astype(float).tolist() for c in contours
-                if len(c) >= 3]
-    if not polygons:
-        return None, None
-    rle = mask_utils.merge(mask_utils.frPyObjects(polygons, h, w))
-    return polygons, rle
-
-
-def _texture(size: int, rng: np.random.Generator, base: np.ndarray,
-             amplitude: float) -> np.ndarray:
-    """A smooth random field around ``base`` colour, (size, size, 3) float."""
-    coarse = rng.normal(0, 1, (max(2, size // 16), max(2, size // 16), 3))
-    smooth = cv2.resize(coarse, (size, size), interpolation=cv2.INTER_CUBIC)
-    fine = rng.normal(0, 0.35, (size, size, 3))
-    return base[None, None] + amplitude * (smooth + fine)
-
-
-def _class_colour(k: int, num_classes: int) -> np.ndarray:
-    hsv = np.uint8([[[int(180 * k / max(num_classes, 1)) % 180, 200, 220]]])
-    return cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0].astype(float)
-
 
 def _bin_plan(spec: SyntheticCocoSpec, counts: Sequence[int],
               rng: np.random.Generator) -> List[List[str]]:
@@ -289,7 +205,7 @@ def _layout(spec: SyntheticCocoSpec, bins: List[str],
             # the lower part of the bin.
             area = _sample_area(bin_name, spec.image_size, rng,
                                 shrink=0.9**attempt)
-            full = _draw_object(SHAPES[cat % len(SHAPES)], area,
+            full = draw_object(SHAPES[cat % len(SHAPES)], area,
                                 spec.image_size, rng)
             if area_bin(float(full.sum())) != bin_name:
                 continue
@@ -298,7 +214,7 @@ def _layout(spec: SyntheticCocoSpec, bins: List[str],
             # one drawn on top of it), so polygon layouts avoid them.
             if all(h.sum() >= (1 - spec.max_occlusion) * obj[2].sum()
                    and area_bin(float(h.sum())) == obj[1]
-                   and not (spec.mask_format == 'polygon' and _has_hole(h))
+                   and not (spec.mask_format == 'polygon' and has_hole(h))
                    for h, obj in zip(hidden, objects)):
                 break
         else:
@@ -313,10 +229,10 @@ def _render_image(spec: SyntheticCocoSpec, objects,
                   rng: np.random.Generator) -> np.ndarray:
     size = spec.image_size
     background = rng.uniform(70, 150, 3) * np.array([1.0, 0.95, 0.9])
-    img = _texture(size, rng, background, 18.0)
+    img = texture(size, rng, background, 18.0)
     for cat, _, _, visible in objects:
-        colour = _class_colour(cat, spec.num_classes)
-        fill = _texture(size, rng, colour, 12.0)
+        colour = class_colour(cat, spec.num_classes)
+        fill = texture(size, rng, colour, 12.0)
         # Each object is painted where it is visible, i.e. the front-most
         # object owns overlapping pixels.
         img[visible.astype(bool)] = fill[visible.astype(bool)]
@@ -345,7 +261,7 @@ def generate_split(spec: SyntheticCocoSpec, out_dir: str, split: str,
                 continue
             anns = []
             for cat, bin_name, full, visible in objects:
-                seg, rle = _encode(visible, spec.mask_format)
+                seg, rle = encode_mask(visible, spec.mask_format)
                 if seg is None:
                     break
                 area = float(mask_utils.area(rle))

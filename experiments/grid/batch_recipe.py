@@ -37,11 +37,9 @@ report's paper tables.
 
 Memory is judged by one number: the most images one process may take
 (``max_images_per_process``; default: the config's
-``train_dataloader.batch_size``, the per-GPU batch the recipe was run with --
-mmdet's and the official configs' 2 images per 16-32 GB GPU at COCO size).
-A bigger GPU takes more when the grid (or ``--max-images-per-process``) says
-so; the runner never guesses it, because a wrong guess is an out-of-memory
-kill an hour into a run.
+``train_dataloader.batch_size``, the per-GPU batch the recipe was run with).
+A bigger GPU takes more only when the grid (or ``--max-images-per-process``)
+says so: a wrong guess is an out-of-memory kill an hour into a run.
 """
 import dataclasses
 import math

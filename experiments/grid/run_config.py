@@ -8,12 +8,16 @@ from typing import Any, Dict, Tuple
 
 from mmengine.config import Config, ConfigDict
 
-from experiments.grid.batch_recipe import RecipeError, RunRecipe, apply_run_recipe
-from experiments.grid.config_check import config_problems
 from experiments.data.prepare import PreparedDataset
+from experiments.grid.batch_recipe import (
+    RecipeError,
+    RunRecipe,
+    apply_run_recipe,
+)
+from experiments.grid.config_check import config_problems
+from experiments.grid.schedule_check import schedule_problems
 from experiments.grid.spec import GridSpecError, RunSpec
 from experiments.store import project_path
-from experiments.grid.schedule_check import schedule_problems
 
 
 class ConfigBuildError(ValueError):
@@ -234,8 +238,9 @@ def check_model_builds(cfg: Config, where: str) -> int:
 
     # Here, not in resolve_config: mmdet_plugins imports mmdet, and a
     # runner restarting started runs must plan in seconds without it.
-    from mmdet_plugins.engine.backbone_init_check import \
-        untrained_frozen_backbone
+    from mmdet_plugins.engine.backbone_init_check import (
+        untrained_frozen_backbone,
+    )
     register_all_modules(init_default_scope=True)
     if cfg.get('custom_imports'):
         from mmengine.utils import import_modules_from_strings
@@ -254,8 +259,10 @@ def check_model_builds(cfg: Config, where: str) -> int:
     if cfg.get('evaluate_only'):
         # An evaluation of the wrong weights must not start: mmengine's
         # load_from skips keys that do not fit, silently.
-        from mmdet_plugins.export.checkpoint import (CheckpointMismatchError,
-                                                     load_weights)
+        from mmdet_plugins.export.checkpoint import (
+            CheckpointMismatchError,
+            load_weights,
+        )
         try:
             load_weights(model, cfg.load_from, 'the run\'s config',
                          allow_partial=bool(

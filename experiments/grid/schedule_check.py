@@ -45,12 +45,14 @@ def schedule_problems(cfg: Config) -> List[str]:
               'train_dataloader.batch_size', 'a positive integer',
               loader.batch_size)
     if 'num_workers' in loader:
-        _need(problems, _is_int(loader.num_workers) and loader.num_workers >= 0,
+        _need(problems,
+              _is_int(loader.num_workers) and loader.num_workers >= 0,
               'train_dataloader.num_workers', 'an integer >= 0',
               loader.num_workers)
     for name, hook in (cfg.get('default_hooks') or {}).items():
         if isinstance(hook, dict) and 'interval' in hook:
-            _need(problems, _is_int(hook['interval']) and hook['interval'] >= 1,
+            _need(problems,
+                  _is_int(hook['interval']) and hook['interval'] >= 1,
                   f'default_hooks.{name}.interval', 'a positive integer',
                   hook['interval'])
     optimizer = (cfg.get('optim_wrapper') or {}).get('optimizer') or {}

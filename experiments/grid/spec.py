@@ -18,8 +18,10 @@ A grid file::
         overrides: {model.roi_head.mask_roi_extractor.mapping: eq2}
     datasets:                        # name -> built-in or COCO paths
       builtin: {synthetic: {num_train: 64, image_size: 128}}
-      coco: {data_root: data/coco, train_ann: annotations/instances_train2017.json,
-             train_img: train2017/, val_ann: annotations/instances_val2017.json,
+      coco: {data_root: data/coco,
+             train_ann: annotations/instances_train2017.json,
+             train_img: train2017/,
+             val_ann: annotations/instances_val2017.json,
              val_img: val2017/}
     seeds: [0, 1, 2]                 # default: [0]
     overrides: {train_cfg.max_iters: 200}   # applied to every run first
@@ -38,7 +40,8 @@ A grid file::
 
 The total batch is the run's, whatever the hardware: the runner places it as
 processes x images per process x gradient accumulation
-(``experiments/grid/batch_recipe.py``), and refuses a run whose total batch or LR
+(``experiments/grid/batch_recipe.py``), and refuses a run whose total batch
+or LR
 differs from its config's recipe unless ``lr_scaling`` names the rule.
 ``gpus`` is read as ``processes`` (its older name).
 
@@ -55,7 +58,6 @@ from typing import Any, Dict, List, Optional
 import yaml
 
 from experiments.store.layout import run_label
-
 
 # Keys a grid may give at its top level or per model: the run's batch.
 _BATCH_KEYS = {'total_batch', 'lr_scaling', 'processes', 'gpus',

@@ -12,8 +12,13 @@ import os.path as osp
 from typing import Dict, List, Tuple
 
 from experiments.grid.spec import GridSpec, RunSpec
-from experiments.store import (MANIFEST, listed_run_dirs,
-                                   read_run_meta, run_dir_name, run_status)
+from experiments.store import (
+    MANIFEST,
+    listed_run_dirs,
+    read_run_meta,
+    run_dir_name,
+    run_status,
+)
 
 Cell = Tuple[str, str, str, int]
 

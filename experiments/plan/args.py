@@ -1,4 +1,5 @@
-"""The ``--plan`` options of ``run_grid.py`` (``experiments/plan/grid_plan.py``)."""
+"""The ``--plan`` options of ``run_grid.py``
+(``experiments/plan/grid_plan.py``)."""
 import argparse
 
 

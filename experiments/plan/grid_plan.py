@@ -19,15 +19,21 @@ import pandas as pd
 
 from analysis import power as pw
 from analysis.verdicts import load_weaknesses
+from experiments.cost.plan_cost import (
+    RATES,
+    RunCost,
+    estimate,
+    find_rate,
+    load_rates,
+    probe,
+    save_rate,
+)
 from experiments.data.coco_check import CocoFormatError
 from experiments.data.prepare import PreparedDataset, prepare_dataset
-from experiments.grid.spec import GridSpec, RunSpec, load_grid
-from experiments.store import project_path
-from experiments.cost.plan_cost import (RATES, RunCost, estimate, find_rate,
-                                   load_rates, probe, save_rate)
 from experiments.grid.run_config import config_hash, resolve_run
+from experiments.grid.spec import GridSpec, RunSpec, load_grid
 from experiments.runner.launch import PlannedRun
-from experiments.store import read_results_csv, run_dir_name
+from experiments.store import project_path, read_results_csv, run_dir_name
 
 # COCO 2017 split sizes, for planning before the data is downloaded.
 COCO_SIZES = {'instances_val2017.json': (118287, 5000)}
@@ -235,8 +241,9 @@ def print_plan(args, grid: GridSpec, runs: List[RunSpec],
     pilot = pilot_results(args.pilot) if args.pilot else None
     published = pw.published_table()
     n_now = len(grid.seeds)
-    print(f'verdicts this grid feeds ({n_now} seed(s) now; '
-          f'{"pilot " + ", ".join(args.pilot) if pilot is not None else "COCO prior"}):')
+    source = ('pilot ' + ', '.join(args.pilot) if pilot is not None
+              else 'COCO prior')
+    print(f'verdicts this grid feeds ({n_now} seed(s) now; {source}):')
     for wid, w in fed_verdicts(grid).items():
         effect, src = pw.claimed_effect(wid, w, published)
         if effect is None:

@@ -1,10 +1,12 @@
 """Start one planned grid run as a child process on given slots.
 
 :func:`make_job` turns a :class:`PlannedRun` into a scheduler
-:class:`~experiments.runner.scheduler.Job`. Starting it takes the run's lock first
+:class:`~experiments.runner.scheduler.Job`. Starting it takes the run's lock
+first
 (another runner may hold it: the job is then retried later), re-reads the
 run's status under the lock (another runner may have finished it), writes
-the run's ``config.py``/``run.json`` and launches ``experiments/runner/train_run.py``
+the run's ``config.py``/``run.json`` and launches
+``experiments/runner/train_run.py``
 -- through ``torchrun`` when the run needs several GPUs. The child inherits
 the lock, so it stays taken until both the child has exited and this process
 has recorded the outcome.
@@ -19,23 +21,36 @@ import sys
 import time
 from typing import Callable, List, Optional
 
-from experiments.grid.batch_recipe import RunRecipe
 from experiments.data.prepare import PreparedDataset
-from experiments.grid.spec import GridSpec, RunSpec
-from experiments.runner.rank_launch import clear_rank_errors
-from experiments.runner.lock import LOCK_FD_ENV, RunLock
+from experiments.grid.batch_recipe import RunRecipe
 from experiments.grid.run_config import weights_source
-from experiments.runner.progress import (ATTEMPT_ID_ENV, AttemptRecorder,
-                                      attempt_signals, close_attempt,
-                                      new_attempt_id,
-                                      signal_kills_in_a_row)
-from experiments.store import (FAILED, FINISHED, PROJECT_ROOT, RUN_META,
-                               DamagedFileError,
-                                   append_attempt, atomic_write_json,
-                                   read_attempts, read_json, read_run_meta,
-                                   run_status, set_aside)
+from experiments.grid.spec import GridSpec, RunSpec
+from experiments.runner.lock import LOCK_FD_ENV, RunLock
+from experiments.runner.progress import (
+    ATTEMPT_ID_ENV,
+    AttemptRecorder,
+    attempt_signals,
+    close_attempt,
+    new_attempt_id,
+    signal_kills_in_a_row,
+)
+from experiments.runner.rank_launch import clear_rank_errors
 from experiments.runner.scheduler import AGAIN, Job, StartResult
 from experiments.runner.train_run import EXIT_LOCKED, die_with_parent
+from experiments.store import (
+    FAILED,
+    FINISHED,
+    PROJECT_ROOT,
+    RUN_META,
+    DamagedFileError,
+    append_attempt,
+    atomic_write_json,
+    read_attempts,
+    read_json,
+    read_run_meta,
+    run_status,
+    set_aside,
+)
 
 LOG_TAIL_LINES = 20
 CPU_SLOT_PREFIX = 'cpu'

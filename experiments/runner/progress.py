@@ -24,9 +24,14 @@ from typing import Optional
 
 from mmengine.hooks import Hook
 
-from experiments.store import (CHECKPOINT_NAME, append_attempt,
-                                   atomic_write_json, read_attempts,
-                                   read_json, saved_checkpoints)
+from experiments.store import (
+    CHECKPOINT_NAME,
+    append_attempt,
+    atomic_write_json,
+    read_attempts,
+    read_json,
+    saved_checkpoints,
+)
 
 PROGRESS = 'progress.json'
 ATTEMPT_ID_ENV = 'GRID_ATTEMPT_ID'
@@ -220,7 +225,8 @@ class RunProgressHook(Hook):
         self._last = 0.0
 
     def before_train(self, runner) -> None:
-        # After the runner loaded a checkpoint: runner.iter is where it resumed.
+        # After the runner loaded a checkpoint: runner.iter is where it
+        # resumed.
         self.recorder.start(runner.iter)
         self.recorder.progress(runner.iter, runner.max_iters)
 

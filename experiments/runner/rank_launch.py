@@ -97,10 +97,10 @@ def main(argv: Optional[list] = None) -> None:
     parser.add_argument('--nproc', type=int, required=True)
     args = parser.parse_args(argv)
 
-    from torch.distributed.elastic.multiprocessing.errors import \
-        ChildFailedError
-    from torch.distributed.elastic.multiprocessing.api import \
-        SignalException
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import (
+        ChildFailedError,
+    )
     from torch.distributed.run import parse_args, run
 
     from experiments.runner.progress import ATTEMPT_ID_ENV

@@ -1,9 +1,10 @@
 """Train and evaluate one prepared run directory (a child of run_grid.py).
 
     python -m experiments.runner.train_run work_dirs/smoke/<run dir>
-    python -m experiments.runner.rank_launch --nproc 8 <run dir>   # k processes
+    python -m experiments.runner.rank_launch --nproc 8 <run dir>  # k ranks
 
-Under ``torchrun`` (``experiments/runner/rank_launch.py``) each process is one rank:
+Under ``torchrun`` (``experiments/runner/rank_launch.py``) each process is one
+rank:
 NCCL on GPUs; on a machine without CUDA the ranks are CPU processes joined by
 gloo, so the k-process path runs (and is tested) anywhere. The run's
 ``placement`` in its config says how many processes it was planned for; a
@@ -41,16 +42,26 @@ from mmengine.runner import Runner
 
 from experiments.grid.spec import TRACKERS
 from experiments.runner.lock import LOCK_FD_ENV, RunLock
-from experiments.runner.progress import (AttemptRecorder, RunProgressHook,
-                                      attempt_signals)
-from experiments.store import (FINISHED, append_attempt,
-                                   atomic_write_json,
-                                   atomic_write_text,
-                                   coco_metrics_to_row,
-                                   last_checkpoint_target, read_attempts,
-                                   read_json, run_status, saved_checkpoints,
-                                   set_aside)
-from experiments.store import detections_prefix, run_label
+from experiments.runner.progress import (
+    AttemptRecorder,
+    RunProgressHook,
+    attempt_signals,
+)
+from experiments.store import (
+    FINISHED,
+    append_attempt,
+    atomic_write_json,
+    atomic_write_text,
+    coco_metrics_to_row,
+    detections_prefix,
+    last_checkpoint_target,
+    read_attempts,
+    read_json,
+    run_label,
+    run_status,
+    saved_checkpoints,
+    set_aside,
+)
 
 # sysexits.h EX_TEMPFAIL: nothing was done, try again later.
 EXIT_LOCKED = 75

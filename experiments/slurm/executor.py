@@ -19,21 +19,38 @@ from typing import Dict, List
 
 import submitit
 
-from experiments.runner.grid_progress import GridProgress
-from experiments.grid.table import grid_completion
 from experiments.grid.spec import GridSpec
-from experiments.runner.launch import (PlannedRun, log_tail, prepare_run_dir,
-                                    record_failure)
+from experiments.grid.table import grid_completion
+from experiments.runner.grid_progress import GridProgress
+from experiments.runner.launch import (
+    PlannedRun,
+    log_tail,
+    prepare_run_dir,
+    record_failure,
+)
 from experiments.runner.lock import RunLock
-from experiments.store import (FAILED, RESULTS, DamagedFileError,
-                                   atomic_write_json, read_attempts,
-                                   read_json, read_run_meta, run_status,
-                                   warn, write_results)
-from experiments.slurm.job import (STOPPED_BY_SIGTERM, STOPPED_BY_USR2,
-                                   SlurmRun)
-from experiments.slurm.queue import (SLURM_JOB, SlurmQueryError, is_active,
-                                     job_logs, job_states, recorded_states,
-                                     state_of)
+from experiments.slurm.job import STOPPED_BY_SIGTERM, STOPPED_BY_USR2, SlurmRun
+from experiments.slurm.queue import (
+    SLURM_JOB,
+    SlurmQueryError,
+    is_active,
+    job_logs,
+    job_states,
+    recorded_states,
+    state_of,
+)
+from experiments.store import (
+    FAILED,
+    RESULTS,
+    DamagedFileError,
+    atomic_write_json,
+    read_attempts,
+    read_json,
+    read_run_meta,
+    run_status,
+    warn,
+    write_results,
+)
 
 LOG_LINES = 12
 

@@ -79,7 +79,8 @@ class SlurmRun(submitit.helpers.Checkpointable):
         if cpus and 'OMP_NUM_THREADS' not in env:
             # Without CPU binding (TaskPlugin=task/none) each process would
             # start a thread per core of the node, not of its allocation.
-            env['OMP_NUM_THREADS'] = str(max(1, cpus // max(self.processes, 1)))
+            env['OMP_NUM_THREADS'] = str(
+                max(1, cpus // max(self.processes, 1)))
         while True:
             self._attempt = RunAttempt(self.run_dir, self.retry_failed,
                                        self.processes,
@@ -128,4 +129,5 @@ class SlurmRun(submitit.helpers.Checkpointable):
                 attempt.end(proc.returncode, stopped_by=STOPPED_BY_USR2)
             self._proc = None
         return submitit.helpers.DelayedSubmission(SlurmRun(
-            self.run_dir, self.processes, self.retry_failed, self.signal_retries))
+            self.run_dir, self.processes, self.retry_failed,
+            self.signal_retries))

@@ -6,12 +6,15 @@ from typing import Dict, List, Optional
 
 import pandas as pd
 
-from experiments.store.files import (DamagedFileError, atomic_write_json,
-                                     atomic_write_text, read_json, warn)
-from experiments.store.layout import COST, FAILED, MANIFEST, ORT_COST, \
-    RESULTS
+from experiments.store.files import (
+    DamagedFileError,
+    atomic_write_json,
+    atomic_write_text,
+    read_json,
+    warn,
+)
+from experiments.store.layout import COST, FAILED, MANIFEST, ORT_COST, RESULTS
 from experiments.store.run_dir import finished_row, read_run_meta
-
 
 _METRICS = ('AP', 'AP50', 'AP75', 'APs', 'APm', 'APl')
 
@@ -121,7 +124,8 @@ def collect_rows(run_dirs: List[str]) -> pd.DataFrame:
 
 
 TEXT_COLUMNS = ['run_id', 'grid', 'model', 'arm', 'dataset', 'status',
-                'recipe', 'resumed_from', 'resume_exact', 'latency_device', 'ort_latency_device', 'signals', 'config',
+                'recipe', 'resumed_from', 'resume_exact', 'latency_device',
+                'ort_latency_device', 'signals', 'config',
                 'weights', 'work_dir', 'detections', 'finished_at', 'error',
                 'log_tail']
 

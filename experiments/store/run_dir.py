@@ -6,8 +6,13 @@ import os.path as osp
 from typing import List, Optional, Tuple
 
 from experiments.store.files import DamagedFileError, read_json, warn
-from experiments.store.layout import (CHECKPOINT_NAME, FAILED,
-                                      FINISHED, RUN_CONFIG, project_path)
+from experiments.store.layout import (
+    CHECKPOINT_NAME,
+    FAILED,
+    FINISHED,
+    RUN_CONFIG,
+    project_path,
+)
 
 
 def finished_row(run_dir: str) -> Optional[dict]:

@@ -19,7 +19,7 @@ from typing import Callable, Dict, List, Tuple
 
 import torch
 
-from ..models.backbones.vovnet_checkpoint import convert_vovnet_state_dict
+from .vovnet import convert_vovnet_state_dict
 
 Rule = Tuple[str, str]
 
@@ -27,8 +27,10 @@ Rule = Tuple[str, str]
 _D2_RESNET: List[Rule] = [
     (r'stem\.conv1\.norm\.(\w+)', r'bn1.\1'),
     (r'stem\.conv1\.weight', r'conv1.weight'),
-    (r'res(\d)\.(\d+)\.shortcut\.norm\.(\w+)', r'layer{res}.\2.downsample.1.\3'),
-    (r'res(\d)\.(\d+)\.shortcut\.weight', r'layer{res}.\2.downsample.0.weight'),
+    (r'res(\d)\.(\d+)\.shortcut\.norm\.(\w+)',
+     r'layer{res}.\2.downsample.1.\3'),
+    (r'res(\d)\.(\d+)\.shortcut\.weight',
+     r'layer{res}.\2.downsample.0.weight'),
     (r'res(\d)\.(\d+)\.conv(\d)\.norm\.(\w+)', r'layer{res}.\2.bn\3.\4'),
     (r'res(\d)\.(\d+)\.conv(\d)\.weight', r'layer{res}.\2.conv\3.weight'),
 ]
@@ -39,7 +41,8 @@ _MB_RESNET: List[Rule] = [
     (r'(layer\d\.\d+\.(?:conv\d|bn\d|downsample\.[01])\.\w+)', r'\1'),
 ]
 _CM2_HEADS: List[Rule] = [
-    (r'backbone\.fpn_lateral([345])\.(\w+)', r'neck.lateral_convs.{l3}.conv.\2'),
+    (r'backbone\.fpn_lateral([345])\.(\w+)',
+     r'neck.lateral_convs.{l3}.conv.\2'),
     (r'backbone\.fpn_output([345])\.(\w+)', r'neck.fpn_convs.{l3}.conv.\2'),
     (r'backbone\.top_block\.p6\.(\w+)', r'neck.fpn_convs.3.conv.\1'),
     (r'backbone\.top_block\.p7\.(\w+)', r'neck.fpn_convs.4.conv.\1'),
@@ -69,11 +72,14 @@ _CM2_HEADS: List[Rule] = [
 _RM_HEADS: List[Rule] = [
     (r'backbone\.fpn\.fpn_inner([234])\.(\w+)',
      r'neck.lateral_convs.{l2}.conv.\2'),
-    (r'backbone\.fpn\.fpn_layer([234])\.(\w+)', r'neck.fpn_convs.{l2}.conv.\2'),
+    (r'backbone\.fpn\.fpn_layer([234])\.(\w+)',
+     r'neck.fpn_convs.{l2}.conv.\2'),
     (r'backbone\.fpn\.top_blocks\.p6\.(\w+)', r'neck.fpn_convs.3.conv.\1'),
     (r'backbone\.fpn\.top_blocks\.p7\.(\w+)', r'neck.fpn_convs.4.conv.\1'),
-    (r'rpn\.head\.cls_tower\.(\d)\.(\w+)', r'bbox_head.cls_convs.{half}.conv.\2'),
-    (r'rpn\.head\.bbox_tower\.(\d)\.(\w+)', r'bbox_head.reg_convs.{half}.conv.\2'),
+    (r'rpn\.head\.cls_tower\.(\d)\.(\w+)',
+     r'bbox_head.cls_convs.{half}.conv.\2'),
+    (r'rpn\.head\.bbox_tower\.(\d)\.(\w+)',
+     r'bbox_head.reg_convs.{half}.conv.\2'),
     (r'rpn\.head\.cls_logits\.(\w+)', r'bbox_head.retina_cls.\1'),
     (r'rpn\.head\.bbox_pred\.(\w+)', r'bbox_head.retina_reg.\1'),
     (r'mask\.feature_extractor\.mask_fcn(\d)\.(\w+)',

@@ -99,7 +99,8 @@ def same_data_random_state(saved: dict) -> bool:
 
 
 def restore_random_state(saved: dict, data: bool) -> None:
-    """Set torch (and CUDA) from ``saved``; numpy and python too if ``data``."""
+    """Set torch (and CUDA) from ``saved``; numpy and python too if
+    ``data``."""
     torch.set_rng_state(saved['torch'])
     if 'cuda' in saved and torch.cuda.is_available():
         torch.cuda.set_rng_state(saved['cuda'], saved['cuda_device'])

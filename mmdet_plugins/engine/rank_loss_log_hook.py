@@ -17,7 +17,8 @@ class RankLossLogHook(Hook):
     mmengine logs rank 0's losses only. What a k-process run optimises is
     the mean over ranks of each rank's loss; this record lets a test (or a
     user checking a placement) compare it with one process on the same
-    images, term by term (``tests/test_experiments/test_distributed_parity.py``).
+    images, term by term
+    (``tests/e2e/test_distributed_parity.py``).
 
     Args:
         interval: Record every ``interval`` iterations.

@@ -6,9 +6,10 @@ with ``logger='silent'``), so a model built from one config runs with
 another model's weights and randomly initialised layers, and everything
 measured on it looks plausible. :func:`load_weights` refuses that, naming
 the keys, unless partial loading is asked for. Used by the export
-(``tools/export_onnx.py``), cost measurement (``experiments/cost/model_cost.py``,
-``measure_cost.py``) and ``tools/count_mask_positives.py``; kept free
-of the export's onnx dependencies.
+(``tools/export_onnx.py``), cost measurement
+(``experiments/cost/model_cost.py``, ``measure_cost.py``) and
+``tools/count_mask_positives.py``; kept free of the export's onnx
+dependencies.
 """
 import os.path as osp
 import re
@@ -32,8 +33,7 @@ def checkpoint_mismatch(model: torch.nn.Module, state: Dict[str, Any]
     """(missing, unexpected, of another shape) keys of ``state`` for
     ``model``. A missing BN ``num_batches_tracked`` counts as fitting (it
     only matters with ``momentum=None``; converted checkpoints lack it)."""
-    from mmdet_plugins.models.backbones.vovnet_checkpoint import \
-        compare_state_dicts
+    from mmdet_plugins.converters.vovnet import compare_state_dicts
     return compare_state_dicts(model.state_dict(), state)
 
 

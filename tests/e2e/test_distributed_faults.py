@@ -13,11 +13,9 @@ import time
 import pytest
 import torch
 import yaml
+from helpers import TINY_MASK_RCNN, run_grid_cli, tiny_dataset_entry, wait_for
 
-from experiments.store import PROJECT_ROOT
-from experiments.store import read_attempts, read_results_csv
-from helpers import (TINY_MASK_RCNN, run_grid_cli, tiny_dataset_entry,
-                     wait_for)
+from experiments.store import PROJECT_ROOT, read_attempts, read_results_csv
 
 pytestmark = pytest.mark.slow
 

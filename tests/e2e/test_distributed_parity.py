@@ -60,7 +60,6 @@ import os.path as osp
 import pytest
 import torch
 import yaml
-
 from helpers import TINY_MASK_RCNN, run_grid_cli, tiny_dataset_entry
 
 TINY_CENTERMASK = 'configs/centermask/centermask_r18-tiny_fpn_builtin.py'
@@ -91,8 +90,8 @@ def _initial_weights(config: str, path: str) -> None:
     from mmdet.utils import register_all_modules
     from mmengine.config import Config
 
-    from experiments.store import project_path
     from experiments.grid.run_config import _set_num_classes
+    from experiments.store import project_path
     register_all_modules()
     cfg = Config.fromfile(project_path(config))
     _set_num_classes(cfg.model, 2)

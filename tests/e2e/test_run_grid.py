@@ -8,12 +8,12 @@ import textwrap
 
 import pytest
 import yaml
+from helpers import TINY_BATCH, TINY_MASK_RCNN, tiny_dataset_entry, write_grid
+from helpers import TINY_OVERRIDES as TINY
 
 from experiments import run_grid
-from experiments.store import project_path
-from experiments.store import read_attempts, read_results_csv
-from helpers import (TINY_BATCH, TINY_MASK_RCNN, TINY_OVERRIDES as TINY,
-                     tiny_dataset_entry, write_grid)
+from experiments.store import project_path, read_attempts, read_results_csv
+
 
 def _results(work_dir):
     return read_results_csv(osp.join(work_dir, 'results.csv'))

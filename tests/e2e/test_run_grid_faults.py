@@ -7,12 +7,15 @@ import shutil
 import subprocess
 
 import pytest
+from helpers import TINY_OVERRIDES, write_grid
 
 from analysis.eval_cache import CACHE_DIR
 from experiments import run_grid
-from experiments.store import (load_results_table,
-                                   read_attempts, read_results_csv)
-from helpers import TINY_OVERRIDES, write_grid
+from experiments.store import (
+    load_results_table,
+    read_attempts,
+    read_results_csv,
+)
 
 # Checkpoints at 2 and 4 (tiny_runtime keeps two): a damaged latest one has
 # an intact one before it.

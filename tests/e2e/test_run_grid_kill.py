@@ -9,11 +9,15 @@ import time
 
 import pytest
 import yaml
+from helpers import (
+    TINY_BATCH,
+    TINY_MASK_RCNN,
+    last_checkpoint_iteration,
+    tiny_dataset_entry,
+    wait_for,
+)
 
-from experiments.store import PROJECT_ROOT
-from experiments.store import read_attempts, read_results_csv
-from helpers import (TINY_BATCH, TINY_MASK_RCNN, last_checkpoint_iteration,
-                     tiny_dataset_entry, wait_for)
+from experiments.store import PROJECT_ROOT, read_attempts, read_results_csv
 
 KILLS = 10
 

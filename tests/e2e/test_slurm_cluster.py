@@ -15,13 +15,18 @@ import sys
 
 import pytest
 import yaml
+from helpers import (
+    TINY_BATCH,
+    TINY_MASK_RCNN,
+    last_checkpoint_iteration,
+    load_script,
+    run_grid_cli,
+    tiny_dataset_entry,
+    wait_for,
+)
 
-from experiments.store import PROJECT_ROOT
 from experiments.runner.lock import RunLock
-from experiments.store import read_attempts, read_results_csv
-from helpers import (TINY_BATCH, TINY_MASK_RCNN, last_checkpoint_iteration,
-                     load_script, run_grid_cli, tiny_dataset_entry,
-                     wait_for)
+from experiments.store import PROJECT_ROOT, read_attempts, read_results_csv
 
 pytestmark = pytest.mark.slow
 SLURM_ARGS = ['--executor', 'slurm', '--cpus-per-gpu', '1',

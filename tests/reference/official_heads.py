@@ -152,8 +152,8 @@ class RetinaMaskHeads(nn.Module):
             for _ in range(num_convs):
                 tower += [nn.Conv2d(channels, channels, 3, 1, 1), nn.ReLU()]
             setattr(self.rpn.head, name, nn.Sequential(*tower))
-        self.rpn.head.cls_logits = nn.Conv2d(channels,
-                                             num_anchors * num_classes, 3, 1, 1)
+        self.rpn.head.cls_logits = nn.Conv2d(
+            channels, num_anchors * num_classes, 3, 1, 1)
         self.rpn.head.bbox_pred = nn.Conv2d(channels, num_anchors * 4, 3, 1, 1)
         self.mask = nn.Module()
         self.mask.feature_extractor = nn.Module()

@@ -18,7 +18,8 @@ from torch import nn
 # vovnet.py lines 30-107: VoVNet19_slim_dw_eSE .. VoVNet99_eSE, _STAGE_SPECS
 # (the ``eSE`` flag is left out: every block builds eSE regardless).
 _STAGE_SPECS = {
-    'V-19-slim-dw-eSE': dict(stem=[64, 64, 64], stage_conv_ch=[64, 80, 96, 112],
+    'V-19-slim-dw-eSE': dict(stem=[64, 64, 64],
+                             stage_conv_ch=[64, 80, 96, 112],
                              stage_out_ch=[112, 256, 384, 512],
                              layer_per_block=3, block_per_stage=[1, 1, 1, 1],
                              dw=True),
@@ -63,7 +64,8 @@ class FrozenBatchNorm2d(nn.Module):
 
 
 def dw_conv3x3(in_channels, out_channels, module_name, postfix, stride=1):
-    """centermask2 @6adabd6 ``centermask/modeling/backbone/vovnet.py`` ``dw_conv3x3``."""
+    """centermask2 @6adabd6 ``centermask/modeling/backbone/vovnet.py``
+    ``dw_conv3x3``."""
     return [
         (f'{module_name}_{postfix}/dw_conv3x3',
          nn.Conv2d(in_channels, out_channels, 3, stride, 1,
@@ -76,7 +78,8 @@ def dw_conv3x3(in_channels, out_channels, module_name, postfix, stride=1):
 
 
 def conv3x3(in_channels, out_channels, module_name, postfix, stride=1):
-    """centermask2 @6adabd6 ``centermask/modeling/backbone/vovnet.py`` ``conv3x3`` (kernel 3, padding 1)."""
+    """centermask2 @6adabd6 ``centermask/modeling/backbone/vovnet.py``
+    ``conv3x3`` (kernel 3, padding 1)."""
     return [
         (f'{module_name}_{postfix}/conv',
          nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False)),
@@ -86,7 +89,8 @@ def conv3x3(in_channels, out_channels, module_name, postfix, stride=1):
 
 
 def conv1x1(in_channels, out_channels, module_name, postfix):
-    """centermask2 @6adabd6 ``centermask/modeling/backbone/vovnet.py`` ``conv1x1``."""
+    """centermask2 @6adabd6 ``centermask/modeling/backbone/vovnet.py``
+    ``conv1x1``."""
     return [
         (f'{module_name}_{postfix}/conv',
          nn.Conv2d(in_channels, out_channels, 1, 1, 0, bias=False)),
@@ -96,8 +100,8 @@ def conv1x1(in_channels, out_channels, module_name, postfix):
 
 
 class eSEModule(nn.Module):  # noqa: N801 -- the official name
-    """centermask2 @6adabd6 ``centermask/modeling/backbone/vovnet.py`` ``eSEModule`` with ``Hsigmoid`` inlined
-    (``relu6(x + 3) / 6``)."""
+    """centermask2 @6adabd6 ``centermask/modeling/backbone/vovnet.py``
+    ``eSEModule`` with ``Hsigmoid`` inlined (``relu6(x + 3) / 6``)."""
 
     def __init__(self, channel):
         super().__init__()
@@ -110,7 +114,8 @@ class eSEModule(nn.Module):  # noqa: N801 -- the official name
 
 
 class _OSA_module(nn.Module):  # noqa: N801
-    """centermask2 @6adabd6 ``centermask/modeling/backbone/vovnet.py`` ``_OSA_module`` (``__init__``, ``forward``), DCN left out."""
+    """centermask2 @6adabd6 ``centermask/modeling/backbone/vovnet.py``
+    ``_OSA_module`` (``__init__``, ``forward``), DCN left out."""
 
     def __init__(self, in_ch, stage_ch, concat_ch, layer_per_block,
                  module_name, identity=False, depthwise=False):
@@ -150,8 +155,8 @@ class _OSA_module(nn.Module):  # noqa: N801
 
 
 class _OSA_stage(nn.Sequential):  # noqa: N801
-    """centermask2 @6adabd6 ``centermask/modeling/backbone/vovnet.py`` ``_OSA_stage`` (the unused ``SE`` flag and DCN left
-    out)."""
+    """centermask2 @6adabd6 ``centermask/modeling/backbone/vovnet.py``
+    ``_OSA_stage`` (the unused ``SE`` flag and DCN left out)."""
 
     def __init__(self, in_ch, stage_ch, concat_ch, block_per_stage,
                  layer_per_block, stage_num, depthwise=False):
@@ -170,9 +175,10 @@ class _OSA_stage(nn.Sequential):  # noqa: N801
 
 
 class OfficialVoVNet(nn.Module):
-    """centermask2 @6adabd6 ``centermask/modeling/backbone/vovnet.py`` ``VoVNet.__init__`` / ``forward`` (stem, stages;
-    freezing and ``out_features`` left out): ``forward`` returns the outputs
-    of stage2..stage5."""
+    """centermask2 @6adabd6 ``centermask/modeling/backbone/vovnet.py``
+    ``VoVNet.__init__`` / ``forward`` (stem, stages; freezing and
+    ``out_features`` left out): ``forward`` returns the outputs of
+    stage2..stage5."""
 
     def __init__(self, conv_body: str):
         super().__init__()

@@ -39,7 +39,8 @@ def test_wrong_config_is_refused_with_the_keys(tmp_path):
     torch.save(_official_state(
         'centermask2_centermask_lite_V_19_eSE_FPN_ms_4x.tsv'), src)
     done = _run('centermask2', str(src), str(tmp_path / 'out.pth'),
-                '--config', 'configs/centermask/centermask_v2-39_fpn_ms-3x_coco.py')
+                '--config',
+                'configs/centermask/centermask_v2-39_fpn_ms-3x_coco.py')
     assert done.returncode != 0 and 'do not fit' in done.stderr
     assert not (tmp_path / 'out.pth').exists()
 

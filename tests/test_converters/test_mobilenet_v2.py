@@ -102,7 +102,8 @@ def test_pretrained_features_tell_real_images_apart(legacy_weights,
     random_net.init_weights()
     random_net.eval()
     untrained = margin(random_net)
-    print(f"flip-vs-other cosine margin: pretrained {pretrained:.3f}, untrained {untrained:.3f}")
+    print(f'flip-vs-other cosine margin: pretrained {pretrained:.3f}, '
+          f'untrained {untrained:.3f}')
     assert pretrained > 0.3, pretrained
     assert pretrained > 3 * untrained, (pretrained, untrained)
 
@@ -143,7 +144,8 @@ def test_cm2_keys_map_to_mmdet_names():
                                                 'running_mean',
     }
     for ours, theirs in pairs.items():
-        assert torch.equal(converted[ours], src[f'backbone.bottom_up.{theirs}'])
+        assert torch.equal(converted[ours],
+                           src[f'backbone.bottom_up.{theirs}'])
     assert converted['layer3.2.linear_conv.bn.num_batches_tracked'] == 0
 
 

@@ -8,7 +8,8 @@ from mmengine.config import Config
 
 import mmdet_plugins  # noqa: F401
 from experiments.store import PROJECT_ROOT
-from mmdet_plugins.engine import BackboneInitCheckHook, untrained_frozen_backbone
+from mmdet_plugins.engine import (BackboneInitCheckHook,
+                                  untrained_frozen_backbone)
 
 VOVNET = 'configs/centermask/centermask_v2-39_fpn_1x_coco.py'
 

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from analysis.cost_report import arm_cost_rows
-from analysis.image_eval import image_eval_for_run
+from analysis.coco_eval.run_eval import image_eval_for_run
+from analysis.sections.cost import arm_cost_rows
 from experiments import measure_cost, run_grid
 from experiments.store import project_path
 from experiments.store import ORT_COST, read_json, read_results_csv

@@ -129,7 +129,8 @@ def test_retinamask_box_head_by_hand():
         cls, reg = head.forward_single(X)
     t = torch.tensor([[4., 3.], [2., 1.]])
     torch.testing.assert_close(cls, torch.full((1, 1, 2, 2), -5.))
-    torch.testing.assert_close(reg, torch.stack([t, 2 * t, 3 * t, 4 * t])[None])
+    torch.testing.assert_close(reg,
+                               torch.stack([t, 2 * t, 3 * t, 4 * t])[None])
 
 
 def test_retinamask_mask_head_by_hand():

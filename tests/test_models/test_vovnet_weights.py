@@ -6,9 +6,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from mmdet_plugins.models.backbones import VoVNet
-from mmdet_plugins.models.backbones.vovnet_checkpoint import (
+from mmdet_plugins.converters.vovnet import (
     convert_vovnet_state_dict, load_vovnet_weights)
+from mmdet_plugins.models.backbones import VoVNet
 from reference.official_vovnet import OfficialVoVNet
 
 TIMM_ARCHS = [('ese_vovnet19b_dw', 'V-19-dw'), ('ese_vovnet39b', 'V-39'),
@@ -142,3 +142,28 @@ def test_missing_weights_file_names_it():
         type='Pretrained', checkpoint='checkpoints/nope_detectron2.pth'))
     with pytest.raises(FileNotFoundError, match='nope_detectron2.pth'):
         ours.init_weights()
+
+
+def test_relative_weights_path_is_read_under_the_callers_root(tmp_path,
+                                                               monkeypatch):
+    """The plugin does not know the checkout: a relative ``checkpoint`` is
+    read from the working directory, else under the ``root`` its caller
+    names (``tools/convert_checkpoint.py`` names the checkout)."""
+    torch.manual_seed(0)
+    source = VoVNet(arch='V-19-slim')
+    (tmp_path / 'checkpoints').mkdir()
+    torch.save(source.state_dict(), tmp_path / 'checkpoints' / 'v19.pth')
+    elsewhere = tmp_path / 'elsewhere'
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    with pytest.raises(FileNotFoundError, match='v19.pth'):
+        load_vovnet_weights('checkpoints/v19.pth')
+    ours = VoVNet(arch='V-19-slim', init_cfg=dict(
+        type='Pretrained', checkpoint='checkpoints/v19.pth',
+        root=str(tmp_path)))
+    ours.init_weights()
+    for key, value in source.state_dict().items():
+        assert torch.equal(ours.state_dict()[key], value), key
+    monkeypatch.chdir(tmp_path)
+    assert set(load_vovnet_weights('checkpoints/v19.pth')) == set(
+        source.state_dict())

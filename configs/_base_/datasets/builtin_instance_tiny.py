@@ -1,6 +1,6 @@
-# The built-in synthetic dataset (experiments/data/synthetic_coco.py) at CPU size.
-# run_grid.py replaces data_root, ann_file, data_prefix and metainfo with the
-# grid's dataset; the defaults point at the demo's default location.
+# The built-in synthetic dataset (experiments/data/synthetic_coco.py) at CPU
+# size. run_grid.py replaces data_root, ann_file, data_prefix and metainfo
+# with the grid's dataset; the defaults point at the demo's default location.
 dataset_type = 'CocoDataset'
 data_root = 'data/builtin/shapes128/'
 classes = ('ellipse', 'rectangle', 'triangle')

@@ -18,8 +18,9 @@ optim_wrapper = dict(
 auto_scale_lr = dict(enable=False, base_batch_size=4)
 
 
-# The recipe the tiny configs are written for (experiments/grid/batch_recipe.py):
-# the built-in dataset's batch of 4 at LR 0.02. No paper trains these; the
+# The recipe the tiny configs are written for
+# (experiments/grid/batch_recipe.py): the built-in dataset's batch of 4 at
+# LR 0.02. No paper trains these; the
 # numbers are this project's, for CPU smoke runs.
 paper_recipe = dict(
     total_batch=4, lr=0.02, warmup_iters=50, warmup_factor=0.01,

@@ -8,8 +8,8 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from ...converters.vovnet import load_vovnet_weights, strict_load
 from ..layers import build_channel_attention
-from .vovnet_checkpoint import load_vovnet_weights, strict_load
 
 # stem channels, conv channels per stage, output channels per stage,
 # layers per OSA block, blocks per stage, depthwise.
@@ -149,9 +149,11 @@ class VoVNet(BaseModule):
             weights: ``'timm://ese_vovnet39b'`` (timm's loader and cache;
             needs ``attention_blocks='last'``) or a file with timm's, the
             official code's (``vovnet39_ese_detectron2.pth``) or our keys.
-            Every key must fit (see ``vovnet_checkpoint.py``);
+            Every key must fit (see ``mmdet_plugins/converters/vovnet.py``);
             ``reinit_attention=True`` in that dict loads everything but the
-            attention layers, which keep their fresh initialisation.
+            attention layers, which keep their fresh initialisation. A
+            relative ``checkpoint`` is read from the working directory, or
+            else under ``root=<dir>`` when that dict names one.
     """
 
     def __init__(self,
@@ -211,7 +213,7 @@ class VoVNet(BaseModule):
         # mmengine's Pretrained loads with strict=False and only logs what
         # is missing; a mapping error would leave random layers unnoticed.
         source = init['checkpoint']
-        state = load_vovnet_weights(source)
+        state = load_vovnet_weights(source, root=init.get('root'))
         skip = ()
         if init.get('reinit_attention'):
             # Table 4's like-for-like arms: every arm starts from the same

@@ -125,8 +125,9 @@ class MaskOnDetectionsDetector(SingleStageDetector):
         if maskiou_head is not None:
             self.maskiou_head = MODELS.build(maskiou_head)
         head_type = type(self.bbox_head)
-        if isinstance(self.bbox_head, FCOSHead) and self.bbox_head.norm_on_bbox \
-                and head_type.predict_by_feat is FCOSHead.predict_by_feat:
+        if (isinstance(self.bbox_head, FCOSHead)
+                and self.bbox_head.norm_on_bbox
+                and head_type.predict_by_feat is FCOSHead.predict_by_feat):
             # Its training-mode outputs are in stride units (see
             # CenterMaskFCOSHead): the mask branch would train on boxes
             # 8-128x too small.

@@ -141,7 +141,8 @@ class SelfAdjustingSmoothL1Loss(nn.Module):
             self.update_statistics(abs_error.detach(),
                                    positive.expand_as(abs_error))
         beta = self.beta.to(abs_error.dtype)
-        loss = torch.where(abs_error < beta, 0.5 * abs_error * abs_error / beta,
+        loss = torch.where(abs_error < beta,
+                           0.5 * abs_error * abs_error / beta,
                            abs_error - 0.5 * beta)
         if weight is not None and weight.dim() == loss.dim() - 1:
             weight = weight.unsqueeze(-1)

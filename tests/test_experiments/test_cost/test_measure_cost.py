@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from helpers import TINY_BATCH, tiny_dataset_entry
+from helpers import TINY_OVERRIDES as TINY
 
 from experiments import measure_cost, run_grid
-from experiments.store import PROJECT_ROOT
-from experiments.store import COST, read_results_csv
-from helpers import TINY_BATCH, TINY_OVERRIDES as TINY, tiny_dataset_entry
+from experiments.store import COST, PROJECT_ROOT, read_results_csv
 
 LITE = 'configs/centermask/centermask-lite_v-19-slim-dw-tiny_fpn_builtin.py'
 

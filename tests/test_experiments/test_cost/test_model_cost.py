@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from experiments.store import project_path
 from experiments.cost.model_cost import count_flops
+from experiments.store import project_path
 
 
 def _one_image_batch(size: int) -> dict:

@@ -4,11 +4,11 @@ import os.path as osp
 
 import pandas as pd
 import pytest
-
-from experiments.grid.spec import load_grid
-from experiments.cost.plan_cost import Rate, estimate, probe
-from experiments.plan.grid_plan import resolve
 from helpers import TINY_BATCH, run_grid_cli, tiny_dataset_entry
+
+from experiments.cost.plan_cost import Rate, estimate, probe
+from experiments.grid.spec import load_grid
+from experiments.plan.grid_plan import resolve
 
 CONFIGS = {
     'mask_rcnn': 'configs/mask_rcnn/mask-rcnn_r18-tiny_fpn_builtin.py',
@@ -57,6 +57,7 @@ def test_plan_trains_and_writes_nothing(grid_dir):
     assert not osp.exists(grid_dir / 'work')
 
 
+@pytest.mark.slow
 def test_estimate_within_25_percent_of_actual(grid_dir):
     grid_path = write_grid(grid_dir, CONFIGS)
     grid = load_grid(grid_path)

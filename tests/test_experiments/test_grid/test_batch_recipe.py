@@ -1,4 +1,5 @@
-"""A run's total batch, placement and recipe (experiments/grid/batch_recipe.py)."""
+"""A run's total batch, placement and recipe
+(experiments/grid/batch_recipe.py)."""
 import glob
 import math
 import os.path as osp
@@ -7,13 +8,18 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from experiments.grid.batch_recipe import (Placement, Recipe, RecipeError,
-                                      apply_run_recipe, declared_recipe,
-                                      place)
 from experiments.data.prepare import PreparedDataset
+from experiments.grid.batch_recipe import (
+    Placement,
+    Recipe,
+    RecipeError,
+    apply_run_recipe,
+    declared_recipe,
+    place,
+)
+from experiments.grid.run_config import resolve_run
 from experiments.grid.spec import GridSpecError, RunSpec, load_grid
 from experiments.store import PROJECT_ROOT, project_path
-from experiments.grid.run_config import resolve_run
 
 CM_R50 = 'configs/centermask/centermask_r50_fpn_1x_coco.py'
 

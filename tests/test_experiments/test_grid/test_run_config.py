@@ -1,11 +1,12 @@
 import pytest
-
-from experiments.data.prepare import prepare_dataset
-from experiments.grid.spec import DatasetSpec, GridSpecError, RunSpec
-from experiments.grid.run_config import config_hash, resolve_config
 from helpers import tiny_dataset_entry
 
-CONFIG = 'configs/retinamask/retinanet_r18-tiny_fpn_builtin_retinamask-recipe.py'
+from experiments.data.prepare import prepare_dataset
+from experiments.grid.run_config import config_hash, resolve_config
+from experiments.grid.spec import DatasetSpec, GridSpecError, RunSpec
+
+CONFIG = ('configs/retinamask/'
+          'retinanet_r18-tiny_fpn_builtin_retinamask-recipe.py')
 
 
 def _run(overrides, seed=0):

@@ -9,8 +9,8 @@ import time
 import pytest
 
 from experiments.runner.launch import RunAttempt
-from experiments.runner.scheduler import AGAIN
 from experiments.runner.progress import ATTEMPT_ID_ENV, AttemptRecorder
+from experiments.runner.scheduler import AGAIN
 from experiments.store import read_attempts
 
 
@@ -130,6 +130,7 @@ def test_damaged_attempts_line_is_skipped_with_a_warning(tmp_path, capsys):
 
 def test_eta_of_a_run_past_the_mean_is_its_own_rate_never_zero(tmp_path):
     import io
+
     from experiments.runner.grid_progress import GridProgress
     from experiments.runner.progress import PROGRESS
     run_dir = tmp_path / 'run'
@@ -151,6 +152,7 @@ def test_eta_of_a_run_past_the_mean_is_its_own_rate_never_zero(tmp_path):
 
 def test_eta_before_any_run_finishes_comes_from_the_running_one(tmp_path):
     import io
+
     from experiments.runner.grid_progress import GridProgress
     from experiments.runner.progress import PROGRESS
     run_dir = tmp_path / 'run'

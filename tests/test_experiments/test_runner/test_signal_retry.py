@@ -8,13 +8,20 @@ import subprocess
 import sys
 
 import pytest
+from helpers import (
+    last_checkpoint_iteration,
+    run_grid_cli,
+    wait_for,
+    write_grid,
+)
 
-from experiments.store import PROJECT_ROOT
 from experiments.runner.progress import attempt_signals, signal_kills_in_a_row
-from experiments.store import append_attempt, read_attempts, \
-    read_results_csv
-from helpers import (last_checkpoint_iteration, run_grid_cli, wait_for,
-                     write_grid)
+from experiments.store import (
+    PROJECT_ROOT,
+    append_attempt,
+    read_attempts,
+    read_results_csv,
+)
 
 LONG = {'train_cfg.max_iters': 12,
         'default_hooks.checkpoint.interval': 2}

@@ -14,7 +14,12 @@ Two sources of published VoVNet classifiers:
 or without a ``backbone.`` prefix) and returns our keys; classifier heads
 are dropped. ``load_vovnet_weights`` takes ``timm://<model name>`` (timm's
 own pretrained loader: its cache, or a download when online) or a local
-file path.
+file path. ``strict_load`` loads them into a ``VoVNet`` (see
+``mmdet_plugins/models/backbones/vovnet.py``), failing on any key that
+does not fit.
+
+This module imports torch only, never ``mmdet_plugins.models``: the
+backbone imports it, so the dependency runs one way.
 """
 import glob
 import os
@@ -26,8 +31,6 @@ from typing import Callable, Dict, List, Optional, Tuple
 import torch
 
 TIMM_PREFIX = 'timm://'
-PROJECT_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(
-    osp.abspath(__file__)))))
 _SKIP = re.compile(r'(^|\.)(head|fc|classifier|linear)\.')
 
 
@@ -143,7 +146,8 @@ def detect_layout(state_dict: Dict[str, torch.Tensor]) -> str:
 
 
 def convert_vovnet_state_dict(
-        state_dict: Dict[str, torch.Tensor]) -> 'OrderedDict[str, torch.Tensor]':
+        state_dict: Dict[str, torch.Tensor]
+) -> 'OrderedDict[str, torch.Tensor]':
     """Any supported VoVNet state dict -> this project's ``VoVNet`` keys.
 
     Raises:
@@ -212,14 +216,16 @@ def _load_file(path: str) -> dict:
     return torch.load(path, map_location='cpu', weights_only=True)
 
 
-def load_vovnet_weights(source: str) -> 'OrderedDict[str, torch.Tensor]':
+def load_vovnet_weights(source: str, root: Optional[str] = None
+                        ) -> 'OrderedDict[str, torch.Tensor]':
     """Our VoVNet state dict from ``timm://<name>`` or a checkpoint file.
 
     ``timm://<name>[.<tag>]`` reads timm's file from the Hugging Face cache
     (``HF_HUB_CACHE`` / ``HF_HOME``) without importing timm; when it is not
     cached, timm's own loader fetches it (network, timm and torchvision
     needed). A relative path is tried from the working directory, then
-    from the project root.
+    under ``root`` when the caller gives one (e.g. the checkout a tool
+    script runs from); this package does not know where that is.
     """
     if source.startswith(TIMM_PREFIX):
         name = source[len(TIMM_PREFIX):]
@@ -236,13 +242,16 @@ def load_vovnet_weights(source: str) -> 'OrderedDict[str, torch.Tensor]':
         model = timm.create_model(name, pretrained=True)
         return convert_vovnet_state_dict(model.state_dict())
     path = source
-    if not osp.isabs(path) and not osp.exists(path):
-        # Configs name checkpoints/<file> relative to the project root.
-        path = osp.join(PROJECT_ROOT, path)
+    if root is not None and not osp.isabs(path) and not osp.exists(path):
+        # Configs name checkpoints/<file> relative to the checkout.
+        path = osp.join(root, path)
     if not osp.isfile(path):
+        where = '' if osp.isabs(source) else (
+            f' (relative to {os.getcwd()}'
+            + (f' or {root}' if root is not None else '') + ')')
         raise FileNotFoundError(
-            f'VoVNet weights {source!r} do not exist; download them (see '
-            f'docs/weights.md) or name timm weights as timm://<model>')
+            f'VoVNet weights {source!r} do not exist{where}; download them '
+            f'(see docs/weights.md) or name timm weights as timm://<model>')
     return convert_vovnet_state_dict(_load_file(path))
 
 
