@@ -23,7 +23,7 @@ from typing import List, Optional, Tuple
 import numpy as np
 import pandas as pd
 
-from analysis.bootstrap import Estimate, resample_counts
+from analysis.coco_eval.bootstrap import Estimate, resample_counts
 from experiments.store import COST, latency_device, read_json
 
 

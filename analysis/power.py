@@ -19,9 +19,10 @@ the sum of the two independent sources::
 - ``2 sigma_seed**2 / n``: each arm's seed mean has variance
   ``sigma_seed**2 / n`` and the arms train independently.
 - ``tau**2``: the variance of ``u_a - u_b``, the paired image bootstrap
-  variance of the difference (:func:`analysis.bootstrap.paired_difference`);
-  pairing on images removes what both arms share, and more seeds do not
-  shrink it (the same images are reused), only more images do:
+  variance of the difference
+  (:func:`analysis.coco_eval.bootstrap.paired_difference`); pairing on
+  images removes what both arms share, and more seeds do not shrink it (the
+  same images are reused), only more images do:
   ``tau**2 ~ 1 / N``. The bootstrap of a seed-averaged pilot also carries
   the seed x image interaction; it is used as is (conservative).
 
@@ -54,6 +55,9 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 import pandas as pd
 from scipy import stats
+
+from analysis.coco_eval.bootstrap import bootstrap_ap
+from analysis.coco_eval.constants import metric_task_area
 
 Z_ALPHA = float(stats.norm.ppf(0.975))
 POWER = 0.8
@@ -275,9 +279,30 @@ def image_sd_from_samples(diff_samples: np.ndarray) -> float:
     return float(d.std(ddof=1)) if d.size > 1 else float('nan')
 
 
-def published_table(path: Optional[str] = None) -> pd.DataFrame:
-    from analysis.cost_report import PUBLISHED
-    return pd.read_csv(path or PUBLISHED)
+def paired_samples(evals, a: pd.DataFrame, b: pd.DataFrame, metric: str,
+                   n_resamples: int = 200) -> Optional[Tuple[float, int]]:
+    """Image SD (AP points) of the paired bootstrap difference of two
+    arms' runs with saved detections, and the images it is on; None when
+    the metric is not AP over a COCO range, a side has no detections, the
+    sides were evaluated on other images, or the SD is undefined.
+
+    Args:
+        evals: The runs' evaluations
+            (:class:`~analysis.coco_eval.run_eval.RunEvals`).
+        a, b: The two arms' finished runs.
+        metric: A results-table AP column (``mask_APs``...).
+        n_resamples: Bootstrap resamples.
+    """
+    task_area = metric_task_area(metric)
+    if task_area is None:
+        return None
+    iou_type, area = task_area
+    ea, eb = evals.for_runs(a, iou_type), evals.for_runs(b, iou_type)
+    if not ea or not eb or ea[0].img_ids != eb[0].img_ids:
+        return None
+    s = bootstrap_ap({'a': ea, 'b': eb}, n_resamples, area=area)
+    sd = image_sd_from_samples(s['a'] - s['b'])
+    return (sd, ea[0].num_images) if sd == sd else None
 
 
 def describe(v: Variance) -> str:

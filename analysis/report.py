@@ -8,19 +8,18 @@ import os.path as osp
 import platform
 import re
 import subprocess
+from importlib import metadata
 from typing import Dict, List, Optional, Sequence
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+from analysis.results import UNFINISHED, summarize
+from experiments.store import TASKS, run_label
 
-from analysis.results import UNFINISHED, summarize  # noqa: E402
-from experiments.store import run_label
-
-TASKS = (('box', 'Box'), ('mask', 'Mask'))
+# Table task -> its label in headings: box -> Box, mask -> Mask.
+TASK_LABELS = tuple((task, task.capitalize()) for _, task in TASKS)
 SIZE_BINS = (('APs', 'small'), ('APm', 'medium'), ('APl', 'large'))
 TABLE_METRICS = ('AP', 'AP50', 'AP75', 'APs', 'APm', 'APl')
 
@@ -58,7 +57,7 @@ def comparison_table(summary: pd.DataFrame) -> pd.DataFrame:
     for _, r in summary.iterrows():
         row = {'model': r.model, 'arm': r.arm, 'dataset': r.dataset,
                'status': r.status, 'seeds': int(r.n_seeds)}
-        for task, label in TASKS:
+        for task, label in TASK_LABELS:
             for m in TABLE_METRICS:
                 col = f'{task}_{m}'
                 row[f'{label} {m}'] = _cell(r[col], r[f'{col}_ci'],
@@ -94,7 +93,7 @@ def plot_ap_by_size(summary: pd.DataFrame, path: str) -> Optional[str]:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
     x = np.arange(len(SIZE_BINS))
     width = 0.8 / len(done)
-    for ax, (task, label) in zip(axes, TASKS):
+    for ax, (task, label) in zip(axes, TASK_LABELS):
         for i, ((_, r), name) in enumerate(zip(done.iterrows(), labels)):
             means = [100 * r[f'{task}_{m}'] for m, _ in SIZE_BINS]
             cis = [100 * r[f'{task}_{m}_ci'] for m, _ in SIZE_BINS]
@@ -174,7 +173,6 @@ def _code_commit() -> str:
 
 
 def _package_versions() -> str:
-    from importlib import metadata
     found = []
     for name in ('torch', 'mmcv', 'mmengine', 'mmdet', 'pycocotools'):
         try:
@@ -218,7 +216,7 @@ def _embedded_png(path: str, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
 
-def _anchor(title: str) -> str:
+def section_anchor(title: str) -> str:
     return re.sub(r'[^a-z0-9]+', '-', title.lower()).strip('-')
 
 
@@ -261,7 +259,7 @@ def write_report(df: pd.DataFrame, out_dir: str, results_path: str,
         ['AP by object size'] if figure else []) + [
         sec.title for sec in sections] + (['Failed runs'] if failures else [])
     md = [f'# {title}', '', description, '', '## Contents', '']
-    md += [f'- [{t}](#{_anchor(t)})' for t in titles]
+    md += [f'- [{t}](#{section_anchor(t)})' for t in titles]
     md += ['', '## Provenance', '']
     md += [f'- {p}' for p in provenance]
     md += ['', '## Comparison', '', _md_table(table), '']
@@ -278,12 +276,12 @@ def write_report(df: pd.DataFrame, out_dir: str, results_path: str,
         f.write('\n'.join(md))
 
     def heading(t: str) -> str:
-        return f'<h2 id="{_anchor(t)}">{html.escape(t)}</h2>'
+        return f'<h2 id="{section_anchor(t)}">{html.escape(t)}</h2>'
 
     parts = [f'<h1>{html.escape(title)}</h1>',
              f'<p>{_html_text(description)}</p>',
              '<nav><h2>Contents</h2><ol>']
-    parts += [f'<li><a href="#{_anchor(t)}">{html.escape(t)}</a></li>'
+    parts += [f'<li><a href="#{section_anchor(t)}">{html.escape(t)}</a></li>'
               for t in titles]
     parts += ['</ol></nav>', heading('Provenance'), '<ul>']
     parts += [f'<li>{_html_text(p)}</li>' for p in provenance]
@@ -296,7 +294,7 @@ def write_report(df: pd.DataFrame, out_dir: str, results_path: str,
     for sec in sections:
         parts.append(heading(sec.title))
         parts += [f'<p>{_html_text(t)}</p>' for t in sec.text]
-        parts += [_table_html(t, f'table-{_anchor(sec.title)}-{i}')
+        parts += [_table_html(t, f'table-{section_anchor(sec.title)}-{i}')
                   for i, t in enumerate(sec.tables) if not t.empty]
         for p in sec.figures:
             parts.append(_embedded_png(p, sec.title))

@@ -4,8 +4,9 @@ Each weakness in ``analysis/data/weaknesses.yaml`` names two sets of runs, a
 metric and the kind of claim. The effect is ``metric(a) - metric(b)`` with a
 95% interval:
 
-- paired image bootstrap (:mod:`analysis.bootstrap`) when ``evidence`` gives
-  per-image evaluations for both sides (saved detections);
+- paired image bootstrap (:mod:`analysis.coco_eval.bootstrap`) when
+  ``evidence`` (:func:`make_evidence`) gives per-image evaluations for both
+  sides (saved detections);
 - otherwise Welch's t interval over seeds, when both sides have two or more
   finished seeds;
 - otherwise none: one seed without saved detections is never a verdict.
@@ -31,11 +32,17 @@ import pandas as pd
 import yaml
 from scipy import stats
 
-from analysis.bootstrap import Estimate
-from experiments.store import PROJECT_ROOT
+from analysis.coco_eval.bootstrap import (Estimate, bootstrap_ap,
+                                          paired_difference)
+from analysis.coco_eval.constants import metric_task_area
+from analysis.coco_eval.run_eval import RunEvals
+from analysis.latency import paired_latency
+from experiments.store import project_path
 
-WEAKNESSES = osp.join(osp.dirname(osp.abspath(__file__)), 'data',
-                      'weaknesses.yaml')
+DATA = osp.join(osp.dirname(osp.abspath(__file__)), 'data')
+WEAKNESSES = osp.join(DATA, 'weaknesses.yaml')
+# The grids whose results the verdicts read: name -> grid file.
+REPORT_GRIDS = osp.join(DATA, 'grids.yaml')
 KINDS = ('greater', 'less', 'small_difference', 'small_gain')
 # Below this many validation images (the built-in smoke sets have 16) an
 # interval is reported but no verdict is drawn from it: such runs test the
@@ -70,6 +77,25 @@ def load_weaknesses(path: str = WEAKNESSES) -> Dict[str, dict]:
     return spec
 
 
+def load_report_grids(path: str = REPORT_GRIDS) -> Dict[str, str]:
+    """The declared grids: name -> grid file (project-relative)."""
+    with open(path) as f:
+        grids = yaml.safe_load(f)
+    if not isinstance(grids, dict) or not all(
+            isinstance(k, str) and isinstance(v, str)
+            for k, v in grids.items()):
+        raise ValueError(f'{path}: expected "grid name: grid file" lines')
+    return grids
+
+
+def how_to_run(grid: str) -> str:
+    """The command that runs a declared grid, or that it is not written."""
+    path = load_report_grids().get(grid)
+    if path and osp.isfile(project_path(path)):
+        return f'python experiments/run_grid.py {path}'
+    return f'a grid "{grid}" (not written yet)'
+
+
 def select_runs(df: pd.DataFrame, side: dict) -> pd.DataFrame:
     """Finished runs of one side of a comparison."""
     rows = df[(df.status == 'finished') & (df.grid == side['grid'])
@@ -98,7 +124,8 @@ def welch_interval(a: np.ndarray, b: np.ndarray) -> Optional[Estimate]:
 
 
 def decide(kind: str, est: Estimate, margin: float = 0.0) -> str:
-    """``supported``, ``contradicted`` or ``inconclusive`` from the interval."""
+    """``supported``, ``contradicted`` or ``inconclusive`` from the
+    interval."""
     lo, hi = est.lo, est.hi
     if lo != lo or hi != hi:
         return 'inconclusive'
@@ -137,17 +164,31 @@ def _label(side: dict) -> str:
 
 def _missing(w: dict, sides: List[dict]) -> str:
     grids = sorted({s['grid'] for s in sides})
-    where = []
-    for g in grids:
-        path = osp.join(PROJECT_ROOT, 'experiments', 'grids', f'{g}.yaml')
-        where.append(f'python experiments/run_grid.py experiments/grids/'
-                     f'{g}.yaml' if osp.isfile(path)
-                     else f'a grid "{g}" (not written yet)')
+    where = [how_to_run(g) for g in grids]
     need = f'{w["needs"]}; ' if w.get('needs') else ''
     return f'not run: {need}needs {" and ".join(where)}'
 
 
 Evidence = Callable[[pd.DataFrame, pd.DataFrame, str], Optional[Estimate]]
+
+
+def make_evidence(evals: RunEvals, n_resamples: int) -> Evidence:
+    """Paired image bootstrap for the verdicts, when detections (or, for
+    latency, per-image timings) exist."""
+    def evidence(a_runs, b_runs, metric):
+        if metric == 'latency_ms':
+            return paired_latency(a_runs, b_runs, n_resamples)
+        task_area = metric_task_area(metric)
+        if task_area is None:
+            return None
+        iou_type, area = task_area
+        a = evals.for_runs(a_runs, iou_type)
+        b = evals.for_runs(b_runs, iou_type)
+        if not a or not b or a[0].img_ids != b[0].img_ids:
+            return None
+        s = bootstrap_ap({'a': a, 'b': b}, n_resamples, area=area)
+        return paired_difference(a, b, s['a'], s['b'], area=area)
+    return evidence
 
 
 def judge(wid: str, w: dict, df: pd.DataFrame,

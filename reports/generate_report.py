@@ -10,34 +10,40 @@ every run the grid defines but the table lacks is shown as "not run", or
 Beyond the comparison, the report re-evaluates every finished run's saved
 detections per image (fine size bins, AP per IoU threshold, bootstrap
 intervals) and gives a verdict on each reviewed weakness W1-W11 from the
-results of *every* grid in ``experiments/grids`` that has a results table
-(``--no-other-grids`` to use only this one). Partial results are fine: what
-is missing is named, with the grid that would produce it.
+results of every grid declared in ``analysis/data/grids.yaml`` that has a
+results table (``--no-other-grids`` to use only this one). Partial results
+are fine: what is missing is named, with the grid that would produce it.
 """
 import argparse
-import glob
 import os
 import os.path as osp
 import sys
 
 import pandas as pd
 
-from analysis.claims_report import claims_sections
 from analysis.report import write_report
 from analysis.results import load_results, with_expected
+from analysis.sections.report_order import report_sections
+from analysis.verdicts import REPORT_GRIDS, load_report_grids
+from experiments.cost.model_cost import device_name
+from experiments.cost.plan_cost import find_rate, load_rates
 from experiments.grid.spec import GridSpecError, load_grid
-from experiments.store import project_path
-from experiments.store import read_run_meta, run_status
+from experiments.store import (RESULTS, project_path, read_run_meta,
+                               run_status, warn)
 
 
 def gather_results(df: pd.DataFrame, results_path: str):
-    """This table plus every other grid's results table that exists."""
+    """This table plus every declared grid's results table that exists."""
     frames, sources = [df], [results_path]
-    for grid_file in sorted(glob.glob(project_path('experiments/grids/'
-                                                   '*.yaml'))):
+    for grid_file in sorted(project_path(path) for path in
+                            load_report_grids().values()):
+        if not osp.isfile(grid_file):
+            warn(f'{grid_file}: declared in {REPORT_GRIDS} but missing; '
+                 f'left out of the verdicts')
+            continue
         try:
             path = osp.join(project_path(load_grid(grid_file).work_dir),
-                            'results.csv')
+                            RESULTS)
         except GridSpecError:
             continue
         if osp.isfile(path) and osp.abspath(path) != osp.abspath(
@@ -45,11 +51,29 @@ def gather_results(df: pd.DataFrame, results_path: str):
             try:
                 frames.append(load_results(path))
             except ValueError as e:
-                print(f'warning: {e}; left out of the verdicts',
-                      file=sys.stderr)
+                warn(f'{e}; left out of the verdicts')
                 continue
             sources.append(path)
     return pd.concat(frames, ignore_index=True), sources
+
+
+def run_rates(all_results: pd.DataFrame) -> dict:
+    """(grid, run_id) -> the rate table's row (or None) for every finished
+    run with a config, on the device it ran on: NVIDIA when it had GPUs,
+    else this machine's CPU model."""
+    rates, out, cpu = load_rates(), {}, None
+    done = all_results[all_results.status == 'finished']
+    for r in done.itertuples():
+        if not isinstance(getattr(r, 'config', None), str):
+            continue
+        gpus = getattr(r, 'gpus', 0) or 0
+        if gpus == gpus and gpus > 0:
+            device = 'NVIDIA'
+        else:
+            cpu = cpu or device_name('cpu').split(' (')[0]
+            device = cpu
+        out[(r.grid, r.run_id)] = find_rate(rates, r.config, device)
+    return out
 
 
 def started_cells(work_dir: str) -> set:
@@ -109,7 +133,7 @@ def main(argv=None) -> int:
             title = f'Grid report: {grid.name}'
             description = grid.description
             results_path = results_path or osp.join(
-                project_path(grid.work_dir), 'results.csv')
+                project_path(grid.work_dir), RESULTS)
             started = started_cells(project_path(grid.work_dir))
             expected = pd.DataFrame(
                 [(r.model, r.arm, r.dataset, r.seed,
@@ -128,8 +152,8 @@ def main(argv=None) -> int:
     try:
         os.makedirs(out_dir, exist_ok=True)
         set_aside_previous_report(out_dir)
-        sections = claims_sections(df, all_results, out_dir, args.resamples,
-                                   sources)
+        sections = report_sections(df, all_results, out_dir, args.resamples,
+                                   sources, run_rates(all_results))
         paths = write_report(df, out_dir, results_path, args.grid,
                              title=title, description=description,
                              sections=sections)

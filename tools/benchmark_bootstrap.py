@@ -30,9 +30,11 @@ import time
 import numpy as np
 from pycocotools.coco import COCO
 
-from analysis import eval_cache
-from analysis.bootstrap import bootstrap_ap, estimate
-from analysis.image_eval import evaluate_images, image_eval_for_run
+from analysis.coco_eval import eval_cache
+from analysis.coco_eval.bootstrap import bootstrap_ap, estimate
+from analysis.coco_eval.image_eval import evaluate_images
+from analysis.coco_eval.run_eval import image_eval_for_run
+from experiments.store import detections_file
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -151,15 +153,15 @@ def main(argv=None) -> int:
             json.dump(coco.dataset, f)
         det_dir = osp.join(tmp, 'detections')
         os.makedirs(det_dir)
-        with open(osp.join(det_dir, 'val.bbox.json'), 'w') as f:
+        det_file = detections_file(det_dir, 'bbox')
+        with open(det_file, 'w') as f:
             json.dump(runs['box'], f)
-        eval_cache.store(evals['box'][0], osp.join(det_dir, 'val.bbox.json'),
-                         ann, 'bbox')
-        eval_cache._hashes.clear()
+        eval_cache.store(evals['box'][0], det_file, ann, 'bbox')
+        eval_cache.forget_file_hashes()
         cached, cached_s = _time(lambda: image_eval_for_run(
             det_dir, ann, 'bbox', coco_gt=lambda: None))
         assert cached.ap() == evals['box'][0].ap()
-        size = os.path.getsize(osp.join(det_dir, 'val.bbox.json')) / 2**20
+        size = os.path.getsize(det_file) / 2**20
         print(f'cached rebuild of one run ({size:.0f} MB of detections '
               f'hashed, evaluation read back): {cached_s:.2f} s (target '
               f'<= 2 s per run)')

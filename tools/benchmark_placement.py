@@ -1,7 +1,8 @@
 """Seconds per iteration of one total batch placed three ways, on CPU.
 
     python tools/benchmark_placement.py                 # tiny Mask R-CNN
-    python tools/benchmark_placement.py --config configs/centermask/centermask_r18-tiny_fpn_builtin.py \
+    python tools/benchmark_placement.py \
+        --config configs/centermask/centermask_r18-tiny_fpn_builtin.py \
         --iters 40 --total-batch 2
 
 Trains the same tiny model on the built-in dataset through the harness

@@ -92,12 +92,13 @@ def main(argv=None) -> int:
     for name, longest_first in (('random order', False),
                                 ('longest first', True)):
         m = measure(durations, args.slots, longest_first)
+        tail = m['idle'] - m['process_overhead'] - m['idle_while_queued']
         print(f'  {name:13s}: wall {m["wall_s"]:6.1f} s (lower bound '
               f'{m["lower_bound_s"]:.1f} s), idle slot-time '
               f'{100 * m["idle"]:.2f}% of slots x wall: process start/exit '
               f'{100 * m["process_overhead"]:.2f}%, slot free while a run '
               f'was queued {100 * m["idle_while_queued"]:.2f}%, tail '
-              f'{100 * (m["idle"] - m["process_overhead"] - m["idle_while_queued"]):.2f}%')
+              f'{100 * tail:.2f}%')
     return 0
 
 

@@ -2,7 +2,8 @@
 
     python tools/export_onnx.py CONFIG CHECKPOINT --out exports/centermask.onnx
     python tools/export_onnx.py work_dirs/smoke/<run>/config.py \
-        work_dirs/smoke/<run>/iter_200.pth --out exports/run.onnx --check-images 16
+        work_dirs/smoke/<run>/iter_200.pth --out exports/run.onnx \
+        --check-images 16
 
 Writes ``model.onnx`` (network, decoding, NMS, RoIAlign, mask head, MaskIoU;
 dynamic image size), ``model.json`` (resize, normalisation, classes) and
@@ -13,7 +14,7 @@ needs only numpy, OpenCV and onnxruntime) -- see
 Then, unless ``--no-check``, runs PyTorch and onnxruntime on the config's
 test images and compares them detection by detection (boxes, scores, mask
 scores, binary masks) and by COCO box and mask AP through the project's
-evaluator (``analysis/image_eval.py``), against the tolerances in
+evaluator (``analysis/coco_eval/image_eval.py``), against the tolerances in
 ``mmdet_plugins/export/parity.py``; the figures go to
 ``<model>.parity.json``. Exit status: 0 within tolerance, 1 outside it, 2
 for a model or config with no export path, or a checkpoint that does not
@@ -61,10 +62,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def coco_ap(ann_file: str, results: list, iou_type: str) -> float:
-    """AP@[.5:.95] of COCO results through ``analysis.image_eval``."""
+    """AP@[.5:.95] of COCO results through
+    ``analysis.coco_eval.image_eval``."""
     from pycocotools.coco import COCO
 
-    from analysis.image_eval import evaluate_images
+    from analysis.coco_eval.image_eval import evaluate_images
     with contextlib.redirect_stdout(io.StringIO()):
         gt = COCO(ann_file)
     return float(evaluate_images(gt, results, iou_type).ap())

@@ -18,6 +18,8 @@ from typing import Dict, List, Optional, Tuple
 import pandas as pd
 
 from analysis import power as pw
+from analysis.coco_eval.run_eval import RunEvals
+from analysis.published import published_table
 from analysis.verdicts import load_weaknesses
 from experiments.cost.plan_cost import (
     RATES,
@@ -139,7 +141,6 @@ def pilot_image_sd(pilot: pd.DataFrame, metric: str,
                    arms: set) -> Optional[Tuple[float, int]]:
     """SD of the paired bootstrap difference of two pilot arms with saved
     detections (the verdict's arms when the pilot has them)."""
-    from analysis.claims_report import RunEvals
     groups = [g for _, g in pilot.groupby(['grid', 'model', 'arm',
                                            'dataset'])]
     groups.sort(key=lambda g: g.arm.iloc[0] not in arms)
@@ -148,26 +149,11 @@ def pilot_image_sd(pilot: pd.DataFrame, metric: str,
         for b in groups[i + 1:]:
             if a.dataset.iloc[0] != b.dataset.iloc[0]:
                 continue
-            est_samples = _paired_samples(evals, a, b, metric)
+            est_samples = pw.paired_samples(evals, a, b, metric)
             if est_samples is not None:
                 return est_samples
     return None
 
-
-def _paired_samples(evals, a, b, metric):
-    from analysis.bootstrap import bootstrap_ap
-    task, _, name = metric.partition('_')
-    area = {'AP': 'all', 'APs': 'small', 'APm': 'medium',
-            'APl': 'large'}.get(name)
-    iou = 'bbox' if task == 'box' else 'segm'
-    if area is None:
-        return None
-    ea, eb = evals.for_runs(a, iou), evals.for_runs(b, iou)
-    if not ea or not eb or ea[0].img_ids != eb[0].img_ids:
-        return None
-    s = bootstrap_ap({'a': ea, 'b': eb}, 200, area=area)
-    sd = pw.image_sd_from_samples(s['a'] - s['b'])
-    return (sd, ea[0].num_images) if sd == sd else None
 
 
 def fed_verdicts(grid: GridSpec) -> Dict[str, dict]:
@@ -239,7 +225,7 @@ def print_plan(args, grid: GridSpec, runs: List[RunSpec],
           f'device(s), runs in turn: {fmt_h(wall / 3600)}; rates from: '
           f'{"; ".join(srcs)}')
     pilot = pilot_results(args.pilot) if args.pilot else None
-    published = pw.published_table()
+    published = published_table()
     n_now = len(grid.seeds)
     source = ('pilot ' + ', '.join(args.pilot) if pilot is not None
               else 'COCO prior')

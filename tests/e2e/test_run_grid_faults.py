@@ -9,7 +9,7 @@ import subprocess
 import pytest
 from helpers import TINY_OVERRIDES, write_grid
 
-from analysis.eval_cache import CACHE_DIR
+from analysis.coco_eval.eval_cache import CACHE_DIR
 from experiments import run_grid
 from experiments.store import (
     load_results_table,

@@ -1,8 +1,14 @@
 """The planner's power against simulated experiments, and its inputs."""
+import contextlib
+import io
+
 import numpy as np
 import pytest
+from pycocotools.coco import COCO
 
 from analysis import power as pw
+from analysis.coco_eval.image_eval import evaluate_images
+from analysis.published import published_table
 from analysis.verdicts import load_weaknesses
 
 N_IMAGES = 400
@@ -90,10 +96,51 @@ def test_seeds_needed_and_the_image_floor():
 
 def test_claimed_effects_from_the_published_table():
     spec = load_weaknesses()
-    pub = pw.published_table()
+    pub = published_table()
     w4, src = pw.claimed_effect('W4', spec['W4'], pub)
     assert w4 == pytest.approx(1.0) and 'published.csv' in src
     # W9: every threshold must beat "off"; the nearest (0.4: +0.5) decides.
     assert pw.claimed_effect('W9', spec['W9'], pub)[0] == pytest.approx(0.5)
     assert pw.claimed_effect('W5', spec['W5'], pub)[0] is None
     assert pw.gap('small_gain', 0.4, 1.0) == pytest.approx(0.6)
+
+
+class _Evals:
+    """Stands in for RunEvals: each arm's runs are given by name."""
+
+    def __init__(self, by_arm):
+        self.by_arm = by_arm
+
+    def for_runs(self, runs, iou_type):
+        return self.by_arm.get((runs, iou_type), [])
+
+
+def _image_eval(found: int):
+    """Box evaluation of 4 images with one object each, ``found`` of them
+    detected exactly."""
+    coco = COCO()
+    coco.dataset = dict(
+        images=[dict(id=i, width=50, height=50) for i in range(1, 5)],
+        annotations=[dict(id=i, image_id=i, category_id=1, iscrowd=0,
+                          bbox=[5, 5, 20, 20], area=400.0)
+                     for i in range(1, 5)],
+        categories=[dict(id=1, name='a')])
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco.createIndex()
+    dets = [dict(image_id=i, category_id=1, bbox=[5, 5, 20, 20], score=0.9)
+            for i in range(1, found + 1)]
+    return evaluate_images(coco, dets, 'bbox')
+
+
+def test_paired_samples_is_the_image_sd_of_the_paired_difference():
+    a, b = _image_eval(4), _image_eval(2)
+    evals = _Evals({('a', 'bbox'): [a], ('b', 'bbox'): [b],
+                    ('same', 'bbox'): [a]})
+    sd, n_images = pw.paired_samples(evals, 'a', 'b', 'box_AP')
+    assert n_images == 4 and sd > 0
+    # Identical arms differ by nothing on every resample.
+    assert pw.paired_samples(evals, 'a', 'same', 'box_AP') == (0.0, 4)
+    # Not AP over a COCO range, or a side without detections: no estimate.
+    assert pw.paired_samples(evals, 'a', 'b', 'latency_ms') is None
+    assert pw.paired_samples(evals, 'a', 'b', 'mask_AP') is None
+

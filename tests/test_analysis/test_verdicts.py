@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from analysis.verdicts import decide, judge, load_weaknesses, verdict_table
-from analysis.bootstrap import Estimate
+from analysis.coco_eval.bootstrap import Estimate
 
 
 def _runs(grid, model, arm, mean, n=5, sd=0.002, metric='mask_AP', seed=0,

@@ -1,9 +1,12 @@
-"""Every comparison a weakness verdict needs has a grid that plans."""
+"""Every comparison a weakness verdict needs has a declared grid that
+plans."""
 import os.path as osp
 
 import pytest
 import yaml
 
+from analysis.published import published_table
+from analysis.verdicts import load_report_grids
 from experiments.data.prepare import prepare_dataset
 from experiments.grid.spec import DatasetSpec, load_grid
 from experiments.store import PROJECT_ROOT, project_path
@@ -26,6 +29,19 @@ def test_every_weakness_has_both_sides():
     assert ids == {f'W{i}' for i in range(1, 12)}
 
 
+def test_declared_grids_are_the_files_they_name():
+    """analysis/data/grids.yaml: each file exists and is the grid of its
+    name; every grid a verdict or a paper table reads is declared."""
+    grids = load_report_grids()
+    for name, path in grids.items():
+        assert osp.isfile(project_path(path)), path
+        with open(project_path(path)) as f:
+            assert yaml.safe_load(f)['name'] == name, path
+    named = {side['grid'] for _, side in _sides()} | set(
+        published_table().grid)
+    assert named - set(grids) == set()
+
+
 @pytest.mark.slow
 def test_every_grid_model_and_arm_a_weakness_names_exists_and_plans(
         tiny_builtin):
@@ -35,11 +51,14 @@ def test_every_grid_model_and_arm_a_weakness_names_exists_and_plans(
     dataset = prepare_dataset(DatasetSpec(
         name='tiny', **tiny_dataset_entry(tiny_builtin)), verbose=False)
     checked = set()
+    grids = load_report_grids()
     for wid, side in _sides():
         key = (side['grid'], side['model'], side['arm'])
         if key in checked:
             continue
-        path = project_path(f'experiments/grids/{side["grid"]}.yaml')
+        assert side['grid'] in grids, f'{wid}: grid {side["grid"]} is not ' \
+            f'declared in analysis/data/grids.yaml'
+        path = project_path(grids[side['grid']])
         assert osp.isfile(path), f'{wid}: no grid file {path}'
         grid = load_grid(path)
         runs = [r for r in grid.expand()

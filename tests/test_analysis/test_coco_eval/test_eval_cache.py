@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from pycocotools.coco import COCO
 
-from analysis import eval_cache
-from analysis.image_eval import COCO_AREAS, image_eval_for_run
+from analysis.coco_eval import eval_cache
+from analysis.coco_eval.constants import COCO_AREAS
+from analysis.coco_eval.run_eval import image_eval_for_run
 from test_image_eval import perturbed_predictions
 
 
@@ -29,7 +30,7 @@ def run(tiny_builtin, tmp_path):
     dets = perturbed_predictions(coco, seed=0)
     for name in ('bbox', 'segm'):
         (det_dir / f'val.{name}.json').write_text(json.dumps(dets))
-    eval_cache._hashes.clear()
+    eval_cache.forget_file_hashes()
     return str(det_dir), ann, dets
 
 

@@ -10,8 +10,10 @@ import pytest
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from analysis.image_eval import (COCO_AREAS, IOU_THRESHOLDS, evaluate_images,
-                                 load_detections, log_area_bins, weights_for)
+from analysis.coco_eval.constants import (COCO_AREAS, IOU_THRESHOLDS,
+                                          log_area_bins)
+from analysis.coco_eval.detections import load_detections
+from analysis.coco_eval.image_eval import evaluate_images, weights_for
 
 
 def _quiet(fn, *args):
@@ -221,11 +223,11 @@ def test_fine_bins_count_every_ground_truth_once(tiny_builtin):
 
 def test_without_numba_the_reference_engine_is_used_with_a_warning(
         tiny_builtin, monkeypatch, capsys):
-    from analysis import image_eval
+    from analysis.coco_eval import image_eval
     coco = _builtin_coco(tiny_builtin)
     dets = perturbed_predictions(coco, seed=9)
     monkeypatch.setattr(image_eval, 'fast_engine_available', lambda: False)
-    monkeypatch.setattr(image_eval, '_WARNED', set())
+    monkeypatch.setattr(image_eval, 'WARNED', set())
     called = []
     real = COCOeval.evaluate
     monkeypatch.setattr(COCOeval, 'evaluate',

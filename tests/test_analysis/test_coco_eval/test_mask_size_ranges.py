@@ -25,8 +25,9 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from analysis.image_eval import (COCO_AREAS, IOU_THRESHOLDS, evaluate_images,
-                                 image_eval_for_run)
+from analysis.coco_eval.constants import COCO_AREAS, IOU_THRESHOLDS
+from analysis.coco_eval.image_eval import evaluate_images
+from analysis.coco_eval.run_eval import image_eval_for_run
 
 SIDE = 300  # image height and width
 SIZES = ('small', 'medium', 'large')
@@ -234,7 +235,7 @@ def test_segm_results_without_bbox_evaluate_as_with_bbox(tmp_path, engine):
 
 
 def test_tide_ranges_size_mask_detections_by_mask():
-    from analysis.views.error_breakdown import tide_breakdowns
+    from analysis.sections.error_breakdown import tide_breakdowns
     gt = ground_truth(2)
     metric_like = []
     for p in predictions(2):
@@ -296,7 +297,7 @@ def test_every_report_section_gives_coco_metrics_per_size_mask_ap(tmp_path):
     CocoMetric on the same runs."""
     import cv2
 
-    from analysis.claims_report import claims_sections
+    from analysis.sections.report_order import report_sections
     from analysis.report import comparison_table, write_report
     from analysis.results import load_results, summarize
     from experiments.store import COLUMNS
@@ -315,7 +316,7 @@ def test_every_report_section_gives_coco_metrics_per_size_mask_ap(tmp_path):
     df = load_results(csv)
     out = str(tmp_path / 'report')
     os.makedirs(out)
-    sections = {s.title: s for s in claims_sections(df, df, out, 50, [csv])}
+    sections = {s.title: s for s in report_sections(df, df, out, 50, [csv])}
     write_report(df, out, csv, sections=list(sections.values()))
 
     want = {s: 100 * a[f'mask_AP{s[0]}'] for s in SIZES}

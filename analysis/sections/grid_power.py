@@ -4,17 +4,25 @@ For every verdict (W1-W11) the claimed effect beside the minimum detectable
 effect with the seeds that exist (:mod:`analysis.power`), the seeds the
 claim needs at 80% power and their device-hours; then, for finished runs,
 the cost the rate table (``experiments/cost/iteration_rates.csv``) plans
-against the wall time the run took.
+against the wall time the run took. The rates come in as data: the report's
+entry point looks each finished run's up (``run_rates``).
 """
 import os.path as osp
-from typing import List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import pandas as pd
 
 from analysis import power as pw
+from analysis.published import published_table
 from analysis.report import Section
-from analysis.verdicts import load_weaknesses, select_runs, verdict_table
+from analysis.verdicts import (Evidence, load_weaknesses, select_runs,
+                               verdict_table)
+
+# (grid, run_id) -> the rate table's row for the run's config on the device
+# it ran on (``setup_s``, ``s_per_iter``, ``images_per_process``,
+# ``eval_s_per_image``, ``source``), or None when the table has none.
+RunRates = Dict[Tuple[str, str], object]
 
 
 def _sides(w: dict) -> List[dict]:
@@ -31,7 +39,6 @@ def _device_hours(runs: pd.DataFrame) -> float:
 
 def _variance(w: dict, side_runs: List[pd.DataFrame], evals,
               n_images: int) -> pw.Variance:
-    from experiments.plan.grid_plan import _paired_samples
     metric = w['metric']
     base = pw.prior(metric, n_images)
     sd, dof = pw.pooled_seed_sd(pd.concat(side_runs), metric)
@@ -39,7 +46,7 @@ def _variance(w: dict, side_runs: List[pd.DataFrame], evals,
     v = pw.Variance(sd if dof else base.seed_sd, base.image_sd, n_images,
                     f'seed SD from these runs ({dof} dof)' if dof
                     else 'seed SD: COCO prior')
-    img = _paired_samples(evals, side_runs[0], side_runs[-1], metric) \
+    img = pw.paired_samples(evals, side_runs[0], side_runs[-1], metric) \
         if evals is not None else None
     if img is not None and img[0] > 0:
         v.image_sd = img[0]
@@ -53,7 +60,7 @@ def decide_table(all_results: pd.DataFrame, evals=None,
                  evidence=None) -> pd.DataFrame:
     """One row per verdict: claimed effect, MDE and seeds now, seeds
     needed and their device-hours."""
-    published = pw.published_table()
+    published = published_table()
     verdicts = verdict_table(all_results, evidence).set_index('id')
     rows = []
     for wid, w in load_weaknesses().items():
@@ -93,20 +100,21 @@ def decide_table(all_results: pd.DataFrame, evals=None,
     return pd.DataFrame(rows)
 
 
-def planned_vs_actual(all_results: pd.DataFrame) -> pd.DataFrame:
-    """Finished runs: the rate table's estimate against the wall time."""
-    from experiments.cost.model_cost import device_name
-    from experiments.cost.plan_cost import find_rate, load_rates
-    rates = load_rates()
+def planned_vs_actual(all_results: pd.DataFrame,
+                      rates: RunRates) -> pd.DataFrame:
+    """Finished runs: the rate table's estimate against the wall time.
+
+    Args:
+        all_results: Results of every grid the report reads.
+        rates: Each finished run's rate (:data:`RunRates`); a run not in it
+            is not listed.
+    """
     done = all_results[all_results.status == 'finished']
     rows = []
     for r in done.itertuples():
-        if not isinstance(getattr(r, 'config', None), str):
+        if (r.grid, r.run_id) not in rates:
             continue
-        gpus = getattr(r, 'gpus', 0) or 0
-        device = 'NVIDIA' if gpus == gpus and gpus > 0 else \
-            device_name('cpu').split(' (')[0]
-        rate = find_rate(rates, r.config, device)
+        rate = rates[(r.grid, r.run_id)]
         ipp = getattr(r, 'images_per_process', 1) or 1
         procs = getattr(r, 'world_size', 1) or 1
         planned: Optional[float] = None
@@ -127,10 +135,16 @@ def planned_vs_actual(all_results: pd.DataFrame) -> pd.DataFrame:
 
 
 def grid_power_section(all_results: pd.DataFrame, evals,
-                       n_resamples: int) -> Section:
-    from analysis.claims_report import make_evidence
-    table = decide_table(all_results, evals,
-                         make_evidence(evals, n_resamples))
+                       evidence: Optional[Evidence],
+                       rates: RunRates) -> Section:
+    """Args:
+        all_results: Results of every grid the report reads.
+        evals: The report's :class:`~analysis.coco_eval.run_eval.RunEvals`.
+        evidence: The verdicts' evidence
+            (:func:`analysis.verdicts.make_evidence`).
+        rates: Each finished run's rate, looked up by the entry point.
+    """
+    table = decide_table(all_results, evals, evidence)
     section = Section('What the grids can decide (power and cost)', [
         'Per verdict: the effect the paper claims (AP points), the smallest '
         'gap to the verdict\'s boundary the runs that exist resolve at 95% '
@@ -138,7 +152,7 @@ def grid_power_section(all_results: pd.DataFrame, evals,
         'sd_image^2), analysis/power.py), the seeds per arm the claim '
         'needs, and their device-hours from these runs\' own cost. Before a '
         'grid runs: python experiments/run_grid.py GRID --plan.'], [table])
-    cost = planned_vs_actual(all_results)
+    cost = planned_vs_actual(all_results, rates)
     section.text.append(
         'Planned against actual wall time of finished runs (rate table '
         'experiments/cost/iteration_rates.csv; "no rate" where it has no '

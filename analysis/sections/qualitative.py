@@ -1,25 +1,25 @@
 """Qualitative pairs: the images where two arms differ most, side by side.
 
 Per-image mask AP comes from the cached per-image matching
-(:mod:`analysis.image_eval`, one image's weight 1, the rest 0). For each
-arm compared with the dataset's first arm (seed 0 of each, or their lowest
-seed), the images with the largest AP differences either way are drawn:
-ground truth, then each arm's masks with their scores.
+(:mod:`analysis.coco_eval.image_eval`, one image's weight 1, the rest 0).
+For each arm compared with the dataset's first arm (seed 0 of each, or their
+lowest seed), the images with the largest AP differences either way are
+drawn: ground truth, then each arm's masks with their scores.
 """
 import os.path as osp
 from typing import Dict, List, Tuple
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from pycocotools import mask as mask_utils
 
-matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from analysis.image_eval import ImageEval, load_detections  # noqa: E402
-from analysis.report import Section, save_figure  # noqa: E402
-from analysis.views.provenance import gt_json  # noqa: E402
-from experiments.store import evaluation_gt_file
+from analysis.coco_eval.detections import load_detections
+from analysis.coco_eval.image_eval import ImageEval
+from analysis.report import Section, save_figure
+from analysis.sections.provenance import gt_json
+from experiments.store import (RUN_CONFIG, detections_file,
+                               evaluation_gt_file, project_path)
 
 PAIRS_PER_COMPARISON = 4
 MAX_IMAGES = 2000  # per-image AP on at most this many images
@@ -40,8 +40,7 @@ def per_image_ap(ev: ImageEval, img_ids: List[int]) -> np.ndarray:
 
 def _image_dir(run_dir: str) -> str:
     from mmengine.config import Config
-    from experiments.store import project_path
-    cfg = Config.fromfile(osp.join(run_dir, 'config.py'),
+    cfg = Config.fromfile(osp.join(run_dir, RUN_CONFIG),
                           import_custom_modules=False)
     ds = cfg.test_dataloader.dataset
     prefix = ds.get('data_prefix', {}).get('img', '')
@@ -50,7 +49,6 @@ def _image_dir(run_dir: str) -> str:
 
 def _draw(ax, image: np.ndarray, instances: List[Tuple[dict, str]],
           title: str) -> None:
-    from pycocotools import mask as mask_utils
     ax.imshow(image)
     overlay = np.zeros((*image.shape[:2], 4))
     for n, (seg, text) in enumerate(instances):
@@ -68,7 +66,6 @@ def _draw(ax, image: np.ndarray, instances: List[Tuple[dict, str]],
 
 
 def _gt_instances(gt: dict, img: dict, names: dict) -> List[Tuple[dict, str]]:
-    from pycocotools import mask as mask_utils
     out = []
     for ann in gt['anns'].get(img['id'], []):
         seg = ann['segmentation']
@@ -100,7 +97,7 @@ def qualitative_section(df: pd.DataFrame, evals, out_dir: str) -> Section:
 
     Args:
         df: This grid's results.
-        evals: The report's :class:`~analysis.claims_report.RunEvals`.
+        evals: The report's :class:`~analysis.coco_eval.run_eval.RunEvals`.
         out_dir: Where the figures go.
     """
     import cv2
@@ -124,7 +121,7 @@ def qualitative_section(df: pd.DataFrame, evals, out_dir: str) -> Section:
         ref_ev = evals.get(ref, 'segm')
         img_ids = ref_ev.img_ids[:MAX_IMAGES]
         ref_ap = per_image_ap(ref_ev, img_ids)
-        ref_dets = _by_image(osp.join(ref.detections, 'val.segm.json'))
+        ref_dets = _by_image(detections_file(ref.detections, 'segm'))
         for other in firsts[1:]:
             ap = per_image_ap(evals.get(other, 'segm'), img_ids)
             diff = ap - ref_ap
@@ -132,8 +129,8 @@ def qualitative_section(df: pd.DataFrame, evals, out_dir: str) -> Section:
                      if diff[i] == diff[i]][:PAIRS_PER_COMPARISON]
             if not order:
                 continue
-            other_dets = _by_image(osp.join(other.detections,
-                                            'val.segm.json'))
+            other_dets = _by_image(detections_file(other.detections,
+                                                   'segm'))
             fig, axes = plt.subplots(len(order), 3, squeeze=False,
                                      figsize=(9, 3 * len(order)))
             for row, i in zip(axes, order):

@@ -5,22 +5,20 @@ scalars.json`` per attempt: training records (``loss``, each ``loss_*``
 term, ``lr``, the self-adjusting loss's ``sasl1_beta_*``) at each logging
 interval, and validation records (``coco/bbox_mAP``, ``coco/segm_mAP``) at
 each validation. A resumed run has one file per attempt; they are joined by
-step, the later attempt winning where both logged one.
+step, the later attempt winning where both logged one. The self-adjusting
+loss's beta gets a figure of its own.
 """
 import glob
 import json
 import os.path as osp
 from typing import Dict, List
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from analysis.report import Section, save_figure  # noqa: E402
-from analysis.views.provenance import caption  # noqa: E402
+from analysis.report import Section, save_figure
+from analysis.sections.provenance import caption
 
 VAL_KEYS = ('coco/bbox_mAP', 'coco/segm_mAP')
 # The self-adjusting loss's beta, mean over its coordinates.
@@ -108,4 +106,32 @@ def training_curves_section(df: pd.DataFrame, out_dir: str) -> Section:
         'one colour per model/arm, one line per seed; loss panels on a log '
         'scale; validation AP (coco/*_mAP, a fraction) where the schedule '
         'validated. ' + caption(df))
+    return section
+
+
+def beta_section(df: pd.DataFrame, out_dir: str) -> Section:
+    section = Section('Self-adjusting smooth L1: beta over training', [])
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    drawn = 0
+    for r in df[df.status == 'finished'].itertuples():
+        scalars = read_scalars(r.work_dir)
+        if BETA not in scalars:
+            continue
+        beta = scalars[['step', BETA]].dropna()
+        ax.plot(beta.step, beta[BETA], label=f'{r.model}/{r.arm}/seed{r.seed}')
+        drawn += 1
+    if not drawn:
+        plt.close(fig)
+        section.text.append('No finished run logged sasl1_beta_* (the '
+                            'self-adjusting loss is not in these runs).')
+        return section
+    ax.set_xlabel('iteration')
+    ax.set_ylabel('beta (mean of dx, dy, dw, dh)')
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    path = save_figure(fig, osp.join(out_dir, 'beta_over_training.png'))
+    section.text.append('Mean of the four coordinates\' beta as logged each '
+                        'logging interval (clipped at beta_max 0.11). '
+                        + caption(df))
+    section.figures.append(path)
     return section

@@ -1,4 +1,5 @@
-"""COCO per-image matching in compiled code, equal to pycocotools' ``evaluate()``.
+"""COCO per-image matching in compiled code, equal to pycocotools'
+``evaluate()``.
 
 pycocotools matches in Python: for each image, category and area range, a
 loop over IoU thresholds x detections x ground truths. This module runs the
@@ -22,9 +23,9 @@ What is kept equal to pycocotools, because it changes results:
   mask detections by their masks; a ground truth's area is its
   annotation's ``area``.
 
-:mod:`analysis.image_eval` keeps pycocotools as the reference engine; the
-tests compare the two on synthetic, built-in and coco128-seg sets,
-crowd regions included.
+:mod:`analysis.coco_eval.image_eval` keeps pycocotools as the reference
+engine; the tests compare the two on synthetic, built-in and coco128-seg
+sets, crowd regions included.
 """
 from typing import Dict, List, Tuple
 
@@ -32,7 +33,8 @@ import numba
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from analysis.image_eval import IOU_THRESHOLDS, mask_areas
+from analysis.coco_eval.constants import IOU_THRESHOLDS
+from analysis.coco_eval.detections import mask_areas
 
 
 @numba.njit(cache=True)
@@ -221,7 +223,8 @@ class PairIndex:
 
 def area_tables(index: PairIndex, areas: Dict[str, Tuple[float, float]],
                 num_k: int, num_i: int) -> List[dict]:
-    """For each area range, what ``_AreaTable`` holds, in accumulate's order.
+    """For each area range, the fields of an
+    :class:`~analysis.coco_eval.area_table.AreaTable`, in accumulate's order.
 
     ``COCOeval.accumulate`` concatenates, per category, each image's
     detections (image order, score order within) and sorts them by score
@@ -258,7 +261,7 @@ def precision_kernel(w, det_img, det_start, tp_img, tp_pos, tp_start,
                      npig_w, num_t, recall_thresholds, out):
     """Interpolated precision (K*T, R) for image weights ``w``.
 
-    The loop form of ``_AreaTable``'s weighted accumulate: per segment,
+    The loop form of ``AreaTable``'s weighted accumulate: per segment,
     weighted detection and TP counts at each TP, the precision envelope
     from the back, then the first TP reaching each recall threshold.
     """

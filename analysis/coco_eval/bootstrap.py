@@ -2,11 +2,12 @@
 
 The unit of resampling is the validation image: a resample draws as many
 images as the set has, with replacement, and recomputes AP from the cached
-per-image matching (:mod:`analysis.image_eval`) with the draw counts as
-image weights. All arms are evaluated on the same resample, so a difference
-between two arms is paired on images. Several seeds of one arm are combined
-by averaging their APs on each resample, so the interval covers the image
-sampling; the spread over seeds is reported next to it (``seed_sd``).
+per-image matching (:mod:`analysis.coco_eval.image_eval`) with the draw
+counts as image weights. All arms are evaluated on the same resample, so a
+difference between two arms is paired on images. Several seeds of one arm
+are combined by averaging their APs on each resample, so the interval
+covers the image sampling; the spread over seeds is reported next to it
+(``seed_sd``).
 """
 import dataclasses
 import warnings
@@ -15,7 +16,7 @@ from typing import (Any, Callable, Dict, Iterator, List, Optional,
 
 import numpy as np
 
-from analysis.image_eval import ImageEval
+from analysis.coco_eval.image_eval import ImageEval
 
 
 @dataclasses.dataclass

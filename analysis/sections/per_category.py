@@ -4,21 +4,21 @@ image-bootstrap intervals (which differences are real).
 mmdet's ``CocoMetric(classwise=True)`` prints per-class AP for one run; here
 every arm gets it (mean over seeds), and each arm is compared with the
 grid's first arm on the same resamples of the validation images
-(:mod:`analysis.bootstrap`), so a category's difference comes with its 95%
-basic interval and is called real only when that interval excludes zero.
+(:mod:`analysis.coco_eval.bootstrap`), so a category's difference comes with
+its 95% basic interval and is called real only when that interval excludes
+zero.
 """
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import pandas as pd
 
-from analysis.bootstrap import basic_interval, bootstrap_stat, seed_mean
-from analysis.image_eval import ImageEval
+from analysis.coco_eval.bootstrap import (basic_interval, bootstrap_stat,
+                                          seed_mean)
+from analysis.coco_eval.image_eval import ImageEval
 from analysis.report import Section
-from analysis.views.provenance import caption, gt_json
-from experiments.store import evaluation_gt_file
-
-TASKS = (('bbox', 'box'), ('segm', 'mask'))
+from analysis.sections.provenance import caption, gt_json
+from experiments.store import TASKS, evaluation_gt_file
 
 
 def per_category_ap(ev: ImageEval, weights: Optional[np.ndarray] = None,
@@ -71,7 +71,7 @@ def per_category_section(df: pd.DataFrame, evals, n_resamples: int
 
     Args:
         df: This grid's results.
-        evals: The report's :class:`~analysis.claims_report.RunEvals`.
+        evals: The report's :class:`~analysis.coco_eval.run_eval.RunEvals`.
         n_resamples: Bootstrap resamples.
     """
     section = Section('Per-category AP, and which differences are real', [])

@@ -10,18 +10,14 @@ get a panel of their own.
 import os.path as osp
 from typing import List
 
-import matplotlib
+import matplotlib.pyplot as plt
+import pandas as pd
 
-matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
+from analysis.latency import latency_estimate
+from analysis.published import published_table
+from analysis.report import Section, save_figure
+from experiments.store import COST, ORT_COST, read_json
 
-from analysis.latency import latency_estimate  # noqa: E402
-from analysis.report import Section, save_figure  # noqa: E402
-from experiments.store import COST, ORT_COST, read_json  # noqa: E402
-
-PUBLISHED = osp.join(osp.dirname(osp.abspath(__file__)), 'data',
-                     'published.csv')
 ATTENTION_ARMS = ['v1', 'residual', 'se', 'ese']
 # (runtime, its cost file, its results-table column prefix)
 RUNTIMES = [('pytorch', COST, ''), ('onnxruntime', ORT_COST, 'ort_')]
@@ -127,7 +123,7 @@ def attention_section(cost_rows: List[dict]) -> Section:
 
 
 def _published_points() -> pd.DataFrame:
-    pub = pd.read_csv(PUBLISHED)
+    pub = published_table()
     wide = pub.pivot_table(index=['table', 'row'], columns='metric',
                            values='value', aggfunc='first').reset_index()
     return wide.dropna(subset=['latency_ms'])

@@ -17,33 +17,23 @@ keyed by the detection and annotation files' contents.
 """
 import contextlib
 import io
-import json
-import os
 import os.path as osp
-import sys
 from typing import Dict, List, Optional, Tuple
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from analysis.eval_cache import CACHE_DIR, file_hash  # noqa: E402
-from analysis.report import Section, save_figure  # noqa: E402
-from analysis.image_eval import load_detections, mask_areas  # noqa: E402
-from analysis.views.damaged_runs import note_damaged  # noqa: E402
-from analysis.views.provenance import caption, gt_json  # noqa: E402
-from experiments.store import evaluation_gt_file
-from experiments.store import atomic_write_json  # noqa: E402
+from analysis.coco_eval import eval_cache
+from analysis.coco_eval.constants import COCO_AREAS
+from analysis.coco_eval.detections import load_detections, mask_areas
+from analysis.coco_eval.run_eval import note_damaged
+from analysis.report import Section, save_figure
+from analysis.sections.provenance import caption, gt_json
+from experiments.store import (DETECTIONS, TASKS, detections_file,
+                               evaluation_gt_file)
 
 ERRORS = ('Cls', 'Loc', 'Both', 'Dupe', 'Bkg', 'Miss')
-# COCOeval's ranges, both ends included (an area of exactly 32² is small
-# and medium, as in COCO).
-SIZES = {'all': (0.0, float('inf')), 'small': (0.0, 32.0 ** 2),
-         'medium': (32.0 ** 2, 96.0 ** 2), 'large': (96.0 ** 2, float('inf'))}
-TASKS = (('bbox', 'box'), ('segm', 'mask'))
 # 2: ranges include both ends (COCOeval's); mask areas in chunks.
 VERSION = 2
 
@@ -57,7 +47,7 @@ def _det_areas(dets: List[dict], iou_type: str) -> np.ndarray:
 
 
 def tide_breakdowns(gt: dict, dets: List[dict], iou_type: str,
-                    sizes: Dict[str, Tuple[float, float]] = SIZES
+                    sizes: Dict[str, Tuple[float, float]] = COCO_AREAS
                     ) -> Dict[str, Dict[str, float]]:
     """AP50 and TIDE's dAP per main error type, per size range.
 
@@ -125,32 +115,24 @@ def _tide_one_range(gt: dict, gt_masks: list, dets: List[dict],
 
 
 def run_breakdown(detections_dir: str, ann_file: str) -> pd.DataFrame:
-    """One row per (task, size range): AP50 and dAP per error, cached."""
+    """One row per (task, size range): AP50 and dAP per error, cached
+    (:func:`analysis.coco_eval.eval_cache.load_rows`)."""
     rows = []
     for iou_type, task in TASKS:
-        det_file = osp.join(detections_dir, f'val.{iou_type}.json')
+        det_file = detections_file(detections_dir, iou_type)
         if not osp.isfile(det_file):
             continue
-        key = f'{file_hash(det_file)[:12]}-{file_hash(ann_file)[:12]}' \
-              f'-v{VERSION}'
-        cache = osp.join(detections_dir, CACHE_DIR, f'tide-{iou_type}-'
-                                                    f'{key}.json')
-        if osp.isfile(cache):
-            try:
-                with open(cache) as f:
-                    rows += json.load(f)['rows']
-                continue
-            except (ValueError, KeyError, TypeError) as e:
-                # A cache: recomputed, the damaged file replaced.
-                print(f'warning: {cache}: damaged TIDE cache '
-                      f'({type(e).__name__}: {e}); computing it again',
-                      file=sys.stderr)
+        cached = eval_cache.load_rows(det_file, ann_file, f'tide-{iou_type}',
+                                      VERSION, 'TIDE')
+        if cached is not None:
+            rows += cached
+            continue
         found = [dict(task=task, size=name, **errors)
                  for name, errors in tide_breakdowns(
                      gt_json(ann_file), load_detections(det_file),
                      iou_type).items()]
-        os.makedirs(osp.dirname(cache), exist_ok=True)
-        atomic_write_json(cache, dict(rows=found))
+        eval_cache.store_rows(found, det_file, ann_file, f'tide-{iou_type}',
+                              VERSION)
         rows += found
     return pd.DataFrame(rows)
 
@@ -171,7 +153,7 @@ def breakdown_table(df: pd.DataFrame,
     for r in df[df.status == 'finished'].itertuples():
         if not isinstance(r.work_dir, str):
             continue
-        det_dir = osp.join(r.work_dir, 'detections')
+        det_dir = osp.join(r.work_dir, DETECTIONS)
         ann = evaluation_gt_file(r.work_dir)
         if not ann or not osp.isdir(det_dir):
             continue
@@ -232,13 +214,13 @@ def _plot(table: pd.DataFrame, out_dir: str) -> str:
         list(ERRORS)].mean()
     arms = list(dict.fromkeys(table.arm))
     tasks = list(dict.fromkeys(table.task))
-    fig, axes = plt.subplots(len(tasks), len(SIZES), squeeze=False,
-                             figsize=(3.2 * len(SIZES), 2.6 * len(tasks)),
+    fig, axes = plt.subplots(len(tasks), len(COCO_AREAS), squeeze=False,
+                             figsize=(3.2 * len(COCO_AREAS), 2.6 * len(tasks)),
                              sharey=True)
     width = 0.8 / len(arms)
     x = np.arange(len(ERRORS))
     for i, task in enumerate(tasks):
-        for j, size in enumerate(SIZES):
+        for j, size in enumerate(COCO_AREAS):
             ax = axes[i][j]
             for k, arm in enumerate(arms):
                 if (task, size, arm) not in means.index:

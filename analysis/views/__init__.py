@@ -1,2 +1,0 @@
-"""Report views beyond the claims: error breakdown, per-category AP,
-qualitative pairs, training curves."""

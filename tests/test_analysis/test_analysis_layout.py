@@ -1,0 +1,111 @@
+"""The analysis package's layout rules, read from the source.
+
+- analysis/ imports nothing of ``experiments`` but ``experiments.store``;
+- no module imports a private name (``_name``) of another;
+- the modules of analysis/ and reports/ form no import circle, counting
+  imports inside functions too (they may not hide one);
+- no file is over 400 lines, and no import waits for the matplotlib backend
+  (it is chosen once, in ``analysis/__init__.py``).
+"""
+import ast
+import glob
+import os.path as osp
+
+from experiments.store import PROJECT_ROOT
+
+MAX_LINES = 400
+
+
+def _modules():
+    """Module name -> parsed source, for analysis/ and reports/."""
+    out = {}
+    for folder in ('analysis', 'reports'):
+        for path in glob.glob(osp.join(PROJECT_ROOT, folder, '**', '*.py'),
+                              recursive=True):
+            rel = osp.relpath(path, PROJECT_ROOT)[:-3].replace(osp.sep, '.')
+            name = rel[:-len('.__init__')] if rel.endswith('__init__') \
+                else rel
+            with open(path) as f:
+                out[name] = (path, f.read())
+    return out
+
+
+def _imports(tree: ast.AST, package: str):
+    """(module, names) of every import anywhere in ``tree``; ``names`` is
+    empty for ``import x``."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield alias.name, []
+        elif isinstance(node, ast.ImportFrom):
+            module = node.module or ''
+            if node.level:
+                base = package.split('.')[:len(package.split('.'))
+                                           - node.level + 1]
+                module = '.'.join(base + ([module] if module else []))
+            yield module, [a.name for a in node.names]
+
+
+def _graph():
+    modules = _modules()
+    graph = {name: set() for name in modules}
+    for name, (_, source) in modules.items():
+        for module, names in _imports(ast.parse(source), name):
+            for target in [module] + [f'{module}.{n}' for n in names]:
+                if target in modules and target != name:
+                    graph[name].add(target)
+    return modules, graph
+
+
+def test_analysis_imports_only_the_store_of_experiments():
+    bad = []
+    for name, (path, source) in _modules().items():
+        if not name.startswith('analysis'):
+            continue
+        for module, _ in _imports(ast.parse(source), name):
+            if module.startswith('experiments') and not (
+                    module == 'experiments.store'
+                    or module.startswith('experiments.store.')):
+                bad.append(f'{path}: {module}')
+    assert not bad
+
+
+def test_no_private_name_is_imported_across_modules():
+    bad = []
+    for name, (path, source) in _modules().items():
+        for module, names in _imports(ast.parse(source), name):
+            bad += [f'{path}: {module}.{n}' for n in names
+                    if n.startswith('_')]
+    assert not bad
+
+
+def test_no_import_circle():
+    _, graph = _graph()
+    done, cycles = set(), []
+
+    def visit(node, stack):
+        if node in stack:
+            cycles.append(stack[stack.index(node):] + [node])
+            return
+        if node in done:
+            return
+        for nxt in sorted(graph[node]):
+            visit(nxt, stack + [node])
+        done.add(node)
+
+    for node in sorted(graph):
+        visit(node, [])
+    assert not cycles, ' -> '.join(cycles[0])
+
+
+def test_files_are_short_and_the_backend_is_set_once():
+    long, late, backend = [], [], []
+    for name, (path, source) in _modules().items():
+        if source.count('\n') > MAX_LINES:
+            long.append(path)
+        if 'noqa: E402' in source:
+            late.append(path)
+        if 'matplotlib.use(' in source:
+            backend.append(name)
+    assert not long and not late
+    assert backend == ['analysis']
