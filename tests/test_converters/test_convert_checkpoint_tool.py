@@ -3,6 +3,7 @@ our config's model loads with nothing missing."""
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from experiments.store import PROJECT_ROOT, project_path
@@ -17,6 +18,7 @@ def _run(*args):
                           capture_output=True, text=True)
 
 
+@pytest.mark.slow
 def test_centermask2_checkpoint_converts_and_fits_its_config(tmp_path):
     src = tmp_path / 'centermask2-V-39-eSE-FPN-ms-3x.pth'
     official = _official_state('centermask2_centermask_V_39_eSE_FPN_ms_3x.tsv')
@@ -34,6 +36,7 @@ def test_centermask2_checkpoint_converts_and_fits_its_config(tmp_path):
         official['roi_heads.mask_head.spatialAtt.conv.weight'])
 
 
+@pytest.mark.slow
 def test_wrong_config_is_refused_with_the_keys(tmp_path):
     src = tmp_path / 'lite.pth'
     torch.save(_official_state(

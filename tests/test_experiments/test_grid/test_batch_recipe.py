@@ -125,6 +125,7 @@ def test_every_coco_config_declares_and_trains_the_official_recipe(config):
     assert recipe.summary() == 'paper'
 
 
+@pytest.mark.slow
 def test_every_config_under_configs_declares_a_recipe():
     configs = sorted(p for p in glob.glob(osp.join(
         PROJECT_ROOT, 'configs', '*', '*.py')) if '_base_' not in p)
@@ -208,8 +209,11 @@ GRIDS = sorted(glob.glob(osp.join(PROJECT_ROOT, 'experiments', 'grids',
                                   '*.yaml')))
 
 
-@pytest.mark.parametrize('grid_path', GRIDS,
-                         ids=[osp.basename(g) for g in GRIDS])
+# Resolving every run of every grid takes minutes: `make test-fast` keeps
+# the smoke grid, `make test` checks them all.
+@pytest.mark.parametrize('grid_path', [
+    pytest.param(g, id=osp.basename(g), marks=() if g.endswith('/smoke.yaml')
+                 else pytest.mark.slow) for g in GRIDS])
 def test_every_shipped_grid_trains_at_its_papers_batch_and_lr(grid_path):
     """Every grid states its total batch; on 8 GPUs, 1 GPU and the CPU every
     run trains at the recipe's total batch and LR (a COCO grid dropping back
