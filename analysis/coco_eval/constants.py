@@ -10,14 +10,18 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
+from experiments.store import AREA_MAX, COCO_AREAS, TASKS
+
+# COCO_AREAS and AREA_MAX are defined in the store (the dataset statistics
+# use them too) and re-exported here with COCOeval's other settings.
+__all__ = ['AREA_MAX', 'COCO_AREAS', 'FINE_BINS', 'IOU_THRESHOLDS', 'MAX_DETS',
+           'METRIC_AREAS', 'RECALL_THRESHOLDS', 'log_area_bins',
+           'metric_task_area']
+
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 RECALL_THRESHOLDS = np.linspace(0.0, 1.0, 101)
 # Detections per image kept, as COCOeval's last maxDets.
 MAX_DETS = 100
-# The upper end of the open ranges: pycocotools' 1e5 ** 2 (= 1e10).
-AREA_MAX = 1e5 ** 2
-COCO_AREAS = {'all': (0.0, AREA_MAX), 'small': (0.0, 32.0 ** 2),
-              'medium': (32.0 ** 2, 96.0 ** 2), 'large': (96.0 ** 2, AREA_MAX)}
 # A results-table metric's suffix -> its COCO area range.
 METRIC_AREAS = {'AP': 'all', 'APs': 'small', 'APm': 'medium',
                 'APl': 'large'}
@@ -52,4 +56,7 @@ def metric_task_area(metric: str) -> Optional[Tuple[str, str]]:
     task, _, name = metric.partition('_')
     if name not in METRIC_AREAS:
         return None
-    return ('bbox' if task == 'box' else 'segm'), METRIC_AREAS[name]
+    iou_type = {t: i for i, t in TASKS}.get(task)
+    if iou_type is None:
+        return None
+    return iou_type, METRIC_AREAS[name]

@@ -4,21 +4,23 @@ from typing import Dict, Tuple
 
 import numpy as np
 
+from experiments.store import COCO_AREAS
+
 # COCO's area bins (pycocotools COCOeval.Params.areaRng), in pixels of the
 # annotated image.
 AREA_BINS: Dict[str, Tuple[float, float]] = {
-    'small': (0.0, 32.0**2),
-    'medium': (32.0**2, 96.0**2),
-    'large': (96.0**2, float('inf')),
-}
+    name: COCO_AREAS[name] for name in ('small', 'medium', 'large')}
 
 
 def area_bin(area: float) -> str:
-    """The COCO area bin of an annotation area (lower bound inclusive)."""
+    """The COCO area bin of an annotation area (lower bound inclusive; one
+    bin per area, the last open-ended)."""
+    if area < 0:
+        raise ValueError(f'area {area} is negative')
     for name, (low, high) in AREA_BINS.items():
         if low <= area < high:
             return name
-    raise ValueError(f'area {area} is negative')
+    return 'large'
 
 
 def statistics(coco: dict) -> dict:

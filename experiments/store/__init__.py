@@ -1,6 +1,7 @@
 """The run-directory contract: what a run writes where, how it is read
 back, and the grid's results table. The runner writes through it; analysis
 and reports read through it (and import nothing else of ``experiments``)."""
+from experiments.store.coco_names import AREA_MAX, COCO_AREAS, TASKS
 from experiments.store.files import (
                                      DamagedFileError,
                                      atomic_write,
@@ -26,8 +27,7 @@ from experiments.store.layout import (
                                      RUN_CONFIG,
                                      RUN_LOG,
                                      RUN_META,
-                                     TASKS,
-                                     detections_file,
+                                                                      detections_file,
                                      detections_prefix,
                                      project_path,
                                      run_dir_name,
@@ -59,6 +59,7 @@ from experiments.store.run_dir import (
 )
 
 __all__ = [
+    'AREA_MAX', 'COCO_AREAS',
     'ATTEMPTS', 'CHECKPOINT_NAME', 'COLUMNS', 'COST', 'DETECTIONS', 'FAILED',
     'FINISHED', 'MANIFEST', 'METRIC_COLUMNS', 'ORT_COST', 'PROJECT_ROOT',
     'RESULTS', 'RUN_CONFIG', 'RUN_LOG', 'RUN_META', 'TASKS', 'TEXT_COLUMNS',

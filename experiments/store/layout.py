@@ -50,9 +50,6 @@ def run_dir_name(model: str, arm: str, dataset: str, seed: int,
                  run_id: str) -> str:
     return f'{model}__{arm}__{dataset}__seed{seed}__{run_id}'
 
-# mmdet's CocoMetric names (``iou_type``) and the table's (``task``).
-TASKS = (('bbox', 'box'), ('segm', 'mask'))
-
 
 def project_path(path: str) -> str:
     """``path`` as given when absolute, else under the checkout."""

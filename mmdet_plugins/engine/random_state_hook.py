@@ -44,87 +44,23 @@ import glob
 import json
 import os
 import os.path as osp
-import random
 import re
 import time
 from typing import List, Optional
 
-import numpy as np
 import torch
 from mmengine.dist import all_gather_object, get_dist_info
 from mmengine.hooks import CheckpointHook, Hook
-from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop
+
+from .random_state import (capture_random_state, restore_buffers,
+                           restore_random_state, same_data_random_state,
+                           unwrap_model)
 
 RNG_DIR = 'rng_states'
 REPORT_FILE = 'resume_exactness.json'
 _NAME = re.compile(r'^(iter|epoch)_(\d+)\.rank(\d+)\.pth$')
-
-
-def capture_random_state() -> dict:
-    """This process's torch (CPU; CUDA of the current device once CUDA is in
-    use), numpy and python random state, as tensors and plain tuples only
-    (the file loads with ``torch.load(weights_only=True)``)."""
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
-    version, internal, py_gauss = random.getstate()
-    state = dict(torch=torch.get_rng_state(),
-                 numpy=(kind, torch.from_numpy(keys.astype(np.int64)),
-                        int(pos), int(has_gauss), float(gauss)),
-                 python=(version, tuple(internal), py_gauss))
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state['cuda'] = torch.cuda.get_rng_state()
-        state['cuda_device'] = torch.cuda.current_device()
-    return state
-
-
-def _numpy_state(saved) -> tuple:
-    kind, keys, pos, has_gauss, gauss = saved
-    return kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss
-
-
-def _python_state(saved) -> tuple:
-    version, internal, gauss = saved
-    return version, tuple(internal), gauss
-
-
-def same_data_random_state(saved: dict) -> bool:
-    """Whether this process's numpy and python random state equal ``saved``'s
-    (after the loop's replay, they do when the data's draws replayed)."""
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
-    s_kind, s_keys, s_pos, s_has_gauss, s_gauss = _numpy_state(saved['numpy'])
-    return (kind == s_kind and np.array_equal(keys, s_keys) and pos == s_pos
-            and has_gauss == s_has_gauss and gauss == s_gauss
-            and random.getstate() == _python_state(saved['python']))
-
-
-def restore_random_state(saved: dict, data: bool) -> None:
-    """Set torch (and CUDA) from ``saved``; numpy and python too if
-    ``data``."""
-    torch.set_rng_state(saved['torch'])
-    if 'cuda' in saved and torch.cuda.is_available():
-        torch.cuda.set_rng_state(saved['cuda'], saved['cuda_device'])
-    if data:
-        np.random.set_state(_numpy_state(saved['numpy']))
-        random.setstate(_python_state(saved['python']))
-
-
-def _unwrap(model):
-    return model.module if is_model_wrapper(model) else model
-
-
-def restore_buffers(model, saved: dict) -> List[str]:
-    """Copy this rank's saved buffers into ``model``; the names that could
-    not be restored (missing or of another shape)."""
-    missing = []
-    for name, buf in _unwrap(model).named_buffers():
-        value = saved.get(name)
-        if value is None or value.shape != buf.shape:
-            missing.append(name)
-            continue
-        with torch.no_grad():
-            buf.copy_(value.to(buf.device))
-    return missing
 
 
 def read_resume_report(work_dir: str) -> Optional[dict]:
@@ -187,7 +123,7 @@ class RandomStateHook(Hook):
             # checkpoint holds rank 0's only.
             payload['buffers'] = {
                 name: buf.detach().cpu().clone()
-                for name, buf in _unwrap(runner.model).named_buffers()}
+                for name, buf in unwrap_model(runner.model).named_buffers()}
         tmp = f'{path}.tmp'
         torch.save(payload, tmp)
         os.replace(tmp, path)   # a kill mid-write leaves the old file whole
