@@ -36,6 +36,7 @@ class PreparedDataset:
     classes: Tuple[str, ...]
     val_images: int
     val_instances: int
+    train_images: int = 0
 
     def abs(self, path: str) -> str:
         return project_path(osp.join(self.data_root, path))
@@ -79,7 +80,7 @@ def prepare_dataset(spec: DatasetSpec, grid_path: str = '<grid>',
     if not osp.isdir(project_path(root)):
         raise CocoFormatError(f'{grid_path}: datasets.{spec.name}.data_root '
                               f'{project_path(root)} does not exist')
-    val = None
+    val, train_images = None, 0
     warnings: list = []
     for split in ('train', 'val'):
         ann = project_path(osp.join(root, getattr(spec, f'{split}_ann')))
@@ -91,6 +92,8 @@ def prepare_dataset(spec: DatasetSpec, grid_path: str = '<grid>',
                                   f'({split}): {e}') from None
         if split == 'val':
             val = coco
+        else:
+            train_images = len(coco['images'])
     if verbose:
         for warning in warnings:
             warn(f'{grid_path}: datasets.{spec.name}: {warning}')
@@ -101,4 +104,4 @@ def prepare_dataset(spec: DatasetSpec, grid_path: str = '<grid>',
         name=spec.name, data_root=root, train_ann=spec.train_ann,
         train_img=spec.train_img, val_ann=spec.val_ann, val_img=spec.val_img,
         classes=tuple(classes), val_images=stats['images'],
-        val_instances=stats['instances'])
+        val_instances=stats['instances'], train_images=train_images)

@@ -9,7 +9,6 @@ every run its estimated wall time and device-hours
 (:mod:`experiments.cost.plan_cost`).
 """
 import dataclasses
-import json
 import math
 import os
 import os.path as osp
@@ -57,9 +56,7 @@ def stand_in(spec, grid_path: str) -> Tuple[PreparedDataset, int]:
     when its files are not here yet."""
     try:
         ds = prepare_dataset(spec, grid_path, verbose=False)
-        with open(ds.abs(ds.train_ann)) as f:
-            n_train = len(json.load(f)['images'])
-        return ds, n_train
+        return ds, ds.train_images
     except (CocoFormatError, OSError) as e:
         sizes = COCO_SIZES.get(osp.basename(spec.val_ann or ''))
         if sizes is None:
@@ -68,7 +65,7 @@ def stand_in(spec, grid_path: str) -> Tuple[PreparedDataset, int]:
         return PreparedDataset(
             spec.name, spec.data_root, spec.train_ann, spec.train_img,
             spec.val_ann, spec.val_img, tuple(CocoDataset.METAINFO['classes']),
-            sizes[1], 0), sizes[0]
+            sizes[1], 0, sizes[0]), sizes[0]
 
 
 def resolve(grid: GridSpec, runs: List[RunSpec], work_dir: str,

@@ -16,7 +16,8 @@ from experiments.grid.run_config import (
 from experiments.grid.spec import GridSpec, GridSpecError, RunSpec
 from experiments.runner.launch import PlannedRun
 from experiments.runner.lock import is_locked
-from experiments.store import RUN_META, run_dir_name, run_status
+from experiments.store import (RUN_META, run_dir_name, run_status,
+                               schedule_length)
 
 
 def with_hardware(runs: List[RunSpec], processes: Optional[int],
@@ -43,15 +44,14 @@ def select(runs: List[RunSpec], only: List[str]) -> List[RunSpec]:
 
 
 def estimated_cost(p: PlannedRun) -> float:
-    """Schedule length (iterations or epochs) times GPUs.
+    """Training-loop iterations (an epoch schedule counted in iterations at
+    the run's placement) times processes.
 
     Runs are started longest first, which leaves short runs to fill the
-    slots at the end of the grid, when fewer runs than slots are left. The
-    estimate only ranks runs of one grid, whose schedules share a unit.
+    slots at the end of the grid, when fewer runs than slots are left.
     """
-    loop = p.cfg.get('train_cfg', {})
-    length = loop.get('max_iters', loop.get('max_epochs', 1))
-    return float(length) * p.processes
+    return float(schedule_length(p.cfg, max(p.dataset.train_images, 1))
+                 * p.processes)
 
 
 def plan(grid: GridSpec, runs: List[RunSpec], work_dir: str,
