@@ -44,6 +44,7 @@ from experiments.data.shapes import (
     has_hole,
     texture,
 )
+from experiments.store import atomic_write, atomic_write_json
 
 SHAPES = ('ellipse', 'rectangle', 'triangle', 'hexagon', 'star', 'cross')
 GENERATOR_VERSION = 1
@@ -330,17 +331,13 @@ def generate(spec: SyntheticCocoSpec, out_dir: str,
     os.makedirs(osp.join(out_dir, 'annotations'), exist_ok=True)
     for split, n in (('train', spec.num_train), ('val', spec.num_val)):
         coco = generate_split(spec, out_dir, split, n)
-        tmp = ann_files[split] + '.tmp'
-        with open(tmp, 'w') as f:
-            json.dump(coco, f)
-        os.replace(tmp, ann_files[split])
+        atomic_write(ann_files[split],
+                     lambda f, coco=coco: json.dump(coco, f))
         if verbose:
             print(f'[{split}] {ann_files[split]}')
             print(format_statistics(statistics(coco)))
     # Written last: its presence means the whole dataset is complete.
-    with open(manifest + '.tmp', 'w') as f:
-        json.dump(spec.to_dict(), f, indent=2)
-    os.replace(manifest + '.tmp', manifest)
+    atomic_write_json(manifest, spec.to_dict())
     return ann_files
 
 
