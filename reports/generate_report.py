@@ -25,6 +25,7 @@ from analysis.report import write_report
 from analysis.results import load_results, with_expected
 from analysis.sections.report_order import report_sections
 from analysis.verdicts import REPORT_GRIDS, load_report_grids
+from experiments.cli import fail
 from experiments.cost.model_cost import device_name
 from experiments.cost.plan_cost import find_rate, load_rates
 from experiments.grid.spec import GridSpecError, load_grid
@@ -122,8 +123,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     if not args.grid and not args.results:
-        print('error: give --grid or --results', file=sys.stderr)
-        return 2
+        return fail('give --grid or --results')
     expected = None
     results_path = args.results
     title, description = 'Grid report', ''
@@ -142,8 +142,7 @@ def main(argv=None) -> int:
                 columns=['model', 'arm', 'dataset', 'seed', 'started'])
         df = with_expected(load_results(results_path), expected)
     except (GridSpecError, FileNotFoundError, ValueError) as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 2
+        return fail(str(e))
     out_dir = args.out or osp.join(osp.dirname(osp.abspath(results_path)),
                                    'report')
     all_results, sources = df, [results_path]
@@ -159,10 +158,9 @@ def main(argv=None) -> int:
                              sections=sections)
     except OSError as e:
         # A read-only or full place: one line naming it.
-        print(f'error: cannot write the report in {out_dir}: '
-              f'{e.strerror or e}{f" ({e.filename})" if e.filename else ""}',
-              file=sys.stderr)
-        return 2
+        return fail(f'cannot write the report in {out_dir}: '
+                    f'{e.strerror or e}'
+                    f'{f" ({e.filename})" if e.filename else ""}')
     print(f'report: {paths["html"]}')
     print(f'        {paths["markdown"]}')
     return 0

@@ -28,9 +28,12 @@ from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 
 import mmdet_plugins  # noqa: F401
+from experiments.cli import fail
 from experiments.store import last_checkpoint_target
-from mmdet_plugins.export.checkpoint import (CheckpointMismatchError,
-                                             load_weights)
+from mmdet_plugins.export.checkpoint import (
+    CheckpointMismatchError,
+    load_weights,
+)
 
 
 def main(argv=None) -> int:
@@ -59,8 +62,7 @@ def main(argv=None) -> int:
                      trusted_dir=args.run_dir,
                      allow_partial=args.allow_partial_checkpoint)
     except (CheckpointMismatchError, FileNotFoundError) as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 2
+        return fail(str(e))
     model.train()
     for m in model.modules():
         if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
