@@ -1,6 +1,9 @@
 """The report's sections after the comparison, in the order it shows them.
 
 This is the one list of them: a new section is added here, at its place.
+The report's frame around them is fixed (:func:`analysis.report.write_report`):
+provenance, the comparison and AP by size
+(:mod:`analysis.sections.comparison`) first, failed runs last.
 Each finished run is re-evaluated per image once
 (:class:`~analysis.coco_eval.run_eval.RunEvals`), and every section that
 reads its detections shares that evaluation; a run whose detections do not

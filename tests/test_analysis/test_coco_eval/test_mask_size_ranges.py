@@ -298,7 +298,8 @@ def test_every_report_section_gives_coco_metrics_per_size_mask_ap(tmp_path):
     import cv2
 
     from analysis.sections.report_order import report_sections
-    from analysis.report import comparison_table, write_report
+    from analysis.report import write_report
+    from analysis.sections.comparison import comparison_table
     from analysis.results import load_results, summarize
     from experiments.store import COLUMNS
     ann = write_gt(tmp_path, 4)
