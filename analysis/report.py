@@ -16,6 +16,7 @@ import pandas as pd
 
 from analysis.results import UNFINISHED, summarize
 from analysis.sections.comparison import comparison_table, plot_ap_by_size
+from analysis.sections.provenance import arm_differences
 from experiments.store import run_label
 
 @dataclasses.dataclass
@@ -54,6 +55,7 @@ def _provenance(results_path: str, grid_path: Optional[str],
         f'Runs: {len(done)} finished, {int((df.status == "failed").sum())} '
         f'failed, {int((df.status == UNFINISHED).sum())} started but not '
         f'finished, {int((df.status == "not run").sum())} not run',
+        *([arms] if (arms := arm_differences(df)) else []),
         'Datasets: ' + ('; '.join(datasets) if datasets else 'none finished'),
         'Metrics: COCO AP x100 from pycocotools (mmdet CocoMetric) on each '
         'dataset\'s evaluation split (mask APs/APm/APl size a mask '
