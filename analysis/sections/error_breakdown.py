@@ -20,6 +20,7 @@ import io
 import os.path as osp
 from typing import Dict, List, Optional, Tuple
 
+import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -106,7 +107,11 @@ def _tide_one_range(gt: dict, gt_masks: list, dets: List[dict],
         # Nothing detected: AP50 is 0; what fixing an error would gain is
         # undefined (TIDE divides by zero).
         return dict(AP50=0.0, **{e: float('nan') for e in ERRORS})
-    tide = TIDE()
+    # TIDE's constructor calls seaborn.set(), which restyles every later
+    # figure of the process: only a run whose TIDE cache was missing would
+    # draw its report in seaborn's style. Its settings stay inside here.
+    with matplotlib.rc_context():
+        tide = TIDE()
     mode = TIDE.MASK if iou_type == 'segm' else TIDE.BOX
     with contextlib.redirect_stdout(io.StringIO()):
         run = tide.evaluate(truth, preds, mode=mode, name='run')

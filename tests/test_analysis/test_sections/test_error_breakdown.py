@@ -3,10 +3,23 @@ import json
 import os
 import os.path as osp
 
+import matplotlib
 import pytest
 
 from analysis.sections.error_breakdown import tide_breakdowns
 from test_per_category import hand_det, hand_gt
+
+
+def test_tide_leaves_the_figure_style_alone():
+    """TIDE's constructor calls seaborn.set(): without a guard, a report
+    whose TIDE cache was missing draws every later figure in seaborn's
+    style, and one built from the cache does not."""
+    before = dict(matplotlib.rcParams)
+    tide_breakdowns(hand_gt(), [hand_det(1, 1, (10, 10, 40, 40), 0.9)],
+                    'bbox')
+    changed = {k for k, v in matplotlib.rcParams.items()
+               if repr(before[k]) != repr(v)}
+    assert not changed
 
 
 @pytest.mark.parametrize('iou_type', ['bbox', 'segm'])
