@@ -48,6 +48,7 @@ def test_wrong_config_is_refused_with_the_keys(tmp_path):
     assert not (tmp_path / 'out.pth').exists()
 
 
+@pytest.mark.slow
 def test_vovnet_imagenet_file_converts_for_init_cfg(tmp_path):
     src = tmp_path / 'vovnet19_ese_slim_detectron2.pth'
     torch.save({f'backbone.bottom_up.{k}': v for k, v in

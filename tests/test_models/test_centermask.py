@@ -102,8 +102,10 @@ def test_fcos_baseline_has_no_mask_branch():
     assert len(pred) == 50 and 'masks' not in pred
 
 
-@pytest.mark.parametrize('grid', ['experiments/grids/centermask_table1.yaml',
-                                  'experiments/grids/centermask_tiny.yaml'])
+@pytest.mark.parametrize('grid', [
+    pytest.param('experiments/grids/centermask_table1.yaml',
+                 marks=pytest.mark.slow),
+    'experiments/grids/centermask_tiny.yaml'])
 def test_every_table1_arm_keeps_50_detections_per_image(grid):
     """CM1 TEST.DETECTIONS_PER_IMG / CM2 POST_NMS_TOPK_TEST: 50 for every
     arm, the FCOS baseline included (W11 compares their box AP)."""

@@ -16,7 +16,9 @@ def test_v2_backbone_parameters_match_the_paper(arch, published):
     assert abs(n - published) / published < 0.01
 
 
-@pytest.mark.parametrize('arch', ['V-39', 'V-57', 'V-99'])
+@pytest.mark.parametrize('arch', [
+    'V-39', pytest.param('V-57', marks=pytest.mark.slow),
+    pytest.param('V-99', marks=pytest.mark.slow)])
 def test_se_adds_half_of_what_ese_adds(arch):
     base = _params(VoVNet(arch, attention='none'))
     se = _params(VoVNet(arch, attention='se')) - base

@@ -107,7 +107,11 @@ def test_timm_uri_reads_the_hugging_face_cache(tmp_path, monkeypatch):
         wrong.init_weights()
 
 
-@pytest.mark.parametrize('conv_body,arch', OFFICIAL_ARCHS)
+# V-57 / V-99 take seconds each on CPU: `make test` runs them, make
+# test-fast the smaller ones (the same code).
+@pytest.mark.parametrize('conv_body,arch', [
+    pytest.param(*a, marks=pytest.mark.slow if a[1] in ('V-57', 'V-99')
+                 else ()) for a in OFFICIAL_ARCHS])
 def test_official_weights_give_official_stage_outputs(conv_body, arch,
                                                       tmp_path):
     """A file with the keys of ``vovnet*_ese_detectron2.pth`` (the official
