@@ -51,8 +51,11 @@ def _official_state(name: str) -> dict:
     return state
 
 
-@pytest.mark.parametrize('keys,config,convert', CASES,
-                         ids=[c[0].split('.')[0] for c in CASES])
+# The V-57 / V-99 models take seconds each to build: `make test` only.
+@pytest.mark.parametrize('keys,config,convert', [
+    pytest.param(*c, id=c[0].split('.')[0],
+                 marks=pytest.mark.slow if ('V_57' in c[0] or 'V_99' in c[0])
+                 else ()) for c in CASES])
 def test_every_official_key_lands_with_its_shape(keys, config, convert):
     register_all_modules()
     model = MODELS.build(Config.fromfile(project_path(config)).model)
