@@ -1,6 +1,7 @@
 """One run directory: its sentinels, metadata, attempts and checkpoints
 (the file names are in :mod:`experiments.store.layout`)."""
 import json
+import math
 import os
 import os.path as osp
 from typing import List, Optional, Tuple
@@ -129,7 +130,6 @@ def evaluation_gt_file(run_dir: str) -> Optional[str]:
 def schedule_length(cfg, train_images: int) -> int:
     """Training-loop iterations of a placed config: ``max_iters``, or
     ``max_epochs`` x iterations per epoch at the placement's batch."""
-    import math
     loop = cfg.get('train_cfg') or {}
     if 'max_iters' in loop:
         return int(loop['max_iters'])
