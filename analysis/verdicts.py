@@ -1,49 +1,47 @@
 """A verdict for each reviewed weakness (W1-W11) from the runs that exist.
 
 Each weakness in ``analysis/data/weaknesses.yaml`` names two sets of runs, a
-metric and the kind of claim. The effect is ``metric(a) - metric(b)`` with a
-95% interval:
+metric and the kind of claim. The effect is ``metric(a) - metric(b)`` (AP
+points for AP columns) with a 95% interval that covers image sampling, the
+run-wide seed offset and the seed x image part
+(:mod:`uncertainty.difference`):
 
-- paired image bootstrap (:mod:`analysis.coco_eval.bootstrap`) when
-  ``evidence`` (:func:`make_evidence`) gives per-image evaluations for both
-  sides (saved detections);
-- otherwise Welch's t interval over seeds, when both sides have two or more
-  finished seeds;
-- otherwise none: one seed without saved detections is never a verdict.
+- with saved detections (or, for latency, per-image timings)
+  (:func:`analysis.evidence.make_evidence`): the paired image bootstrap of
+  every run, plus the seeds' own variance (two or more seeds in an arm) or
+  the prior's run-wide seed term (one seed; the verdict says so);
+- otherwise: the seeds' variance plus the prior's image term, or the prior
+  alone with one seed.
 
-The interval decides, never the point estimate alone:
-
-============== ===================== ======================= ==============
-kind           supported             contradicted            else
-============== ===================== ======================= ==============
-greater        lo > 0                hi < 0                  inconclusive
-less           hi < 0                lo > 0                  inconclusive
-small_diff.    -m < lo and hi < m    lo > m or hi < -m       inconclusive
-small_gain     hi < m                lo > m                  inconclusive
-============== ===================== ======================= ==============
+The interval decides, never the point estimate alone
+(:func:`uncertainty.decision.decide`). ``analysis.calibration`` simulates
+this module's decision to show "supported" comes as often as the level says.
 """
 import dataclasses
 import math
 import os.path as osp
-from typing import Callable, Dict, List, Optional
+from typing import Dict, List, Optional
 
 import numpy as np
 import pandas as pd
 import yaml
-from scipy import stats
 
-from analysis.coco_eval.bootstrap import (Estimate, bootstrap_ap,
-                                          paired_difference)
 from analysis.coco_eval.constants import metric_task_area
-from analysis.coco_eval.run_eval import RunEvals
-from analysis.latency import paired_latency
+from analysis.evidence import Evidence, scale
 from experiments.store import project_path
+from uncertainty.decision import KINDS, decide
+from uncertainty.difference import Difference, from_run_values
+from uncertainty.noise import Noise, prior
+from uncertainty.power import mde
+
+__all__ = ['Evidence', 'KINDS', 'Verdict', 'decide', 'how_to_run', 'judge',
+           'load_report_grids', 'load_weaknesses', 'select_runs',
+           'verdict_table']
 
 DATA = osp.join(osp.dirname(osp.abspath(__file__)), 'data')
 WEAKNESSES = osp.join(DATA, 'weaknesses.yaml')
 # The grids whose results the verdicts read: name -> grid file.
 REPORT_GRIDS = osp.join(DATA, 'grids.yaml')
-KINDS = ('greater', 'less', 'small_difference', 'small_gain')
 # Below this many validation images (the built-in smoke sets have 16) an
 # interval is reported but no verdict is drawn from it: such runs test the
 # harness, not the methods.
@@ -62,6 +60,9 @@ class Verdict:
     n_images: str
     verdict: str
     sentence: str
+    seed_sd: str = '–'
+    image_sd: str = '–'
+    mde: str = '–'
 
 
 def load_weaknesses(path: str = WEAKNESSES) -> Dict[str, dict]:
@@ -98,64 +99,18 @@ def how_to_run(grid: str) -> str:
 
 def select_runs(df: pd.DataFrame, side: dict) -> pd.DataFrame:
     """Finished runs of one side of a comparison."""
-    rows = df[(df.status == 'finished') & (df.grid == side['grid'])
-              & (df.model == side['model']) & (df.arm == side['arm'])]
+    def column(name):
+        return df[name].to_numpy()
+
+    keep = ((column('status') == 'finished') & (column('grid') == side['grid'])
+            & (column('model') == side['model'])
+            & (column('arm') == side['arm']))
     dataset = side.get('dataset')
     if dataset == 'not_coco':
-        rows = rows[~rows.dataset.str.lower().str.startswith('coco')]
+        keep &= ~df.dataset.str.lower().str.startswith('coco').to_numpy(bool)
     elif dataset:
-        rows = rows[rows.dataset == dataset]
-    return rows
-
-
-def welch_interval(a: np.ndarray, b: np.ndarray) -> Optional[Estimate]:
-    """Difference of means with Welch's 95% t interval; None for < 2 each."""
-    a, b = a[~np.isnan(a)], b[~np.isnan(b)]
-    if len(a) < 2 or len(b) < 2:
-        return None
-    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
-    diff = float(a.mean() - b.mean())
-    se = math.sqrt(va + vb)
-    if se == 0:
-        return Estimate(diff, diff, diff, 0, min(len(a), len(b)), 0)
-    dof = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
-    half = float(stats.t.ppf(0.975, dof)) * se
-    return Estimate(diff, diff - half, diff + half, 0, min(len(a), len(b)), 0)
-
-
-def decide(kind: str, est: Estimate, margin: float = 0.0) -> str:
-    """``supported``, ``contradicted`` or ``inconclusive`` from the
-    interval."""
-    lo, hi = est.lo, est.hi
-    if lo != lo or hi != hi:
-        return 'inconclusive'
-    if kind == 'greater':
-        return 'supported' if lo > 0 else 'contradicted' if hi < 0 \
-            else 'inconclusive'
-    if kind == 'less':
-        return 'supported' if hi < 0 else 'contradicted' if lo > 0 \
-            else 'inconclusive'
-    if kind == 'small_difference':
-        if -margin < lo and hi < margin:
-            return 'supported'
-        return 'contradicted' if lo > margin or hi < -margin \
-            else 'inconclusive'
-    if kind == 'small_gain':
-        return 'supported' if hi < margin else 'contradicted' \
-            if lo > margin else 'inconclusive'
-    raise ValueError(f'unknown kind {kind!r}')
-
-
-def _scale(metric: str) -> float:
-    return 100.0 if 'AP' in metric else 1.0
-
-
-def _fmt_est(est: Estimate, metric: str) -> str:
-    s = _scale(metric)
-    unit = ' AP' if 'AP' in metric else ' ms' if metric.endswith('_ms') \
-        else ''
-    return (f'{s * est.value:+.2f}{unit} [{s * est.lo:+.2f}, '
-            f'{s * est.hi:+.2f}]')
+        keep &= column('dataset') == dataset
+    return df[keep]
 
 
 def _label(side: dict) -> str:
@@ -169,26 +124,35 @@ def _missing(w: dict, sides: List[dict]) -> str:
     return f'not run: {need}needs {" and ".join(where)}'
 
 
-Evidence = Callable[[pd.DataFrame, pd.DataFrame, str], Optional[Estimate]]
+def fallback_difference(a: np.ndarray, b: np.ndarray, n_images: int,
+                        metric: str) -> Optional[Difference]:
+    """The effect from the runs' values alone (no saved detections): the
+    prior's image term for an AP column; None with one seed of a metric
+    the prior does not cover."""
+    noise = prior(metric, n_images or 5000) \
+        if metric_task_area(metric) else None
+    if noise is None:
+        noise = Noise(0.0, float('nan'), float('nan'), n_images,
+                      'no prior for this metric')
+        if min(np.isfinite(a).sum(), np.isfinite(b).sum()) < 2:
+            return None
+    return from_run_values(a, b, n_images, noise)
 
 
-def make_evidence(evals: RunEvals, n_resamples: int) -> Evidence:
-    """Paired image bootstrap for the verdicts, when detections (or, for
-    latency, per-image timings) exist."""
-    def evidence(a_runs, b_runs, metric):
-        if metric == 'latency_ms':
-            return paired_latency(a_runs, b_runs, n_resamples)
-        task_area = metric_task_area(metric)
-        if task_area is None:
-            return None
-        iou_type, area = task_area
-        a = evals.for_runs(a_runs, iou_type)
-        b = evals.for_runs(b_runs, iou_type)
-        if not a or not b or a[0].img_ids != b[0].img_ids:
-            return None
-        s = bootstrap_ap({'a': a, 'b': b}, n_resamples, area=area)
-        return paired_difference(a, b, s['a'], s['b'], area=area)
-    return evidence
+def _fmt(est: Difference, metric: str) -> str:
+    unit = ' AP' if 'AP' in metric else ' ms' if metric.endswith('_ms') \
+        else ''
+    return f'{est.value:+.2f}{unit} [{est.lo:+.2f}, {est.hi:+.2f}]'
+
+
+def detectable(kind: str, est: Difference) -> float:
+    """The minimum detectable effect (80% power, distance from the
+    boundary) of this interval's noise at its seeds."""
+    n = min(est.n_a, est.n_b)
+    noise = Noise(math.sqrt(est.image_var), est.seed_sd
+                  if est.seed_sd == est.seed_sd else 0.0, 0.0,
+                  est.n_images, '')
+    return mde(kind, noise, n)
 
 
 def judge(wid: str, w: dict, df: pd.DataFrame,
@@ -199,19 +163,20 @@ def judge(wid: str, w: dict, df: pd.DataFrame,
         wid: ``W1``...
         w: Its entry of ``weaknesses.yaml``.
         df: Results of every grid available (``grid`` column set).
-        evidence: ``evidence(runs_a, runs_b, metric)`` -> a paired bootstrap
-            estimate, or None when it has no detections for them.
+        evidence: ``evidence(runs_a, runs_b, metric)`` -> the effect from
+            image resamples (:func:`analysis.evidence.make_evidence`), or
+            None when it has no detections for them.
     """
     metric, kind = w['metric'], w['kind']
-    margin = float(w.get('margin', 0.0))
+    unit = scale(metric)
+    margin = unit * float(w.get('margin', 0.0))
     a_sides = w['a'] if isinstance(w['a'], list) else [w['a']]
     b = w['b']
     comparison = (', '.join(_label(s) for s in a_sides) + f' vs {_label(b)}'
                   f' ({metric}; {kind.replace("_", " ")}'
-                  + (f', margin {_scale(metric) * margin:g}' if margin else '')
-                  + ')')
+                  + (f', margin {margin:g}' if margin else '') + ')')
     b_runs = select_runs(df, b) if metric in df.columns else df.iloc[0:0]
-    parts, verdicts, seeds, images = [], [], [], []
+    parts, verdicts, seeds, images, ests = [], [], [], [], []
     # Validation-set size, which decides smoke scale: for latency the
     # evidence counts timed images instead.
     val_images = [0]
@@ -221,40 +186,40 @@ def judge(wid: str, w: dict, df: pd.DataFrame,
         if a_runs.empty or b_runs.empty or a_runs[metric].isna().all():
             return Verdict(wid, w['claim'], comparison, '–', '0', '–',
                            'not run', _missing(w, a_sides + [b]))
-        val_images.append(int(np.nanmax(a_runs.val_images.to_numpy(float)))
-                          if a_runs.val_images.notna().any() else 0)
-        est = evidence(a_runs, b_runs, metric) if evidence else None
-        method = ('paired bootstrap over timed images and rounds'
-                  if metric.startswith('latency') else
-                  'paired image bootstrap')
-        if est is None:
-            est = welch_interval(a_runs[metric].to_numpy(float),
-                                 b_runs[metric].to_numpy(float))
-            method = 'Welch t over seeds'
-        if est is None:
-            value = (a_runs[metric].mean() - b_runs[metric].mean())
-            parts.append(f'{_label(side)}: {_scale(metric) * value:+.2f} '
-                         f'(no interval)')
-            verdicts.append('inconclusive')
-            seeds.append(min(len(a_runs), len(b_runs)))
-            images.append(int(a_runs.val_images.iloc[0])
-                          if 'val_images' in a_runs else 0)
-            continue
-        parts.append(f'{_label(side)}: {_fmt_est(est, metric)} ({method})')
-        verdicts.append(decide(kind, est, margin))
+        n_val = (int(np.nanmax(a_runs.val_images.to_numpy(float)))
+                 if 'val_images' in a_runs and a_runs.val_images.notna().any()
+                 else 0)
+        val_images.append(n_val)
         seeds.append(min(len(a_runs), len(b_runs)))
-        images.append(est.n_images or int(a_runs.val_images.iloc[0]))
-    devices = sorted(set(pd.concat([select_runs(df, s) for s in a_sides]
-                                   + [b_runs]).get('latency_device',
-                                                   pd.Series(dtype=str))
-                         .dropna()))
+        est = evidence(a_runs, b_runs, metric) if evidence else None
+        if est is None:
+            est = fallback_difference(unit * a_runs[metric].to_numpy(float),
+                                      unit * b_runs[metric].to_numpy(float),
+                                      n_val, metric)
+        if est is None:
+            value = unit * (a_runs[metric].mean() - b_runs[metric].mean())
+            parts.append(f'{_label(side)}: {value:+.2f} (no interval: one '
+                         f'seed and no prior for {metric})')
+            verdicts.append('inconclusive')
+            images.append(n_val)
+            continue
+        parts.append(f'{_label(side)}: {_fmt(est, metric)}')
+        verdicts.append(decide(kind, est.lo, est.hi, margin))
+        images.append(est.n_images or n_val)
+        ests.append(est)
+    devices = sorted(set(pd.concat(
+        [select_runs(df, s) for s in a_sides] + [b_runs]).get(
+            'latency_device', pd.Series(dtype=str)).dropna())) \
+        if metric.startswith('latency') else []
+    noise_cols = _noise_columns(kind, ests)
     if metric.startswith('latency') and len(devices) > 1:
         return Verdict(wid, w['claim'], comparison, '; '.join(parts),
                        ', '.join(map(str, seeds)),
                        ', '.join(map(str, images)), 'inconclusive',
                        f'Not comparable: the arms were timed on different '
                        f'devices ({"; ".join(devices)}); time them together '
-                       f'with experiments/measure_cost.py on one device.')
+                       f'with experiments/measure_cost.py on one device.',
+                       *noise_cols)
     if 'contradicted' in verdicts:
         verdict = 'contradicted'
     elif all(v == 'supported' for v in verdicts):
@@ -268,7 +233,7 @@ def judge(wid: str, w: dict, df: pd.DataFrame,
             verdict = 'contradicted'
         parts.append(f'params {pa / 1e6:.2f}M vs {pb / 1e6:.2f}M')
     datasets = sorted(set(b_runs.dataset))
-    sentence = _sentence(w, verdict, seeds, images, datasets)
+    sentence = _sentence(w, verdict, seeds, images, datasets, ests)
     if (metric.startswith('latency') and w.get('device') == 'gpu'
             and verdict != 'inconclusive'
             and not all(d.startswith('cuda') for d in devices)):
@@ -282,26 +247,47 @@ def judge(wid: str, w: dict, df: pd.DataFrame,
                     f'say {verdict}, but {max(val_images)} validation images '
                     f'of {", ".join(datasets)} (smoke scale) test the '
                     f'harness, not the claim; it needs at least '
-                    f'{MIN_IMAGES}.')
+                    f'{MIN_IMAGES}. ' + _noise_words(ests))
         verdict = 'inconclusive'
 
     return Verdict(wid, w['claim'], comparison, '; '.join(parts),
                    ', '.join(map(str, seeds)),
-                   ', '.join(map(str, images)), verdict, sentence)
+                   ', '.join(map(str, images)), verdict, sentence,
+                   *noise_cols)
+
+
+def _noise_columns(kind: str, ests: List[Difference]) -> List[str]:
+    """seed SD (and where from), image SD, MDE: one entry per side."""
+    if not ests:
+        return ['–', '–', '–']
+    seed = '; '.join(
+        f'{e.seed_sd:.2f} (' + ('prior' if e.seeds_from_prior else
+                                f'these runs, {e.seed_dof} dof') + ')'
+        for e in ests)
+    image = '; '.join(f'{math.sqrt(e.image_var):.2f}' for e in ests)
+    mdes = '; '.join(f'{detectable(kind, e):.2f} at '
+                     f'{min(e.n_a, e.n_b)} seed(s)' for e in ests)
+    return [seed, image, mdes]
+
+
+def _noise_words(ests: List[Difference]) -> str:
+    return ' '.join(f'Noise: {e.components()}.' for e in ests[:1])
 
 
 def _sentence(w: dict, verdict: str, seeds: List[int], images: List[int],
-              datasets: List[str]) -> str:
+              datasets: List[str], ests: List[Difference]) -> str:
     basis = (f'{min(seeds)} seed(s) per arm, {max(images)} validation images'
              f' of {", ".join(datasets)}')
+    noise = _noise_words(ests)
     if verdict == 'supported':
         return (f'Our runs support it: the 95% interval lies on the claimed '
-                f'side ({basis}).')
+                f'side ({basis}). {noise}')
     if verdict == 'contradicted':
         return (f'Our runs contradict it: the 95% interval lies on the other '
-                f'side ({basis}).')
+                f'side ({basis}). {noise}')
     return (f'Inconclusive at this budget: the 95% interval includes both '
-            f'outcomes or there is too little to form one ({basis}).')
+            f'outcomes or there is too little to form one ({basis}). '
+            f'{noise}').rstrip()
 
 
 def verdict_table(df: pd.DataFrame, evidence: Optional[Evidence] = None,

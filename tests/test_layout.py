@@ -2,6 +2,8 @@
 
 - analysis/ imports nothing of ``experiments`` but ``experiments.store``; of
   experiments/, only ``experiments.plan`` (and the scripts) import analysis;
+- uncertainty/ (the variance model the planner and the report share)
+  imports neither analysis nor experiments;
 - no module imports a private name (``_name``) of another;
 - the project's modules form no import circle, counting imports inside
   functions too (they may not hide one);
@@ -15,7 +17,8 @@ import os.path as osp
 from experiments.store import PROJECT_ROOT
 
 MAX_LINES = 400
-FOLDERS = ('analysis', 'reports', 'experiments', 'mmdet_plugins', 'tools')
+FOLDERS = ('analysis', 'reports', 'experiments', 'mmdet_plugins', 'tools',
+           'uncertainty')
 
 
 def _modules():
@@ -69,6 +72,17 @@ def test_analysis_imports_only_the_store_of_experiments():
                     module == 'experiments.store'
                     or module.startswith('experiments.store.')):
                 bad.append(f'{path}: {module}')
+    assert not bad
+
+
+def test_the_variance_model_sits_below_the_planner_and_the_report():
+    bad = []
+    for name, (path, source) in _modules().items():
+        if name.split('.')[0] != 'uncertainty':
+            continue
+        bad += [f'{path}: {module}' for module, _ in
+                _imports(ast.parse(source), name)
+                if module.split('.')[0] in ('analysis', 'experiments')]
     assert not bad
 
 

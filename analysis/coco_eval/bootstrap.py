@@ -36,16 +36,32 @@ class Estimate:
         return self.lo > 0 or self.hi < 0
 
 
+# The most recent draws, by (n_images, n_resamples, seed, chunk): a report
+# resamples the same validation set for every arm, section and verdict.
+_DRAWS: Dict[tuple, List[np.ndarray]] = {}
+_DRAWS_KEPT = 2
+
+
 def resample_counts(n_images: int, n_resamples: int, seed: int = 0,
                     chunk: int = 100) -> Iterator[np.ndarray]:
-    """Draw counts (chunk x n_images) of image bootstrap resamples."""
-    rng = np.random.default_rng(seed)
-    p = np.full(n_images, 1.0 / n_images)
-    done = 0
-    while done < n_resamples:
-        size = min(chunk, n_resamples - done)
-        yield rng.multinomial(n_images, p, size=size).astype(np.float64)
-        done += size
+    """Draw counts (chunk x n_images) of image bootstrap resamples (the
+    same draws for the same arguments; the latest are kept in memory)."""
+    key = (n_images, n_resamples, seed, chunk)
+    if key not in _DRAWS:
+        rng = np.random.default_rng(seed)
+        p = np.full(n_images, 1.0 / n_images)
+        blocks, done = [], 0
+        while done < n_resamples:
+            size = min(chunk, n_resamples - done)
+            block = rng.multinomial(n_images, p, size=size).astype(
+                np.float64)
+            block.setflags(write=False)
+            blocks.append(block)
+            done += size
+        while len(_DRAWS) >= _DRAWS_KEPT:
+            _DRAWS.pop(next(iter(_DRAWS)))
+        _DRAWS[key] = blocks
+    yield from _DRAWS[key]
 
 
 def _check_same_images(arms: Dict[str, Sequence[ImageEval]]) -> List[int]:
@@ -167,3 +183,26 @@ def paired_difference(a: Sequence[ImageEval], b: Sequence[ImageEval],
     lo, hi = basic_interval(a_samples - b_samples, float(value))
     return Estimate(float(value), lo, hi, a[0].num_images,
                     min(len(a), len(b)), len(a_samples))
+
+
+def bootstrap_runs(runs: Sequence[Any], n_images: int,
+                   value: Callable[[Any, np.ndarray], np.ndarray],
+                   n_resamples: int = 1000, seed: int = 0) -> np.ndarray:
+    """Each run's metric on the same image resamples, kept per run.
+
+    Args:
+        runs: The runs (of every arm, so that the resamples are shared).
+        n_images: Validation images, the same for every run.
+        value: ``value(run, counts)``: the run's metric on each row of a
+            (chunk, n_images) block of draw counts.
+        n_resamples: Bootstrap resamples.
+        seed: Seed of the resampling (the same draws as
+            :func:`bootstrap_stat`'s with this seed).
+
+    Returns:
+        (n_resamples, len(runs)).
+    """
+    blocks = [np.stack([np.asarray(value(run, counts), float)
+                        for run in runs], axis=1)
+              for counts in resample_counts(n_images, n_resamples, seed)]
+    return np.concatenate(blocks) if blocks else np.empty((0, len(runs)))

@@ -18,6 +18,8 @@ from analysis.published import published_table
 from analysis.report import Section
 from analysis.verdicts import (Evidence, load_weaknesses, select_runs,
                                verdict_table)
+from uncertainty.noise import PRIOR_IMAGES, prior
+from uncertainty.power import MAX_SEEDS, summarise
 
 # (grid, run_id) -> the rate table's row for the run's config on the device
 # it ran on (``setup_s``, ``s_per_iter``, ``images_per_process``,
@@ -37,29 +39,12 @@ def _device_hours(runs: pd.DataFrame) -> float:
     return float((runs.wall_time_s * procs.clip(lower=1)).mean() / 3600)
 
 
-def _variance(w: dict, side_runs: List[pd.DataFrame], evals,
-              n_images: int) -> pw.Variance:
-    metric = w['metric']
-    base = pw.prior(metric, n_images)
-    sd, dof = pw.pooled_seed_sd(pd.concat(side_runs), metric)
-    dof = dof if sd > 0 else 0
-    v = pw.Variance(sd if dof else base.seed_sd, base.image_sd, n_images,
-                    f'seed SD from these runs ({dof} dof)' if dof
-                    else 'seed SD: COCO prior')
-    img = pw.paired_samples(evals, side_runs[0], side_runs[-1], metric) \
-        if evals is not None else None
-    if img is not None and img[0] > 0:
-        v.image_sd = img[0]
-        v.source += '; image SD: paired bootstrap of these runs'
-    else:
-        v.source += '; image SD: COCO prior, scaled to the images'
-    return v
-
-
 def decide_table(all_results: pd.DataFrame, evals=None,
                  evidence=None) -> pd.DataFrame:
     """One row per verdict: claimed effect, MDE and seeds now, seeds
-    needed and their device-hours."""
+    needed and their device-hours, from the noise the runs show
+    (:func:`analysis.power.measured_noise`; the prior where they cannot
+    show it)."""
     published = published_table()
     verdicts = verdict_table(all_results, evidence).set_index('id')
     rows = []
@@ -79,22 +64,24 @@ def decide_table(all_results: pd.DataFrame, evals=None,
             rows.append(row)
             continue
         n_img = int(np.nanmax(side_runs[0].val_images)) if n_now and \
-            'val_images' in side_runs[0] else pw.PRIOR_IMAGES
-        v = _variance(w, side_runs, evals if n_now else None, n_img)
+            'val_images' in side_runs[0] else PRIOR_IMAGES
+        noise = pw.measured_noise(side_runs[0], side_runs[-1], w['metric'],
+                                  evals) if n_now else \
+            prior(w['metric'], n_img)
         margin = 100 * float(w.get('margin', 0.0))
-        s = pw.summarise(w['kind'], effect, v, max(n_now, 1), margin)
+        s = summarise(w['kind'], effect, noise, n_now, margin)
         need = s['seeds_needed']
         per_seed = sum(_device_hours(r) for r in side_runs)
         row.update({
-            'MDE now': f'{s["mde_now"]:.2f}' + ('' if n_now else
-                                                 ' (1 seed, prior)'),
-            'seeds needed': need or f'> {pw.MAX_SEEDS}',
+            'MDE now': (f'{s["mde_now"]:.2f}' if n_now else
+                        f'– (1 seed would give {s["mde_now"]:.2f})'),
+            'seeds needed': need or f'> {MAX_SEEDS}',
             'device-h needed': (f'{per_seed * need:.2f}'
                                 if need and per_seed == per_seed
                                 else 'no finished run to cost'
                                 if need else '–'),
             'in words': pw.words(row['verdict'], w['kind'], effect, margin,
-                                 s['mde_now']) + f' ({pw.describe(v)}; '
+                                 s['mde_now']) + f' ({noise.describe()}; '
             f'claim: {src})'})
         rows.append(row)
     return pd.DataFrame(rows)
@@ -148,8 +135,9 @@ def grid_power_section(all_results: pd.DataFrame, evals,
     section = Section('What the grids can decide (power and cost)', [
         'Per verdict: the effect the paper claims (AP points), the smallest '
         'gap to the verdict\'s boundary the runs that exist resolve at 95% '
-        'confidence and 80% power (MDE = 2.80 x sqrt(2 sd_seed^2 / n + '
-        'sd_image^2), analysis/power.py), the seeds per arm the claim '
+        'confidence and 80% power (the verdict rule\'s own power: '
+        'uncertainty/power.py, with the noise these runs show, '
+        'analysis/power.py), the seeds per arm the claim '
         'needs, and their device-hours from these runs\' own cost. Before a '
         'grid runs: python experiments/run_grid.py GRID --plan.'], [table])
     cost = planned_vs_actual(all_results, rates)

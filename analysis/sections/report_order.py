@@ -29,7 +29,7 @@ from analysis.sections.qualitative import qualitative_section
 from analysis.sections.training_curves import (beta_section,
                                                training_curves_section)
 from analysis.sections.verdict import verdict_section
-from analysis.verdicts import make_evidence
+from analysis.evidence import make_evidence
 
 
 def report_sections(df: pd.DataFrame, all_results: pd.DataFrame,

@@ -8,18 +8,14 @@ claim needs at 80% power (:mod:`analysis.power`) and their device-hours; for
 every run its estimated wall time and device-hours
 (:mod:`experiments.cost.plan_cost`).
 """
-import dataclasses
-import math
 import os
 import os.path as osp
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Tuple
 
 import pandas as pd
 
-from analysis import power as pw
-from analysis.coco_eval.run_eval import RunEvals
+from analysis.power import claimed_effect
 from analysis.published import published_table
-from analysis.verdicts import load_weaknesses
 from experiments.cost.plan_cost import (
     RATES,
     RunCost,
@@ -34,21 +30,11 @@ from experiments.data.prepare import PreparedDataset, prepare_dataset
 from experiments.grid.run_config import config_hash, resolve_run
 from experiments.grid.spec import GridSpec, RunSpec, load_grid
 from experiments.runner.launch import PlannedRun
+from experiments.plan.verdict_plan import other_grid, plan_lines
 from experiments.store import project_path, read_results_csv, run_dir_name
 
 # COCO 2017 split sizes, for planning before the data is downloaded.
 COCO_SIZES = {'instances_val2017.json': (118287, 5000)}
-
-
-def unreachable_reason(kind: str, effect: float, v, margin: float) -> str:
-    """Why no seed count up to the cap reaches 80% power: the image term
-    (a floor no seed count lowers) or the seed noise."""
-    infinite = pw.power(kind, effect, v, 10 ** 6, margin)
-    if infinite < pw.POWER:
-        return (f'image term {v.image_sd:.2f} AP: even infinitely many '
-                f'seeds stay below 80%; needs more images')
-    return (f'seed SD {v.seed_sd:.2f} AP: needs more than {pw.MAX_SEEDS} '
-            f'seeds')
 
 
 def stand_in(spec, grid_path: str) -> Tuple[PreparedDataset, int]:
@@ -62,6 +48,9 @@ def stand_in(spec, grid_path: str) -> Tuple[PreparedDataset, int]:
         if sizes is None:
             raise ValueError(str(e)) from None
         from mmdet.datasets import CocoDataset
+        print(f'  (dataset {spec.name}: {spec.val_ann} is not here; the '
+              f'plan uses COCO 2017\'s known sizes, {sizes[0]} train and '
+              f'{sizes[1]} val images)')
         return PreparedDataset(
             spec.name, spec.data_root, spec.train_ann, spec.train_img,
             spec.val_ann, spec.val_img, tuple(CocoDataset.METAINFO['classes']),
@@ -98,77 +87,6 @@ def pilot_results(paths: List[str]) -> pd.DataFrame:
         frames.append(read_results_csv(project_path(path)))
     df = pd.concat(frames, ignore_index=True)
     return df[df.status == 'finished']
-
-
-def pilot_variance(pilot: pd.DataFrame, w: dict,
-                   n_images: int) -> pw.Variance:
-    """Seed and image terms from the pilot runs, the prior for what the
-    pilot cannot give; the image term scaled to ``n_images``."""
-    metric = w['metric']
-    base = pw.prior(metric, n_images)
-    arms = {s['arm'] for s in (w['a'] if isinstance(w['a'], list)
-                               else [w['a']]) + [w['b']]}
-    same = pilot[pilot.arm.isin(arms)]
-    sd, dof = pw.pooled_seed_sd(same, metric)
-    where = 'the same arms'
-    if not dof or not sd > 0:
-        sd, dof = pw.pooled_seed_sd(pilot, metric)
-        where = 'all pilot arms'
-    # A metric equal in every pilot run (0 AP after a few iterations)
-    # carries no information on its noise.
-    dof = dof if sd > 0 else 0
-    parts = [f'seed SD from pilot ({where}, {dof} dof)' if dof
-             else 'seed SD: prior (pilot has < 2 seeds of an arm)']
-    img = pilot_image_sd(pilot, metric, arms)
-    v = pw.Variance(sd if dof else base.seed_sd, base.image_sd, n_images, '')
-    if img is not None and img[0] > 0:
-        sd_img, n_pilot = img
-        v = dataclasses.replace(v, image_sd=sd_img * math.sqrt(
-            n_pilot / n_images))
-        parts.append(f'image SD from a pilot paired bootstrap on {n_pilot} '
-                     f'images, scaled to {n_images}')
-    else:
-        parts.append('image SD: prior (no pilot detections, or a '
-                     'constant metric)')
-    v.source = '; '.join(parts)
-    return v
-
-
-def pilot_image_sd(pilot: pd.DataFrame, metric: str,
-                   arms: set) -> Optional[Tuple[float, int]]:
-    """SD of the paired bootstrap difference of two pilot arms with saved
-    detections (the verdict's arms when the pilot has them)."""
-    groups = [g for _, g in pilot.groupby(['grid', 'model', 'arm',
-                                           'dataset'])]
-    groups.sort(key=lambda g: g.arm.iloc[0] not in arms)
-    evals = RunEvals()
-    for i, a in enumerate(groups):
-        for b in groups[i + 1:]:
-            if a.dataset.iloc[0] != b.dataset.iloc[0]:
-                continue
-            est_samples = pw.paired_samples(evals, a, b, metric)
-            if est_samples is not None:
-                return est_samples
-    return None
-
-
-
-def fed_verdicts(grid: GridSpec) -> Dict[str, dict]:
-    out = {}
-    for wid, w in load_weaknesses().items():
-        sides = (w['a'] if isinstance(w['a'], list) else [w['a']]) + [w['b']]
-        if any(s['grid'] == grid.name for s in sides):
-            out[wid] = w
-    return out
-
-
-def seed_cost(costs: List[Tuple[PlannedRun, RunCost]], w: dict) -> float:
-    """Device-hours of one seed of every arm the verdict compares."""
-    sides = (w['a'] if isinstance(w['a'], list) else [w['a']]) + [w['b']]
-    keys = {(s['model'], s['arm']) for s in sides}
-    first = min(p.run.seed for p, _ in costs)
-    return sum(c.device_hours for p, c in costs
-               if (p.run.model, p.run.arm) in keys and p.run.seed == first)
 
 
 def fmt_h(hours: float) -> str:
@@ -222,34 +140,49 @@ def print_plan(args, grid: GridSpec, runs: List[RunSpec],
           f'device(s), runs in turn: {fmt_h(wall / 3600)}; rates from: '
           f'{"; ".join(srcs)}')
     pilot = pilot_results(args.pilot) if args.pilot else None
-    published = published_table()
     n_now = len(grid.seeds)
     source = ('pilot ' + ', '.join(args.pilot) if pilot is not None
               else 'COCO prior')
     print(f'verdicts this grid feeds ({n_now} seed(s) now; {source}):')
-    for wid, w in fed_verdicts(grid).items():
-        effect, src = pw.claimed_effect(wid, w, published)
-        if effect is None:
-            print(f'  {wid}: {src}')
-            continue
-        n_img = planned[0].dataset.val_images
-        v = pilot_variance(pilot, w, n_img) if pilot is not None \
-            else pw.prior(w['metric'], n_img)
-        margin = 100 * float(w.get('margin', 0.0))
-        s = pw.summarise(w['kind'], effect, v, n_now, margin)
-        need = s['seeds_needed']
-        per_seed = seed_cost(costs, w)
-        print(f'  {wid} {w["metric"]} {w["kind"]}: claimed {effect:+.2f} AP '
-              f'(gap {pw.gap(w["kind"], effect, margin):.2f}; {src})')
-        print(f'      now: MDE {s["mde_now"]:.2f} AP, power '
-              f'{s["power_now"]:.0%}; seeds needed for 80%: '
-              + (f'{need}, device-hours: {fmt_h(per_seed * need)}'
-                 if need else f'not reachable with <= {pw.MAX_SEEDS} seeds '
-                 f'({unreachable_reason(w["kind"], effect, v, margin)})'))
-        if args.seeds:
-            print(f'      with --seeds {args.seeds}: power '
-                  f'{pw.power(w["kind"], effect, v, args.seeds, margin):.0%}'
-                  f', MDE {pw.mde(w["kind"], v, args.seeds):.2f} AP, '
-                  f'device-hours: {fmt_h(per_seed * args.seeds)}')
-        print(f'      noise: {pw.describe(v)}')
+    side_cost = side_costs(grid, costs, args, devices)
+    for line in plan_lines(grid, n_now, planned[0].dataset.val_images, pilot,
+                           published_table(), side_cost, args.seeds,
+                           claimed_effect):
+        print(line)
     return 0
+
+
+def side_costs(grid: GridSpec, costs: List[Tuple[PlannedRun, RunCost]],
+               args, devices: int):
+    """Device-hours of one seed of a verdict's side, in whichever grid its
+    runs live (another declared grid is resolved and costed the same way,
+    at the same rates)."""
+    rates = load_rates(args.rates or RATES)
+    cache: Dict[str, List[Tuple[PlannedRun, RunCost]]] = {grid.name: costs}
+
+    def grid_costs(name: str):
+        if name not in cache:
+            other = other_grid(name)
+            cache[name] = []
+            if other is not None:
+                runs = [r for r in other.expand()
+                        if r.seed == min(other.seeds)]
+                planned, n_train = resolve(other, runs, project_path(
+                    other.work_dir), devices)
+                cache[name] = [(p, estimate(
+                    p.run.label, p.cfg, p.run.config,
+                    find_rate(rates, p.run.config, args.plan_device),
+                    n_train[p.run.dataset], p.dataset.val_images))
+                    for p in planned]
+        return cache[name]
+
+    def cost(side: dict) -> Tuple[float, str]:
+        found = grid_costs(side['grid'])
+        if not found:
+            return float('nan'), f'{side["grid"]} (not written yet)'
+        first = min(p.run.seed for p, _ in found)
+        hours = [c.device_hours for p, c in found
+                 if (p.run.model, p.run.arm) == (side['model'], side['arm'])
+                 and p.run.seed == first]
+        return (sum(hours) if hours else float('nan')), side['grid']
+    return cost

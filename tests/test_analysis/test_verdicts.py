@@ -3,17 +3,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.verdicts import decide, judge, load_weaknesses, verdict_table
-from analysis.coco_eval.bootstrap import Estimate
+from analysis.verdicts import judge, load_weaknesses, verdict_table
+from uncertainty.difference import from_run_values
+from uncertainty.noise import Noise
 
 
 def _runs(grid, model, arm, mean, n=5, sd=0.002, metric='mask_AP', seed=0,
-          params=1e6, dataset='coco2017'):
+          params=1e6, dataset='coco2017', val_images=500):
     rng = np.random.default_rng(seed)
     return pd.DataFrame(dict(
         grid=grid, model=model, arm=arm, dataset=dataset, seed=range(n),
         status='finished', run_id=[f'{arm}{i}' for i in range(n)],
-        val_images=500, params=params,
+        val_images=val_images, params=params,
         **{metric: mean + rng.normal(0, sd, n)}))
 
 
@@ -30,31 +31,45 @@ def test_greater_claim_follows_the_injected_effect(effect, expected):
     v = judge('W', W, df)
     assert v.verdict == expected
     assert v.n_seeds == '5' and v.n_images == '500'
-    assert 'Welch t over seeds' in v.effect
+    # No detections: the seeds' spread plus the prior's image term at 500
+    # images (0.2 AP at 5000, so 0.63).
+    assert v.seed_sd.endswith('(these runs, 8 dof)')
+    assert v.image_sd == '0.63'
+    assert 'prior at 500 images' in v.sentence
 
 
 @pytest.mark.parametrize('effect,expected', [
     (0.002, 'supported'), (0.03, 'contradicted')])
 def test_small_difference_uses_the_margin(effect, expected):
     w = dict(W, kind='small_difference', margin=0.01)
-    df = pd.concat([_runs('g', 'm', 'new', 0.35 + effect, seed=3, sd=0.001),
-                    _runs('g', 'm', 'old', 0.35, seed=4, sd=0.001)])
+    df = pd.concat([_runs('g', 'm', 'new', 0.35 + effect, seed=3, sd=0.001,
+                          val_images=5000),
+                    _runs('g', 'm', 'old', 0.35, seed=4, sd=0.001,
+                          val_images=5000)])
     assert judge('W', w, df).verdict == expected
 
 
-def test_one_seed_without_detections_is_never_a_verdict():
-    df = pd.concat([_runs('g', 'm', 'new', 0.40, n=1),
-                    _runs('g', 'm', 'old', 0.30, n=1)])
+def test_one_seed_without_detections_takes_all_noise_from_the_prior():
+    df = pd.concat([_runs('g', 'm', 'new', 0.36, n=1, val_images=5000),
+                    _runs('g', 'm', 'old', 0.35, n=1, val_images=5000)])
     v = judge('W', W, df)
-    assert v.verdict == 'inconclusive' and 'no interval' in v.effect
+    # +1 AP against sqrt(0.2**2 + 2 x 0.3**2) = 0.47 AP: z half-width 0.92.
+    assert v.verdict == 'supported'
+    assert 'seed noise from the prior' in v.sentence
+    assert v.seed_sd == '0.30 (prior)'
+    df = pd.concat([_runs('g', 'm', 'new', 0.355, n=1, val_images=5000),
+                    _runs('g', 'm', 'old', 0.35, n=1, val_images=5000)])
+    assert judge('W', W, df).verdict == 'inconclusive'
 
 
-def test_bootstrap_evidence_is_preferred_when_given():
+def test_image_resample_evidence_is_preferred_when_given():
     df = pd.concat([_runs('g', 'm', 'new', 0.35, n=1),
                     _runs('g', 'm', 'old', 0.35, n=1)])
-    est = Estimate(0.01, 0.004, 0.016, 5000, 1, 1000)
+    est = from_run_values([1.0, 1.1], [0.0, 0.1], 5000,
+                          Noise(0.1, 0.0, 0.0, 5000, 'given'))
     v = judge('W', W, df, evidence=lambda a, b, m: est)
-    assert v.verdict == 'supported' and 'paired image bootstrap' in v.effect
+    assert v.verdict == 'supported' and v.effect.startswith(
+        'm/new: +1.00 AP')
     assert v.n_images == '5000'
 
 
@@ -74,13 +89,7 @@ def test_missing_runs_name_the_grid_that_produces_them():
     assert 'experiments/grids/retinamask_mask_branch.yaml' in w6
 
 
-def test_decide_table():
-    e = lambda lo, hi: Estimate(0, lo, hi, 1, 1, 1)  # noqa: E731
-    assert decide('less', e(-0.3, -0.1)) == 'supported'
-    assert decide('less', e(0.1, 0.3)) == 'contradicted'
-    assert decide('small_gain', e(0.001, 0.008), 0.01) == 'supported'
-    assert decide('small_gain', e(0.012, 0.02), 0.01) == 'contradicted'
-    assert decide('small_gain', e(0.005, 0.02), 0.01) == 'inconclusive'
+def test_every_weakness_is_declared():
     assert len(load_weaknesses()) == 11
 
 
