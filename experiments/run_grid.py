@@ -276,9 +276,12 @@ def _main(argv=None) -> int:
     if args.plan:
         # Before the work dir is checked or made: a plan writes nothing.
         from experiments.plan.grid_plan import print_plan
-        return print_plan(args, grid, with_hardware(
-            runs, args.processes_per_run, args.max_images_per_process),
-            work_dir)
+        try:
+            return print_plan(args, grid, with_hardware(
+                runs, args.processes_per_run, args.max_images_per_process),
+                work_dir)
+        except (GridSpecError, ValueError) as e:
+            return fail(f'grid {args.grid} --plan: {e}; nothing was run')
     # A grid refused at planning leaves no empty work dir behind.
     created_work_dir = not osp.exists(work_dir)
     problem = None if args.dry_run else check_work_dir(work_dir)

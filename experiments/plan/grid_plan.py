@@ -31,10 +31,13 @@ from experiments.grid.run_config import config_hash, resolve_run
 from experiments.grid.spec import GridSpec, RunSpec, load_grid
 from experiments.runner.launch import PlannedRun
 from experiments.plan.verdict_plan import other_grid, plan_lines
-from experiments.store import project_path, read_results_csv, run_dir_name
+from experiments.store import (COLUMNS, project_path, read_results_csv,
+                               run_dir_name)
 
 # COCO 2017 split sizes, for planning before the data is downloaded.
 COCO_SIZES = {'instances_val2017.json': (118287, 5000)}
+# Notes already printed by this plan (another grid's sides reuse them).
+NOTED = set()
 
 
 def stand_in(spec, grid_path: str) -> Tuple[PreparedDataset, int]:
@@ -48,9 +51,12 @@ def stand_in(spec, grid_path: str) -> Tuple[PreparedDataset, int]:
         if sizes is None:
             raise ValueError(str(e)) from None
         from mmdet.datasets import CocoDataset
-        print(f'  (dataset {spec.name}: {spec.val_ann} is not here; the '
-              f'plan uses COCO 2017\'s known sizes, {sizes[0]} train and '
-              f'{sizes[1]} val images)')
+        note = (f'  (dataset {spec.name}: {spec.val_ann} is not here; the '
+                f'plan uses COCO 2017\'s known sizes, {sizes[0]} train and '
+                f'{sizes[1]} val images)')
+        if note not in NOTED:
+            print(note)
+            NOTED.add(note)
         return PreparedDataset(
             spec.name, spec.data_root, spec.train_ann, spec.train_img,
             spec.val_ann, spec.val_img, tuple(CocoDataset.METAINFO['classes']),
@@ -78,15 +84,56 @@ def resolve(grid: GridSpec, runs: List[RunSpec], work_dir: str,
 
 def pilot_results(paths: List[str]) -> pd.DataFrame:
     """Finished runs of the pilot results tables (or grids: their
-    ``results.csv``)."""
+    ``results.csv``).
+
+    Raises:
+        ValueError: A pilot file is missing, not a results table, or has
+            no finished run; the message names the file.
+    """
     frames = []
-    for path in paths:
+    for given in paths:
+        path = given
         if path.endswith(('.yaml', '.yml')):
             g = load_grid(path)
             path = osp.join(project_path(g.work_dir), 'results.csv')
-        frames.append(read_results_csv(project_path(path)))
+        path = project_path(path)
+        if not osp.isfile(path):
+            raise ValueError(f'--pilot {given}: {path} does not exist (a '
+                             f'results.csv, or a grid whose runs have '
+                             f'finished)')
+        try:
+            df = read_results_csv(path)
+        except (UnicodeDecodeError, pd.errors.ParserError,
+                pd.errors.EmptyDataError, ValueError) as e:
+            raise ValueError(f'--pilot {given}: {path} is not a results '
+                             f'table ({type(e).__name__}: '
+                             f'{str(e).splitlines()[0][:120]})') from None
+        missing = {'status', 'grid', 'model', 'arm', 'dataset', 'run_id',
+                   'val_images'} - set(df.columns)
+        if missing:
+            raise ValueError(f'--pilot {given}: {path} lacks the results '
+                             f'columns {", ".join(sorted(missing))}')
+        # A hand-made pilot table may leave out what it does not know.
+        df = df.reindex(columns=list(dict.fromkeys(
+            list(df.columns) + list(COLUMNS))))
+        frames.append(df[df.status == 'finished'])
     df = pd.concat(frames, ignore_index=True)
-    return df[df.status == 'finished']
+    if df.empty:
+        raise ValueError(f'--pilot {", ".join(paths)}: no finished run')
+    return df
+
+
+def grouped_runs(costs: List[Tuple[PlannedRun, RunCost]]):
+    """Runs that differ only in their seed, as one line each: (label,
+    seeds, planned run, cost) of the first seed."""
+    groups: Dict[tuple, list] = {}
+    for p, c in costs:
+        key = (p.run.model, p.run.arm, p.run.dataset)
+        groups.setdefault(key, []).append((p, c))
+    for (model, arm, dataset), members in groups.items():
+        seeds = [p.run.seed for p, _ in members]
+        yield f'{model}/{arm}/{dataset}', seeds, members[0][0], \
+            members[0][1]
 
 
 def fmt_h(hours: float) -> str:
@@ -95,6 +142,14 @@ def fmt_h(hours: float) -> str:
 
 def print_plan(args, grid: GridSpec, runs: List[RunSpec],
                work_dir: str) -> int:
+    """Print the plan; raises ValueError (naming the option, file or
+    field) on bad input, before anything is printed."""
+    if args.probe < 0:
+        raise ValueError(f'--probe {args.probe}: the iterations to train '
+                         f'must be a positive number (0: no probe)')
+    if args.plan_devices < 1:
+        raise ValueError(f'--plan-devices {args.plan_devices}: at least 1')
+    pilot = pilot_results(args.pilot) if args.pilot else None
     devices = args.plan_devices
     planned, n_train = resolve(grid, runs, work_dir, devices)
     device = args.plan_device
@@ -122,24 +177,25 @@ def print_plan(args, grid: GridSpec, runs: List[RunSpec],
           f'{devices} x {device} (rates: '
           f'{"probe" if args.probe else args.rates or RATES})')
     total_h, wall = 0.0, 0.0
-    for p, c in costs:
+    for label, seeds, p, c in grouped_runs(costs):
         fits = ''
         if mem_gb and c.peak_mem_mb == c.peak_mem_mb:
             fits = '' if c.peak_mem_mb <= mem_gb * 1024 else \
                 f'  DOES NOT FIT {mem_gb:g} GB'
-        print(f'  {p.run.label:48s} {p.recipe.placement.text()}, '
-              f'{c.iterations} iters: '
-              + (f'{c.wall_s / 3600:,.2f} h wall, '
+        each = 'each ' if len(seeds) > 1 else ''
+        print(f'  {label} seed {",".join(map(str, seeds))}: '
+              f'{p.recipe.placement.text()}, {c.iterations} iters, '
+              + (f'{each}{c.wall_s / 3600:,.2f} h wall, '
                  f'{c.device_hours:,.1f} device-h, '
                  f'{c.peak_mem_mb / 1024:.1f} GB/process{fits}'
                  if c.wall_s == c.wall_s else c.source))
+    for p, c in costs:
         total_h += c.device_hours
         wall += c.wall_s * c.processes / max(devices, 1)
     srcs = sorted({c.source for _, c in costs})
     print(f'  total device-hours: {fmt_h(total_h)}; wall on {devices} '
           f'device(s), runs in turn: {fmt_h(wall / 3600)}; rates from: '
           f'{"; ".join(srcs)}')
-    pilot = pilot_results(args.pilot) if args.pilot else None
     n_now = len(grid.seeds)
     source = ('pilot ' + ', '.join(args.pilot) if pilot is not None
               else 'COCO prior')
