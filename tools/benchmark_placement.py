@@ -23,7 +23,7 @@ import tempfile
 
 import yaml
 
-from experiments.store import PROJECT_ROOT
+from experiments.store import PROJECT_ROOT, read_results_csv
 
 PLACEMENTS = {'1x2': dict(processes=1, max_images_per_process=2),
               '2x1': dict(processes=2, max_images_per_process=1),
@@ -82,8 +82,8 @@ def main(argv=None) -> int:
              '--only', f'model={name}'], cwd=PROJECT_ROOT)
         if done.returncode:
             return done.returncode
-    import pandas as pd
-    table = pd.read_csv(osp.join(work, 'runs', 'results.csv'))
+    # Run dirs come back absolute (the table keeps them relative to it).
+    table = read_results_csv(osp.join(work, 'runs', 'results.csv'))
     print(f'{args.config}, total batch {args.total_batch}, {args.iters} '
           f'optimizer steps, CPU')
     for row in table.itertuples():

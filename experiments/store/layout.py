@@ -17,7 +17,10 @@ Layout under the grid's work dir::
         cost.json         FLOPs and latency (experiments/measure_cost.py)
         cost_onnxruntime.json  latency of the ONNX export under onnxruntime
                           (measure_cost.py --onnxruntime; export in onnx/)
-    results.csv           one row per run, rebuilt from the sentinels
+    results.csv           one row per run, rebuilt from the sentinels; its
+                          work_dir and detections are relative to the work
+                          dir, so a copied or moved work dir reads its own
+                          runs (experiments/store/run_paths.py)
     grid_runs.json        the run dirs results.csv lists (to rebuild it)
 
 A run is finished if and only if ``FINISHED.json`` exists and reads as a

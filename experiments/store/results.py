@@ -15,6 +15,11 @@ from experiments.store.files import (
 )
 from experiments.store.layout import COST, FAILED, MANIFEST, ORT_COST, RESULTS
 from experiments.store.run_dir import finished_row, read_run_meta
+from experiments.store.run_paths import (
+    own_paths,
+    relative_paths,
+    resolved_paths,
+)
 
 _METRICS = ('AP', 'AP50', 'AP75', 'APs', 'APm', 'APl')
 
@@ -98,7 +103,7 @@ def cost_columns(run_dir: str) -> dict:
 
 def _damaged_row(run_dir: str, message: str) -> dict:
     return dict(read_run_meta(run_dir), status='damaged', error=message,
-                work_dir=run_dir)
+                work_dir=osp.abspath(run_dir))
 
 
 def collect_rows(run_dirs: List[str]) -> pd.DataFrame:
@@ -119,7 +124,7 @@ def collect_rows(run_dirs: List[str]) -> pd.DataFrame:
             rows.append(_damaged_row(run_dir, str(e)))
             continue
         if failed is not None:
-            rows.append(failed)
+            rows.append(own_paths(failed, run_dir))
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -134,12 +139,16 @@ def read_results_csv(path: str) -> pd.DataFrame:
     """Read a results table without pandas' guessing on text columns.
 
     By default pandas turns an arm called ``nan`` or ``null`` into NaN and a
-    run id such as ``123e4567`` into a float.
+    run id such as ``123e4567`` into a float. ``work_dir`` and
+    ``detections`` come back absolute, in the run dirs next to ``path``
+    (:func:`experiments.store.run_paths.resolved_paths`): a copied or moved
+    work dir is read where it is.
     """
     numeric = [c for c in COLUMNS if c not in TEXT_COLUMNS]
-    return pd.read_csv(path, dtype={c: str for c in TEXT_COLUMNS},
-                       keep_default_na=False,
-                       na_values={c: ['', 'nan', 'NaN'] for c in numeric})
+    df = pd.read_csv(path, dtype={c: str for c in TEXT_COLUMNS},
+                     keep_default_na=False,
+                     na_values={c: ['', 'nan', 'NaN'] for c in numeric})
+    return resolved_paths(df, osp.dirname(osp.abspath(path)))
 
 
 def listed_run_dirs(work_dir: str) -> List[str]:
@@ -182,7 +191,10 @@ def write_results(work_dir: str,
         fcntl.flock(lock, fcntl.LOCK_EX)
         if run_dirs is None:
             run_dirs = listed_run_dirs(work_dir)
-        atomic_write_text(path, collect_rows(run_dirs).to_csv(index=False))
+        # Run dirs relative to the table, so a copy of the work dir reads
+        # its own runs.
+        table = relative_paths(collect_rows(run_dirs), osp.abspath(work_dir))
+        atomic_write_text(path, table.to_csv(index=False))
         atomic_write_json(osp.join(work_dir, MANIFEST), dict(
             runs=[osp.relpath(d, work_dir) for d in run_dirs]))
     return path

@@ -14,10 +14,15 @@ from experiments.store.layout import (
     RUN_CONFIG,
     project_path,
 )
+from experiments.store.run_paths import own_paths
 
 
 def finished_row(run_dir: str) -> Optional[dict]:
     """The row in ``FINISHED.json``; None when there is none.
+
+    Its ``work_dir`` and ``detections`` name ``run_dir`` (where the file was
+    read), not the absolute paths written in it: a copied or moved run dir
+    is read where it is.
 
     Raises:
         DamagedFileError: The file exists but is not a finished row.
@@ -27,7 +32,7 @@ def finished_row(run_dir: str) -> Optional[dict]:
     if row is not None and row.get('status') != 'finished':
         raise DamagedFileError(f'{path}: damaged, status is '
                                f'{row.get("status")!r}, not "finished"')
-    return row
+    return None if row is None else own_paths(row, run_dir)
 
 
 def read_run_meta(run_dir: str) -> dict:
