@@ -22,9 +22,13 @@ BUILTIN_DIR = 'data/builtin'
 class PreparedDataset:
     """Checked paths of one dataset.
 
-    Paths are relative to the project root when they lie inside it, so that
-    run ids (a hash of the resolved config) do not depend on where the
-    checkout lives.
+    ``data_root`` is relative to the project root when it lies inside it,
+    so that run ids (a hash of the resolved config) do not depend on where
+    the checkout lives. The other paths are as the grid gives them: each is
+    found with :meth:`path` (``os.path.join`` semantics: an absolute path
+    stays as given), as mmengine's datasets join ``data_root`` with their
+    ``ann_file`` and ``data_prefix``; the planning check and the evaluator
+    use the same method.
     """
 
     name: str
@@ -38,7 +42,16 @@ class PreparedDataset:
     val_instances: int
     train_images: int = 0
 
+    def path(self, field: str) -> str:
+        """The file or folder the grid's ``field`` (``train_ann``,
+        ``val_img``, ...) names: ``os.path.join(data_root, value)``, so an
+        absolute value stays absolute; relative to the project root
+        otherwise."""
+        return osp.join(self.data_root, getattr(self, field))
+
     def abs(self, path: str) -> str:
+        """``path`` (relative to ``data_root`` or absolute) as an absolute
+        path."""
         return project_path(osp.join(self.data_root, path))
 
 
@@ -80,13 +93,24 @@ def prepare_dataset(spec: DatasetSpec, grid_path: str = '<grid>',
     if not osp.isdir(project_path(root)):
         raise CocoFormatError(f'{grid_path}: datasets.{spec.name}.data_root '
                               f'{project_path(root)} does not exist')
+    paths = PreparedDataset(
+        name=spec.name, data_root=root, train_ann=spec.train_ann,
+        train_img=spec.train_img, val_ann=spec.val_ann, val_img=spec.val_img,
+        classes=(), val_images=0, val_instances=0)
     val, train_images = None, 0
     warnings: list = []
     for split in ('train', 'val'):
-        ann = project_path(osp.join(root, getattr(spec, f'{split}_ann')))
-        img = project_path(osp.join(root, getattr(spec, f'{split}_img')))
+        for field in (f'{split}_ann', f'{split}_img'):
+            found = project_path(paths.path(field))
+            if not (osp.isfile if field.endswith('_ann') else osp.isdir)(
+                    found):
+                raise CocoFormatError(
+                    f'{grid_path}: datasets.{spec.name}.{field} {found} '
+                    f'does not exist')
         try:
-            coco = check_coco(ann, img, warnings=warnings)
+            coco = check_coco(project_path(paths.path(f'{split}_ann')),
+                              project_path(paths.path(f'{split}_img')),
+                              warnings=warnings)
         except CocoFormatError as e:
             raise CocoFormatError(f'{grid_path}: datasets.{spec.name} '
                                   f'({split}): {e}') from None
@@ -100,8 +124,6 @@ def prepare_dataset(spec: DatasetSpec, grid_path: str = '<grid>',
     classes: Optional[tuple] = spec.classes or tuple(
         c['name'] for c in sorted(val['categories'], key=lambda c: c['id']))
     stats = statistics(val)
-    return PreparedDataset(
-        name=spec.name, data_root=root, train_ann=spec.train_ann,
-        train_img=spec.train_img, val_ann=spec.val_ann, val_img=spec.val_img,
-        classes=tuple(classes), val_images=stats['images'],
+    return dataclasses.replace(
+        paths, classes=tuple(classes), val_images=stats['images'],
         val_instances=stats['instances'], train_images=train_images)

@@ -86,6 +86,11 @@ def set_dataset(cfg: Config, dataset: PreparedDataset) -> None:
 
     Also sets every ``num_classes`` under ``cfg.model`` to the dataset's
     number of classes, so one model config serves COCO and the built-in set.
+
+    The dataloaders get ``data_root`` and the grid's paths, which mmengine
+    joins as :meth:`PreparedDataset.path` does (an absolute path stays
+    absolute); the evaluators get that path itself, so both open the file
+    the planning check read.
     """
     root = dataset.data_root.rstrip('/') + '/'
     splits = {'train_dataloader': ('train_ann', 'train_img'),
@@ -106,7 +111,7 @@ def set_dataset(cfg: Config, dataset: PreparedDataset) -> None:
         for ev in evaluators if isinstance(evaluators, list) else [
                 evaluators]:
             if 'ann_file' in ev or ev.get('type') == 'CocoMetric':
-                ev['ann_file'] = root + dataset.val_ann
+                ev['ann_file'] = osp.join(root, dataset.val_ann)
     _set_num_classes(cfg.model, len(dataset.classes))
 
 

@@ -50,6 +50,9 @@ grid ``overrides`` < model ``overrides`` < arm ``overrides``.
 
 Relative paths are relative to the project root (the directory that holds
 ``experiments/``), so a grid means the same thing from any working directory.
+A dataset's ``*_ann`` and ``*_img`` are joined to its ``data_root`` as
+``os.path.join`` does: an absolute one (a subset file kept elsewhere) is
+used as given, by the planning check, the dataloaders and the evaluator.
 """
 import dataclasses
 import os.path as osp
