@@ -7,10 +7,10 @@ Slurm log or ``nohup`` file shows the same history.
 import os.path as osp
 import sys
 import time
-from typing import Dict, List, Optional, TextIO
+from typing import Dict, List, Optional, TextIO, Tuple
 
 from experiments.runner.progress import PROGRESS
-from experiments.store import read_json
+from experiments.store import read_attempts, read_json
 
 
 def fmt_duration(seconds: Optional[float]) -> str:
@@ -59,17 +59,41 @@ class GridProgress:
     def queued(self) -> int:
         return self.total - sum(self.counts.values()) - len(self.running)
 
+    def _attempt_rate(self, label: str) -> Optional[Tuple[float, int, int]]:
+        """A running run's rate in its current attempt.
+
+        Only the iterations this attempt trained count against its elapsed
+        time: a run resumed at 50 of 200 that trained 10 iterations in
+        10 s has 140 s left, not 150 iterations at 60 per 10 s.
+
+        Returns:
+            (seconds per iteration, iterations left, total iterations), or
+            None before the attempt has a rate.
+        """
+        run_dir = self.run_dirs.get(label, '')
+        progress = read_json(osp.join(run_dir, PROGRESS)) or {}
+        done, total = progress.get('iter') or 0, progress.get('max_iters')
+        elapsed = progress.get('elapsed_s') or 0.0
+        start = progress.get('start_iter')
+        if start is None and run_dir:
+            # A record from before progress.json had start_iter.
+            start = next((r.get('iter') for r in read_attempts(run_dir)
+                          if r.get('event') == 'start' and r.get('attempt')
+                          == progress.get('attempt')), None)
+        trained = done - (start or 0)
+        # The first iterations carry the start-up: no rate from them.
+        if total and max(5, total // 50) <= trained and done <= total and \
+                elapsed > 0:
+            return elapsed / trained, total - done, total
+        return None
+
     def _running_left_s(self, label: str, started: float,
                         mean: Optional[float]) -> Optional[float]:
         """A running run's time left: from its own iteration rate once it
         has one, else the mean run's duration less its age."""
-        progress = read_json(osp.join(self.run_dirs.get(label, ''),
-                                      PROGRESS)) or {}
-        done, total = progress.get('iter') or 0, progress.get('max_iters')
-        elapsed = progress.get('elapsed_s') or 0.0
-        # The first iterations carry the start-up: no rate from them.
-        if total and max(5, total // 50) <= done <= total and elapsed > 0:
-            return elapsed * (total - done) / done
+        rate = self._attempt_rate(label)
+        if rate is not None:
+            return rate[0] * rate[1]
         if mean is None:
             return None
         return max(mean - (time.time() - started), 0.0)
@@ -84,11 +108,9 @@ class GridProgress:
                 if self.durations else None)
         if mean is None:
             # Before any run finishes: a running run's projected length
-            # (its rate times its iterations, plus what it has taken).
-            projected = [left + time.time() - started
-                         for label, started in self.running.items()
-                         if (left := self._running_left_s(
-                             label, started, None)) is not None]
+            # (its rate times all its iterations, resumed or not).
+            projected = [rate[0] * rate[2] for label in self.running
+                         if (rate := self._attempt_rate(label)) is not None]
             if projected:
                 mean = sum(projected) / len(projected)
             elif self.queued:

@@ -6,8 +6,8 @@ it resumed from), written by the child once training begins; an ``end``
 record. The child writes the end when it finishes or fails; when it is
 killed, the runner writes it with the exact elapsed time and the signal.
 While it trains, :class:`RunProgressHook` rewrites ``progress.json``
-(iteration, elapsed seconds, peak memory) every few seconds and at every
-checkpoint.
+(iteration, the iteration the attempt started from, elapsed seconds, peak
+memory) every few seconds and at every checkpoint.
 
 When the runner was killed too, nobody wrote the end: the next attempt
 closes it from what is on disk, marked ``exact: false`` -- elapsed up to the
@@ -153,6 +153,9 @@ class AttemptRecorder:
         # when train_run.py was started by hand.
         self.attempt_id = os.environ.get(ATTEMPT_ID_ENV) or new_attempt_id()
         self.t0 = time.time()
+        # Where this attempt started (resumed) from: its own rate counts
+        # only the iterations past it.
+        self.start_iter: Optional[int] = None
 
     def close_killed_attempts(self) -> None:
         """Give each earlier attempt without an end record a ``killed`` end.
@@ -189,13 +192,15 @@ class AttemptRecorder:
                    for k in ('peak_rss_mb', 'peak_gpu_mem_mb')}))
 
     def start(self, start_iter: int) -> None:
+        self.start_iter = start_iter
         append_attempt(self.run_dir, dict(
             event='start', attempt=self.attempt_id, iter=start_iter,
             time=time.strftime('%Y-%m-%dT%H:%M:%S')))
 
     def progress(self, iteration: int, max_iters: Optional[int]) -> None:
         atomic_write_json(osp.join(self.run_dir, PROGRESS), dict(
-            attempt=self.attempt_id, iter=iteration, max_iters=max_iters,
+            attempt=self.attempt_id, iter=iteration,
+            start_iter=self.start_iter, max_iters=max_iters,
             elapsed_s=round(time.time() - self.t0, 2), time=time.time(),
             **peak_memory_mb()))
 

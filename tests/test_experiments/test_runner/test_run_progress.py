@@ -165,3 +165,39 @@ def test_eta_before_any_run_finishes_comes_from_the_running_one(tmp_path):
     # runs is expected to take as long as this one (~120 s).
     _write(run_dir / PROGRESS, dict(iter=10, max_iters=40, elapsed_s=30.0))
     assert progress.eta_s() == pytest.approx(90 + 2 * 120, abs=2)
+
+
+def test_eta_after_a_resume_uses_this_attempts_rate(tmp_path):
+    """Resumed at 50 of 200, 10 iterations in this attempt's 10 s: 140 s
+    left (issue 39), not the 50 resumed-from iterations counted as done
+    in those 10 s."""
+    import io
+
+    from experiments.runner.grid_progress import GridProgress
+    from experiments.runner.progress import PROGRESS
+    run_dir = tmp_path / 'run'
+    run_dir.mkdir()
+    progress = GridProgress(1, 1, {'resumed': str(run_dir)}, io.StringIO())
+    progress.started('resumed', 'resuming')
+    _write(run_dir / PROGRESS, dict(attempt='a2', iter=60, start_iter=50,
+                                    max_iters=200, elapsed_s=10.0))
+    assert progress.eta_s() == pytest.approx(140.0)
+    assert 'ETA 2m20s' in progress.status_line()
+    # A record written before progress.json had start_iter: the attempt's
+    # start record in attempts.jsonl says where it resumed.
+    _write(run_dir / PROGRESS, dict(attempt='a2', iter=60, max_iters=200,
+                                    elapsed_s=10.0))
+    with open(run_dir / 'attempts.jsonl', 'w') as f:
+        for record in (dict(event='start', attempt='a1', iter=0),
+                       dict(event='start', attempt='a2', iter=50)):
+            f.write(json.dumps(record) + '\n')
+    assert progress.eta_s() == pytest.approx(140.0)
+
+
+def test_progress_record_says_where_the_attempt_resumed(tmp_path):
+    from experiments.runner.progress import PROGRESS
+    recorder = AttemptRecorder(str(tmp_path))
+    recorder.start(50)
+    recorder.progress(60, 200)
+    record = json.load(open(tmp_path / PROGRESS))
+    assert (record['start_iter'], record['iter']) == (50, 60)
