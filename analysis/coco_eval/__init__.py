@@ -11,6 +11,8 @@
   accumulate's precision for any image weights;
 - :mod:`~analysis.coco_eval.image_eval`: :class:`ImageEval`, a result set
   matched once per image;
+- :mod:`~analysis.coco_eval.counted`: which detections COCOeval counts in
+  an area range (for tools without ranges: TIDE);
 - :mod:`~analysis.coco_eval.eval_cache`: evaluations cached next to the
   detections;
 - :mod:`~analysis.coco_eval.run_eval`: a run's evaluation, and the report's

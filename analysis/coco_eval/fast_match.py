@@ -132,7 +132,8 @@ class PairIndex:
 
     Pairs are ordered category-major, then by image, as ``evalImgs``.
     Detections of a pair are in score order (ties in file order) and cut at
-    ``max_dets``; ground truths in file order.
+    ``max_dets`` (``d_index``: their indices in the detections given);
+    ground truths in file order.
     """
 
     def __init__(self, coco_gt, detections: List[dict], iou_type: str,
@@ -146,7 +147,9 @@ class PairIndex:
         if unknown:
             raise ValueError(f'detections name image ids that are not in '
                              f'the ground truth: {sorted(unknown)[:5]}')
-        dets = [d for d in detections if d['category_id'] in cat_index]
+        known = [n for n, d in enumerate(detections)
+                 if d['category_id'] in cat_index]
+        dets = [detections[n] for n in known]
         g_pair = np.array([cat_index[a['category_id']] * num_i
                            + img_index[a['image_id']] for a in gts],
                           np.int64)
@@ -160,6 +163,8 @@ class PairIndex:
         rank = np.arange(len(d_pair)) - np.searchsorted(d_pair, d_pair)
         keep = rank < max_dets
         d_order, d_pair, d_score = d_order[keep], d_pair[keep], d_score[keep]
+        # Each kept detection's index in ``detections``.
+        self.d_index = np.asarray(known, np.int64)[d_order]
         g_order = np.argsort(g_pair, kind='stable')
         g_pair = g_pair[g_order]
         num_p = len(cat_ids) * num_i

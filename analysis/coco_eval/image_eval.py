@@ -113,25 +113,12 @@ def evaluate_images(coco_gt, detections: List[dict], iou_type: str,
     areas = dict(areas or COCO_AREAS)
     img_ids = sorted(coco_gt.getImgIds())
     cat_ids = sorted(coco_gt.getCatIds())
-    if engine == 'auto':
-        engine = os.environ.get('COCO_ENGINE', 'auto')
-    if engine == 'auto':
-        engine = 'fast' if fast_engine_available() else 'pycocotools'
-        if engine == 'pycocotools':
-            warn_once('numba is not installed: per-image COCO matching '
-                      'falls back to pycocotools (about 8x slower)')
-    if engine == 'fast':
-        if fast_match is None:
-            raise ImportError('the fast engine needs numba, which is not '
-                              'installed')
+    if choose_engine(engine) == 'fast':
         index = fast_match.PairIndex(coco_gt, detections, iou_type, img_ids,
                                      cat_ids, max_dets)
         tables = [AreaTable(**t) for t in fast_match.area_tables(
             index, areas, len(cat_ids), len(img_ids))]
         return ImageEval(img_ids, cat_ids, areas, tables)
-    if engine != 'pycocotools':
-        raise ValueError(f'engine must be auto, fast or pycocotools, got '
-                         f'{engine!r}')
     with contextlib.redirect_stdout(io.StringIO()):
         # Mask detections are sized by their mask area, as CocoMetric does.
         coco_dt = coco_gt.loadRes(coco_results(detections, iou_type)) \
@@ -179,6 +166,26 @@ def evaluate_images(coco_gt, detections: List[dict], iou_type: str,
             segments[k] = (dets, tps)
         tables.append(AreaTable.build(segments, num_k, npig))
     return ImageEval(img_ids, cat_ids, areas, tables)
+
+
+def choose_engine(engine: str) -> str:
+    """``'fast'`` or ``'pycocotools'`` for an ``engine`` argument of
+    :func:`evaluate_images` (``'auto'`` reads ``COCO_ENGINE``, then takes
+    fast when numba is installed, else pycocotools with a warning)."""
+    if engine == 'auto':
+        engine = os.environ.get('COCO_ENGINE', 'auto')
+    if engine == 'auto':
+        engine = 'fast' if fast_engine_available() else 'pycocotools'
+        if engine == 'pycocotools':
+            warn_once('numba is not installed: per-image COCO matching '
+                      'falls back to pycocotools (about 8x slower)')
+    if engine == 'fast' and fast_match is None:
+        raise ImportError('the fast engine needs numba, which is not '
+                          'installed')
+    if engine not in ('fast', 'pycocotools'):
+        raise ValueError(f'engine must be auto, fast or pycocotools, got '
+                         f'{engine!r}')
+    return engine
 
 
 def warn_once(message: str) -> None:

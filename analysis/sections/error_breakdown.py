@@ -4,13 +4,30 @@ TIDE (Bolya et al., ECCV 2020; the ``tidecv`` package) fixes one error type
 at a time and reports the AP50 it would gain (dAP): classification (Cls),
 localisation (Loc), both (Both), duplicate (Dupe), background (Bkg) and
 missed ground truth (Miss). Its mask mode reads the RLE masks our runs
-save. TIDE has no size ranges; here a range keeps the ground truth whose
-area falls in it (the rest become ignore regions, as COCO ignores them) and
-the detections whose area falls in it, so "Eq. 2 finds small objects that
-Eq. 1 misses" reads as a smaller small-object Miss. Areas are COCO's: a
-ground truth's annotation ``area``, a box detection's ``w * h``, a mask
-detection's mask area (never its box's, as mmdet's ``CocoMetric``), and
-ranges include both ends, as ``COCOeval``'s.
+save.
+
+TIDE has no size ranges; a range here follows ``COCOeval``'s rule, so that
+a range's AP50 is COCO's AP50 for that range: TIDE gets the ground truth
+whose area falls in the range (not crowd regions) and the detections that
+COCOeval counts at IoU 0.5 for the range
+(:func:`analysis.coco_eval.counted.counted_detections`: a detection matched
+to a ground truth outside the range is left out, and an unmatched one only
+when its own area is outside the range). A correct mask a little smaller
+than 96² on a large object is a hit of the large range, not a miss. Areas
+are COCO's: a ground truth's annotation ``area``, a box detection's
+``w * h``, a mask detection's mask area (never its box's, as mmdet's
+``CocoMetric``); ranges include both ends.
+
+TIDE's AP differs from COCOeval's in two ways, both removed while TIDE
+runs (:func:`_coco_ap`): TIDE averages in, as 0, classes that have
+detections and no ground truth (COCOeval leaves them out), and it samples
+recall at ``x / 100``, ten of which are a little lower than COCOeval's
+``np.linspace(0, 1, 101)`` (0.35, 0.41, ..., 0.95: a recall of exactly
+0.7 reaches TIDE's 0.7 and not COCO's). Two matching differences are
+removed too: TIDE caps detections at 100 per image, COCOeval per image and
+category (COCO's cap is applied first and TIDE's lifted); of equally good
+ground truths TIDE takes the first, COCOeval the last (TIDE gets them in
+reverse). A range's AP50 equals COCOeval's to float rounding (1e-13).
 
 Each run's breakdown is cached in ``<detections>/eval-cache/tide-*.json``,
 keyed by the detection and annotation files' contents.
@@ -26,8 +43,9 @@ import numpy as np
 import pandas as pd
 
 from analysis.coco_eval import eval_cache
-from analysis.coco_eval.constants import COCO_AREAS
-from analysis.coco_eval.detections import load_detections, mask_areas
+from analysis.coco_eval.constants import COCO_AREAS, RECALL_THRESHOLDS
+from analysis.coco_eval.counted import coco_from_dict, counted_detections
+from analysis.coco_eval.detections import load_detections
 from analysis.coco_eval.run_eval import note_damaged
 from analysis.report import Section, save_figure
 from analysis.sections.provenance import caption, gt_json
@@ -35,16 +53,11 @@ from experiments.store import (DETECTIONS, TASKS, detections_file,
                                evaluation_gt_file)
 
 ERRORS = ('Cls', 'Loc', 'Both', 'Dupe', 'Bkg', 'Miss')
+# TIDE's IoU threshold for a true positive (its default): AP50.
+TIDE_IOU = 0.5
 # 2: ranges include both ends (COCOeval's); mask areas in chunks.
-VERSION = 2
-
-
-def _det_areas(dets: List[dict], iou_type: str) -> np.ndarray:
-    """COCO's detection areas: mask area for segm (a ``bbox`` there is not
-    used), ``w * h`` for bbox."""
-    if iou_type == 'segm':
-        return mask_areas([d['segmentation'] for d in dets])
-    return np.array([float(d['bbox'][2] * d['bbox'][3]) for d in dets])
+# 3: ranges follow COCOeval's ignore rule; COCO's AP (classes, recall).
+VERSION = 3
 
 
 def tide_breakdowns(gt: dict, dets: List[dict], iou_type: str,
@@ -59,7 +72,8 @@ def tide_breakdowns(gt: dict, dets: List[dict], iou_type: str,
         sizes: Name -> ``(lo, hi)`` object area range, px^2.
 
     Returns:
-        Size name -> ``{'AP50': ..., 'Cls': ..., ...}`` (x100).
+        Size name -> ``{'AP50': ..., 'Cls': ..., ...}`` (x100); a range's
+        AP50 is COCOeval's AP50 for that area range.
     """
     from tidecv import functions as tide_f
     images = {im['id']: im for im in gt['images']}
@@ -67,39 +81,42 @@ def tide_breakdowns(gt: dict, dets: List[dict], iou_type: str,
     gt_masks = [tide_f.toRLE(a['segmentation'], images[a['image_id']]['width'],
                              images[a['image_id']]['height'])
                 for a in gt['annotations']]
-    det_areas = _det_areas(dets, iou_type)
-    return {name: _tide_one_range(gt, gt_masks, dets, det_areas, iou_type,
-                                  bounds)
+    counted = counted_detections(coco_from_dict(gt), dets, iou_type, sizes,
+                                 iou_threshold=TIDE_IOU)
+    return {name: _tide_one_range(
+                gt, gt_masks, [d for d, c in zip(dets, counted[name]) if c],
+                iou_type, bounds)
             for name, bounds in sizes.items()}
 
 
 def _tide_one_range(gt: dict, gt_masks: list, dets: List[dict],
-                    det_areas: List[float], iou_type: str,
-                    size: Tuple[float, float]) -> Dict[str, float]:
+                    iou_type: str, size: Tuple[float, float]
+                    ) -> Dict[str, float]:
+    """TIDE on one range: its ground truth, and ``dets``, the detections
+    COCOeval counts there (already cut at COCO's per-category cap)."""
     from tidecv import TIDE
     from tidecv.data import Data
     lo, hi = size
-    truth, preds = Data('gt'), Data('dets')
-    for im in gt['images']:
+    # TIDE caps detections per image at the ground truth's max_dets.
+    truth, preds = Data('gt', max_dets=len(dets) + 1), Data('dets')
+    # Images in COCOeval's order (score ties across images).
+    for im in sorted(gt['images'], key=lambda im: im['id']):
         truth.add_image(im['id'], im['file_name'])
     for cat in gt['categories']:
         truth.add_class(cat['id'], cat['name'])
-    for ann, mask in zip(gt['annotations'], gt_masks):
-        inside = lo <= ann['area'] <= hi
-        if ann.get('iscrowd') or not inside:
-            truth.add_ignore_region(ann['image_id'], ann['category_id'],
-                                    ann['bbox'], mask)
-        else:
+    # Reversed: of equally good ground truths TIDE takes the first,
+    # COCOeval the last in file order.
+    for ann, mask in reversed(list(zip(gt['annotations'], gt_masks))):
+        if not ann.get('iscrowd') and lo <= ann['area'] <= hi:
             truth.add_ground_truth(ann['image_id'], ann['category_id'],
                                    ann['bbox'], mask)
-    for det, area in zip(dets, det_areas):
-        if lo <= area <= hi:
-            # Box mode needs the box; mask mode reads only the mask (segm
-            # results need not carry a bbox).
-            preds.add_detection(det['image_id'], det['category_id'],
-                                det['score'], det.get('bbox'),
-                                det.get('segmentation'))
-    if not any(not a['ignore'] for a in truth.annotations):
+    for det in dets:
+        # Box mode needs the box; mask mode reads only the mask (segm
+        # results need not carry a bbox).
+        preds.add_detection(det['image_id'], det['category_id'],
+                            det['score'], det.get('bbox'),
+                            det.get('segmentation'))
+    if not truth.annotations:
         # No ground truth in the range: AP and its errors are undefined
         # (TIDE itself divides by zero).
         return dict(AP50=float('nan'), **{e: float('nan') for e in ERRORS})
@@ -111,12 +128,54 @@ def _tide_one_range(gt: dict, gt_masks: list, dets: List[dict],
     # figure of the process: only a run whose TIDE cache was missing would
     # draw its report in seaborn's style. Its settings stay inside here.
     with matplotlib.rc_context():
-        tide = TIDE()
+        tide = TIDE(pos_threshold=TIDE_IOU)
     mode = TIDE.MASK if iou_type == 'segm' else TIDE.BOX
-    with contextlib.redirect_stdout(io.StringIO()):
+    with contextlib.redirect_stdout(io.StringIO()), _coco_ap():
         run = tide.evaluate(truth, preds, mode=mode, name='run')
         errors = tide.get_main_errors()['run']
     return dict(AP50=float(run.ap), **{e: float(errors[e]) for e in ERRORS})
+
+
+def _class_ap(self) -> float:
+    """``APDataObject.get_ap`` as COCOeval's accumulate computes AP (x100):
+    recall thresholds ``np.linspace(0, 1, 101)`` (TIDE's ``x / 100`` are
+    lower at ten of them), precision ``tp / (tp + fp + eps)``."""
+    if self.num_gt_positives <= 0:
+        return 0.0
+    # Score descending, ties in the order pushed (stable, as TIDE's).
+    points = sorted(self.data_points.values(), key=lambda p: -p[0])
+    correct = np.array([bool(p[1]) for p in points], bool)
+    tp = np.cumsum(correct).astype(float)
+    fp = np.cumsum(~correct).astype(float)
+    recall = tp / self.num_gt_positives
+    precision = np.maximum.accumulate(
+        (tp / (fp + tp + np.spacing(1)))[::-1])[::-1]
+    at = np.searchsorted(recall, RECALL_THRESHOLDS, side='left')
+    sampled = np.zeros(len(RECALL_THRESHOLDS))
+    reached = at < len(precision)
+    sampled[reached] = precision[at[reached]]
+    self.curve = (RECALL_THRESHOLDS, list(sampled))
+    return float(sampled.mean() * 100)
+
+
+def _mean_ap(self) -> float:
+    """``ClassedAPDataObject.get_mAP`` as COCOeval's mean: over the classes
+    with ground truth (TIDE's averages in, as 0, classes that only have
+    detections); 0 when none has any (every ground truth fixed away)."""
+    aps = [o.get_ap() for o in self.objs.values() if o.num_gt_positives > 0]
+    return sum(aps) / len(aps) if aps else 0.0
+
+
+@contextlib.contextmanager
+def _coco_ap():
+    """TIDE's AP computed as COCOeval's, while inside."""
+    from tidecv.ap import APDataObject, ClassedAPDataObject
+    saved = APDataObject.get_ap, ClassedAPDataObject.get_mAP
+    APDataObject.get_ap, ClassedAPDataObject.get_mAP = _class_ap, _mean_ap
+    try:
+        yield
+    finally:
+        APDataObject.get_ap, ClassedAPDataObject.get_mAP = saved
 
 
 def run_breakdown(detections_dir: str, ann_file: str) -> pd.DataFrame:
@@ -197,10 +256,14 @@ def error_breakdown_section(df: pd.DataFrame, out_dir: str,
         'TIDE (tidecv) dAP: the AP50 (x100) each arm would gain if that '
         'error type were fixed -- Cls classification, Loc localisation, Both '
         'classification and localisation, Dupe duplicate, Bkg background, '
-        'Miss missed ground truth. Size ranges keep the ground truth and '
-        'the detections whose area falls in them (COCO areas: small <= 32², '
-        'medium 32²-96², a mask detection sized by its mask, as CocoMetric '
-        'does); other ground truth counts as ignore regions. A cell '
+        'Miss missed ground truth. AP50 is COCO\'s: a size range (COCO '
+        'areas: small <= 32², medium 32²-96², a mask detection sized by '
+        'its mask, as CocoMetric does) keeps the ground truth whose area '
+        'falls in it and the detections COCOeval counts there, so a '
+        'range\'s AP50 is COCOeval\'s AP50 for the range: a detection of '
+        'an object of the range counts whatever its own area, one matched '
+        'to an object of another range is left out, and an unmatched one '
+        'counts when its own area falls in the range. A cell '
         'is the mean over seeds with [min, max] when there are several; '
         'TIDE is not bootstrapped (read differences against the intervals '
         'of the bootstrap section). ' + caption(df))
