@@ -8,6 +8,7 @@
         --time-min 1440 --max-parallel 16
     python experiments/run_grid.py GRID --dry-run
     python experiments/run_grid.py GRID --only model=mask_rcnn --only seed=0
+    python experiments/run_grid.py GRID --cfg-options train_cfg.max_iters=50
     python experiments/run_grid.py GRID --retry-failed
     python experiments/run_grid.py GRID --plan --plan-devices 8 \
         --plan-device V100 --pilot work_dirs/pilot_tiny/results.csv
@@ -43,6 +44,10 @@ import sys
 from typing import List
 
 from experiments.cli import add_grid_arguments, fail, grid_work_dir
+from experiments.grid.cfg_options import (
+    add_cfg_options_argument,
+    with_cfg_options,
+)
 from experiments.grid.spec import TRACKERS, GridSpec, GridSpecError, load_grid
 from experiments.grid.table import cell, grid_completion, table_run_dirs
 from experiments.plan.args import add_plan_args
@@ -100,6 +105,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         metavar='FIELD=VALUE',
                         help='keep runs whose model, arm, dataset or seed '
                         'equals VALUE; repeat to combine')
+    add_cfg_options_argument(parser)
     parser.add_argument('--executor', default='local',
                         choices=['local', 'slurm', 'submitit-local'],
                         help='local: this machine\'s GPUs or CPU slots; '
@@ -267,7 +273,8 @@ def _main(argv=None) -> int:
         grid = load_grid(args.grid)
         if args.tracker:
             grid.tracker = args.tracker
-        runs = select(grid.expand(), args.only)
+        runs = with_cfg_options(grid.path, select(grid.expand(), args.only),
+                                args.cfg_options)
         slot_ids = (resolve_slots(args.gpus, args.slots)
                     if args.executor == 'local' else [])
     except GridSpecError as e:

@@ -88,6 +88,35 @@ def _unknown_arguments(target: Any, node: dict, consumed: set) -> List[str]:
             and key not in ('type', '_scope_')]
 
 
+def _taken_arguments(target: Any) -> List[str]:
+    """What a constructor takes, less what the runner passes itself."""
+    return [p for p in inspect.signature(target).parameters
+            if p not in ('self', 'runner', 'dataloader', 'params',
+                         'optimizer', 'evaluator')]
+
+
+def _section(path: str) -> str:
+    return path.split('.')[0] if path.startswith('param_scheduler.') \
+        else path
+
+
+def argument_problem(path: str, node: dict, key: str) -> Optional[str]:
+    """Why ``key`` cannot be a new argument of ``node`` (at ``path``).
+
+    Call after :func:`~experiments.grid.run_config.register_types`.
+
+    Returns:
+        ``"<Type> takes no argument ..."``, or None when the type takes it,
+        is not registered, or takes ``**kwargs`` (its build decides).
+    """
+    target = _lookup(node['type'], _registries())
+    if target is None or not _unknown_arguments(
+            target, {key: None}, _CONSUMED.get(_section(path), set())):
+        return None
+    return (f'{node["type"]} takes no argument "{key}" (it takes '
+            f'{", ".join(_taken_arguments(target))})')
+
+
 def config_problems(cfg: Config) -> List[str]:
     """One line per unknown registry type or unknown argument in ``cfg``.
 
@@ -114,14 +143,9 @@ def config_problems(cfg: Config) -> List[str]:
         target = _lookup(node['type'], registries)
         if target is None:
             continue
-        section = path.split('.')[0] if path.startswith(
-            'param_scheduler.') else path
-        consumed = _CONSUMED.get(section, set())
+        consumed = _CONSUMED.get(_section(path), set())
         for key in _unknown_arguments(target, node, consumed):
-            params = [p for p in inspect.signature(target).parameters
-                      if p not in ('self', 'runner', 'dataloader', 'params',
-                                   'optimizer', 'evaluator')]
             problems.append(f'"{path}.{key}": {node["type"]} takes no '
                             f'argument "{key}" (it takes '
-                            f'{", ".join(params)})')
+                            f'{", ".join(_taken_arguments(target))})')
     return problems

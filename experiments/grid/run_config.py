@@ -24,7 +24,7 @@ class ConfigBuildError(ValueError):
     """A run's config does not load, take its overrides, or build."""
 
 
-def _walk_to_parent(cfg: Config, key: str):
+def walk_to_parent(cfg: Config, key: str):
     """The container holding the last component of dotted ``key``.
 
     Raises:
@@ -54,7 +54,7 @@ def apply_overrides(cfg: Config, overrides: Dict[str, Any],
     """
     for key in overrides:
         try:
-            _walk_to_parent(cfg, key)
+            walk_to_parent(cfg, key)
         except KeyError as e:
             raise GridSpecError(
                 f'{where}: override "{key}": "{e.args[0]}" does not exist in '
@@ -129,6 +129,23 @@ def _load(path: str, mtime: float) -> Config:
     return Config.fromfile(path)
 
 
+def load_run_config(run: RunSpec, where: str) -> Config:
+    """A copy of the run's config file as parsed, before any override.
+
+    Raises:
+        ConfigBuildError: The file is missing or does not parse.
+    """
+    path = project_path(run.config)
+    try:
+        return copy.deepcopy(_load(path, osp.getmtime(path)))
+    except FileNotFoundError:
+        raise ConfigBuildError(f'{where}: config file does not exist') \
+            from None
+    except Exception as e:  # noqa: BLE001 -- report any parse failure
+        raise ConfigBuildError(f'{where}: config does not load: '
+                               f'{type(e).__name__}: {e}') from None
+
+
 def resolve_config(run: RunSpec, dataset: PreparedDataset,
                    grid_path: str, devices: int = 1) -> Config:
     """The full config of one run (without its work dir); see
@@ -148,23 +165,17 @@ def resolve_run(run: RunSpec, dataset: PreparedDataset, grid_path: str,
             sets what the placement sets, or the run's total batch or LR
             differs from its config's recipe (one line naming both).
     """
-    path = project_path(run.config)
     where = f'{grid_path}: run {run.label} ({run.config})'
-    try:
-        cfg = copy.deepcopy(_load(path, osp.getmtime(path)))
-    except FileNotFoundError:
-        raise ConfigBuildError(f'{where}: config file does not exist') \
-            from None
-    except Exception as e:  # noqa: BLE001 -- report any parse failure
-        raise ConfigBuildError(f'{where}: config does not load: '
-                               f'{type(e).__name__}: {e}') from None
-    for key in run.overrides:
+    cfg = load_run_config(run, where)
+    for key in {**run.overrides, **run.cfg_options}:
         if any(key == k or key.startswith(k + '.') for k in PLACEMENT_KEYS):
             raise GridSpecError(
                 f'{where}: override "{key}": the run\'s placement sets it; '
                 f'give the grid\'s total_batch (images per optimizer step), '
                 f'max_images_per_process or lr_scaling instead')
     apply_overrides(cfg, run.overrides, where)
+    # The command line's --cfg-options, after the grid's overrides.
+    apply_overrides(cfg, run.cfg_options, f'{where} --cfg-options')
     problems = schedule_problems(cfg)
     if problems:
         raise GridSpecError(f'{where}: ' + '; '.join(problems))
@@ -231,6 +242,16 @@ def config_hash(cfg: Config) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
+def register_types(cfg: Config) -> None:
+    """Register mmdet's modules and import the config's
+    ``custom_imports`` (the plugins), so its types can be looked up."""
+    from mmdet.utils import register_all_modules
+    register_all_modules(init_default_scope=True)
+    if cfg.get('custom_imports'):
+        from mmengine.utils import import_modules_from_strings
+        import_modules_from_strings(**cfg.custom_imports)
+
+
 def check_model_builds(cfg: Config, where: str) -> int:
     """Check the backbone's initialisation, build ``cfg.model`` once, and
     return its parameter count.
@@ -239,17 +260,13 @@ def check_model_builds(cfg: Config, where: str) -> int:
         ConfigBuildError: With the builder's message, naming the run.
     """
     from mmdet.registry import MODELS
-    from mmdet.utils import register_all_modules
 
     # Here, not in resolve_config: mmdet_plugins imports mmdet, and a
     # runner restarting started runs must plan in seconds without it.
     from mmdet_plugins.engine.backbone_init_check import (
         untrained_frozen_backbone,
     )
-    register_all_modules(init_default_scope=True)
-    if cfg.get('custom_imports'):
-        from mmengine.utils import import_modules_from_strings
-        import_modules_from_strings(**cfg.custom_imports)
+    register_types(cfg)
     problems = config_problems(cfg)
     if problems:
         raise ConfigBuildError(f'{where}: ' + '; '.join(problems))

@@ -46,7 +46,8 @@ differs from its config's recipe unless ``lr_scaling`` names the rule.
 ``gpus`` is read as ``processes`` (its older name).
 
 Overrides are mmengine ``--cfg-options`` style dotted keys. Precedence:
-grid ``overrides`` < model ``overrides`` < arm ``overrides``.
+grid ``overrides`` < model ``overrides`` < arm ``overrides`` <
+``run_grid.py --cfg-options`` (``experiments/grid/cfg_options.py``).
 
 Relative paths are relative to the project root (the directory that holds
 ``experiments/``), so a grid means the same thing from any working directory.
@@ -116,6 +117,9 @@ class RunSpec:
     max_images_per_process: Optional[int] = None
     # The arm's ``description`` from the grid file (recorded in run.json).
     description: str = ''
+    # The command line's ``--cfg-options``, applied after ``overrides``
+    # (experiments/grid/cfg_options.py; recorded in run.json).
+    cfg_options: Dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def label(self) -> str:

@@ -129,3 +129,5 @@ def print_dry_run(planned: List[PlannedRun]) -> None:
                   'evaluates the run again from its last checkpoint')
         for key, value in p.run.overrides.items():
             print(f'      {key} = {value!r}')
+        for key, value in p.run.cfg_options.items():
+            print(f'      {key} = {value!r} (--cfg-options)')

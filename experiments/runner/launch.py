@@ -82,7 +82,7 @@ def run_meta(planned: PlannedRun, grid: GridSpec) -> dict:
     return dict(run_id=planned.run_id, grid=grid.name, model=run.model,
                 arm=run.arm, dataset=run.dataset, seed=run.seed,
                 config=run.config, arm_description=run.description,
-                overrides=run.overrides,
+                overrides=run.overrides, cfg_options=run.cfg_options,
                 weights=weights_source(planned.cfg), tracker=grid.tracker,
                 train_ann=osp.join(dataset.data_root, dataset.train_ann),
                 train_img=osp.join(dataset.data_root, dataset.train_img),
