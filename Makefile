@@ -4,6 +4,14 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 GRID ?= experiments/grids/smoke.yaml
+# A lighter demo on a slow or busy machine: DEMO_ARGS goes to run_grid.py
+# (e.g. "--slots 2": two runs at once, one core each; "--only
+# model=retinamask"); ITERS=N trains N iterations instead of the grid's 200
+# (run_grid.py --cfg-options train_cfg.max_iters=N).
+DEMO_ARGS ?=
+ITERS ?=
+DEMO_RUN_ARGS = $(DEMO_ARGS) \
+	$(if $(ITERS),--cfg-options train_cfg.max_iters=$(ITERS))
 
 .PHONY: setup demo test test-fast lint
 
@@ -11,7 +19,7 @@ setup:
 	@VENV=$(VENV) bash tools/setup_env.sh
 
 demo: setup
-	$(PY) experiments/run_grid.py $(GRID)
+	$(PY) experiments/run_grid.py $(GRID) $(DEMO_RUN_ARGS)
 	$(PY) experiments/measure_cost.py $(GRID) --images 32 --onnxruntime
 	$(PY) reports/generate_report.py --grid $(GRID)
 
