@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from analysis.evidence import latency_difference
 from analysis.latency import latency_estimate, paired_latency
 from analysis.verdicts import judge
 from experiments.store import cost_columns
@@ -13,6 +14,14 @@ W10 = dict(claim='a is faster than b', kind='less', metric='latency_ms',
            device='gpu', a=dict(grid='g', model='a', arm='default'),
            b=dict(grid='g', model='b', arm='default'))
 
+
+
+def _evidence(n_resamples):
+    """The report's latency evidence (analysis.evidence.make_evidence)."""
+    def evidence(a, b, metric):
+        est = paired_latency(a, b, n_resamples)
+        return None if est is None else latency_difference(est)
+    return evidence
 
 def _timed_run(tmp_path, name, per_image, device='cuda:0',
                device_name='NVIDIA H100', round_offsets=(0.0,)):
@@ -51,7 +60,7 @@ def test_paired_difference_recovers_an_injected_speedup(tmp_path):
     assert est.n_images == 300 and est.n_seeds == 1
     assert est.hi < 0 and est.lo < -6 < est.hi + 1
     v = judge('W10', W10, pd.concat([a, b]),
-              lambda x, y, m: paired_latency(x, y, 400))
+              _evidence(400))
     assert v.verdict == 'supported' and ' ms [' in v.effect
 
 
@@ -63,7 +72,7 @@ def test_no_effect_gives_an_interval_around_zero(tmp_path):
     est = paired_latency(a, b, n_resamples=400)
     assert est.lo < 0 < est.hi
     v = judge('W10', W10, pd.concat([a, b]),
-              lambda x, y, m: paired_latency(x, y, 400))
+              _evidence(400))
     assert v.verdict == 'inconclusive'
 
 
@@ -84,7 +93,7 @@ def test_cpu_timings_give_no_verdict_on_a_gpu_claim(tmp_path):
     b = _timed_run(tmp_path, 'b_run', base, device='cpu',
                    device_name='Xeon (2 threads)')
     v = judge('W10', W10, pd.concat([a, b]),
-              lambda x, y, m: paired_latency(x, y, 200))
+              _evidence(200))
     assert v.verdict == 'inconclusive'
     assert 'would say supported' in v.sentence and 'cpu: Xeon' in v.sentence
 
@@ -95,7 +104,7 @@ def test_arms_timed_on_different_devices_are_not_compared(tmp_path):
     b = _timed_run(tmp_path, 'b_run', base, device_name='NVIDIA A100')
     assert paired_latency(a, b) is None
     v = judge('W10', W10, pd.concat([a, b]),
-              lambda x, y, m: paired_latency(x, y, 200))
+              _evidence(200))
     assert v.verdict == 'inconclusive' and 'Not comparable' in v.sentence
 
 
