@@ -2,6 +2,7 @@
 its work dir are found, and how a script ends on bad input (one line on
 stderr naming the file or flag, exit status 2, nothing computed lost)."""
 import argparse
+import os.path as osp
 import sys
 from typing import Optional
 
@@ -20,8 +21,10 @@ def add_grid_arguments(parser: argparse.ArgumentParser,
 
 
 def grid_work_dir(args: argparse.Namespace, grid_work_dir: str) -> str:
-    """The work dir the command line names, else the grid's, absolute."""
-    return project_path(args.work_dir or grid_work_dir)
+    """The work dir the command line names, else the grid's, absolute and
+    normalised (``/work/main/../wd`` is ``/work/wd``): every path printed
+    under it reads plainly."""
+    return osp.normpath(project_path(args.work_dir or grid_work_dir))
 
 
 def fail(message: str, details: Optional[list] = None) -> int:

@@ -8,11 +8,16 @@
 - the project's modules form no import circle, counting imports inside
   functions too (they may not hide one);
 - no file is over 400 lines, and no import waits for the matplotlib backend
-  (it is chosen once, in ``analysis/__init__.py``).
+  (it is chosen once, in ``analysis/__init__.py``);
+- what the README's commands write (``exports/``, ``work_dirs/``, the
+  built-in data) is ignored by git.
 """
 import ast
 import glob
 import os.path as osp
+import subprocess
+
+import pytest
 
 from experiments.store import PROJECT_ROOT
 
@@ -146,3 +151,14 @@ def test_files_are_short_and_the_backend_is_set_once():
             backend.append(name)
     assert not long and not late
     assert backend == ['analysis']
+
+
+def test_what_the_commands_write_is_ignored_by_git():
+    written = ['exports/centermask/model.onnx',
+               'exports/centermask/onnx_inference.py',
+               'work_dirs/smoke/results.csv', 'data/builtin/x.json']
+    done = subprocess.run(['git', 'check-ignore', *written],
+                          cwd=PROJECT_ROOT, capture_output=True, text=True)
+    if done.returncode == 128:
+        pytest.skip(f'not a git checkout: {done.stderr.strip()}')
+    assert done.stdout.split() == written

@@ -58,7 +58,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='load only the checkpoint keys that fit the '
                         'config, leave the rest as initialised (default: a '
                         'checkpoint that does not fit is an error, exit 2)')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    # Written and printed without ``..`` or ``./`` (``main/../exports/x``
+    # reads as ``exports/x``).
+    args.out = osp.normpath(args.out)
+    return args
 
 
 def coco_ap(ann_file: str, results: list, iou_type: str) -> float:

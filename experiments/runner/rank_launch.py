@@ -24,16 +24,20 @@ for one process hold for k (``experiments/runner/launch.py``):
   process dies of that signal.
 
 Which rank ended how is printed, and kept per attempt in ``ranks.jsonl`` in
-the run dir.
+the run dir. ``torchrun``'s own logs go to a temporary folder of the attempt,
+removed when it ends however it ended (left to ``torchrun``, every attempt
+left a ``torchelastic_*`` folder in the temp dir).
 """
 import argparse
 import glob
 import json
 import os
 import os.path as osp
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import time
 from typing import Dict, Optional
 
@@ -107,14 +111,23 @@ def main(argv: Optional[list] = None) -> None:
     from experiments.store import atomic_write_json
 
     clear_rank_errors(args.run_dir)
+    # torchrun's logs and error files: this attempt's own folder, removed
+    # below (torchrun's default is a new folder in the temp dir, kept).
+    log_dir = tempfile.mkdtemp(prefix='torchelastic_rank_launch_')
     # --monitor-interval: how soon a dead rank is noticed (seconds).
     torchrun_args = parse_args([
         f'--nproc_per_node={args.nproc}', '--nnodes=1',
         f'--master_port={_free_port()}', '--monitor-interval=0.5',
+        f'--log-dir={log_dir}',
         '--module', 'experiments.runner.train_run', args.run_dir,
         '--launcher', 'pytorch'])
     try:
-        run(torchrun_args)
+        try:
+            run(torchrun_args)
+        finally:
+            # Before any _die_of below: a process killing itself runs no
+            # finally.
+            shutil.rmtree(log_dir, ignore_errors=True)
     except SignalException as e:
         print(f'rank_launch: {e.sigval.name}: every rank was stopped',
               file=sys.stderr, flush=True)

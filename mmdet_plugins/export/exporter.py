@@ -10,12 +10,15 @@
 - ``onnx_inference.py``: the numpy pre- and post-processing and an
   onnxruntime runner (:mod:`mmdet_plugins.export.onnx_inference`).
 """
+import contextlib
 import json
+import logging
 import os
 import os.path as osp
 import shutil
 import time
-from typing import Optional, Tuple
+import warnings
+from typing import Iterator, Optional, Tuple
 
 import torch
 from mmengine.config import Config
@@ -35,6 +38,45 @@ MIN_SIDE, MAX_SIDE = 129, 4096
 # Traced on a random input of this size (its values never matter: no branch
 # of the graph depends on data).
 SAMPLE_HW = (320, 416)
+
+
+class _DropTorchvisionSkips(logging.Filter):
+    """Drops torch's "torchvision is not installed. Skipping
+    torchvision::<op>" records (see :func:`quiet_export`)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith('torchvision is not installed')
+
+
+@contextlib.contextmanager
+def quiet_export() -> Iterator[None]:
+    """Silence two messages ``torch.onnx.export`` prints on every export,
+    harmless here, that users read as a failure:
+
+    - four "torchvision is not installed. Skipping torchvision::nms /
+      roi_align / roi_pool / deform_conv2d" warnings: the ONNX registry
+      offers translations of torchvision's ops, which these graphs never
+      call (NMS and RoIAlign are the project's own ops,
+      :mod:`.onnx_ops`, translated to ONNX's); logged by that one logger,
+      only those records are dropped;
+    - torch's ``FutureWarning`` "`isinstance(treespec, LeafSpec)` is
+      deprecated": torch.export copying its own pytree specs; nothing in
+      this project uses ``LeafSpec``.
+
+    Every other warning and log record still shows.
+    """
+    registry_log = logging.getLogger(
+        'torch.onnx._internal.exporter._registration')
+    drop = _DropTorchvisionSkips()
+    registry_log.addFilter(drop)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings(
+                'ignore', category=FutureWarning,
+                message=r'`isinstance\(treespec, LeafSpec\)` is deprecated')
+            yield
+    finally:
+        registry_log.removeFilter(drop)
 
 
 def load_detector(config: str, checkpoint: Optional[str],
@@ -149,7 +191,7 @@ def export_onnx(model: torch.nn.Module, cfg: Config, out_path: str,
         for side in ('height', 'width'))
     os.makedirs(osp.dirname(osp.abspath(out_path)), exist_ok=True)
     start = time.perf_counter()
-    with torch.no_grad():
+    with torch.no_grad(), quiet_export():
         program = torch.onnx.export(
             graph, sample, dynamo=True, opset_version=OPSET,
             input_names=['image', 'img_shape'],
@@ -158,7 +200,8 @@ def export_onnx(model: torch.nn.Module, cfg: Config, out_path: str,
                             'img_shape': None},
             custom_translation_table=translation_table(),
             report=False, verbose=False)
-    program.save(out_path)
+    with quiet_export():
+        program.save(out_path)
     meta['export_seconds'] = round(time.perf_counter() - start, 1)
     with open(osp.splitext(out_path)[0] + '.json', 'w') as f:
         json.dump(meta, f, indent=1)

@@ -1,18 +1,30 @@
 """Run an exported CenterMask / RetinaMask / Mask R-CNN with onnxruntime.
 
-This file needs numpy, OpenCV and onnxruntime only: ``tools/export_onnx.py``
-copies it beside every export, so the exported model runs without this
-project or MMDetection::
+This file needs three packages, numpy, OpenCV and onnxruntime (``pip install
+numpy opencv-python-headless onnxruntime``), and nothing else:
+``tools/export_onnx.py`` copies it beside every export, so the exported
+model runs without this project or MMDetection::
 
-    python onnx_inference.py model.onnx image.jpg --score-thr 0.3
+    python onnx_inference.py model.onnx image.jpg --out drawn.jpg
+    python onnx_inference.py model.onnx images/ --out drawn/ --score-thr 0.5
+
+prints each detection (class, score, mask score, box, mask pixels) and,
+with ``--out``, draws them like MMDetection's ``demo/image_demo.py``: each
+mask filled and outlined, each box, its class name and score. The input is
+one image or a folder of images; ``--out`` is then a file (an image name)
+or a folder, where each drawn image keeps its input's name. Without one of
+the three packages it says so in one line and exits 1.
 
 or from Python::
 
-    from onnx_inference import OnnxDetector
+    from onnx_inference import OnnxDetector, draw_detections
     detector = OnnxDetector('model.onnx')       # reads model.json beside it
-    result = detector(cv2.imread('image.jpg'))  # BGR, as cv2 reads it
+    image = cv2.imread('image.jpg')             # BGR, as cv2 reads it
+    result = detector(image)
     result['boxes'], result['scores'], result['labels'], result['masks'],
     result['mask_scores']
+    cv2.imwrite('drawn.jpg', draw_detections(image, result,
+                                             detector.meta['classes']))
 
 The graph (``model.onnx``) takes the normalised, padded image and the
 resized image's ``[h, w]``, and returns the model's final detections with
@@ -30,12 +42,30 @@ MMDetection's test pipeline and mask head do outside the network:
   evaluated on the box's pixels plus one pixel around it), then binarised
   at ``mask_thr_binary``.
 """
-import argparse
-import json
-import os.path as osp
-from typing import Dict, Tuple
+from __future__ import annotations
 
-import numpy as np
+import argparse
+import colorsys
+import importlib
+import json
+import os
+import os.path as osp
+import sys
+from typing import Dict, List, Optional, Tuple
+
+try:
+    import numpy as np
+except ImportError:  # main() names the three packages in one line
+    np = None
+
+# (module, what to install) of everything this file imports outside the
+# standard library.
+REQUIREMENTS = (('numpy', 'numpy'), ('cv2', 'opencv-python-headless'),
+                ('onnxruntime', 'onnxruntime'))
+NEEDS = ('onnx_inference.py needs numpy, OpenCV and onnxruntime (pip '
+         'install ' + ' '.join(p for _, p in REQUIREMENTS) + ')')
+IMAGE_EXTENSIONS = ('.bmp', '.jpeg', '.jpg', '.png', '.tif', '.tiff',
+                    '.webp')
 
 OUTPUTS = ('boxes', 'scores', 'labels', 'mask_probs', 'mask_scores')
 
@@ -179,27 +209,185 @@ class OnnxDetector:
         return self.from_resized(resized, scale_factor, image.shape[:2])
 
 
-def main() -> None:
+def missing_packages() -> List[str]:
+    """``module (error)`` of each of :data:`REQUIREMENTS` that does not
+    import here."""
+    missing = []
+    for module, _ in REQUIREMENTS:
+        try:
+            importlib.import_module(module)
+        except ImportError as e:
+            missing.append(f'{module} ({" ".join(str(e).split())})')
+            if module == 'numpy':
+                # OpenCV and onnxruntime import it (onnxruntime printing a
+                # traceback when it fails): no use trying them.
+                break
+    return missing
+
+
+def class_color(label: int) -> Tuple[int, int, int]:
+    """A BGR colour per class, far from its neighbours' (golden-ratio hues).
+    """
+    hue = (int(label) * 0.618033988749895 + 0.1) % 1.0
+    r, g, b = colorsys.hsv_to_rgb(hue, 0.85, 1.0)
+    return int(b * 255), int(g * 255), int(r * 255)
+
+
+def class_name(classes: Optional[List[str]], label: int) -> str:
+    """The label's class name, or its number when the export has none."""
+    label = int(label)
+    return classes[label] if classes and label < len(classes) \
+        else str(label)
+
+
+def draw_detections(image: np.ndarray, result: Dict[str, np.ndarray],
+                    classes: Optional[List[str]], score_thr: float = 0.3,
+                    alpha: float = 0.5) -> np.ndarray:
+    """``image`` with the detections at ``score >= score_thr`` drawn.
+
+    Like MMDetection's ``DetLocalVisualizer``: each mask blended in its
+    class's colour and outlined, then each box with ``class score`` above
+    it (inside the box when there is no room above), highest score on top.
+
+    Args:
+        image: The (h, w, 3) uint8 BGR image the detections are of.
+        result: What :class:`OnnxDetector` returns for it.
+        classes: The class names (``meta['classes']``), or None.
+        score_thr: Detections below it are not drawn.
+        alpha: The masks' opacity.
+
+    Returns:
+        A new (h, w, 3) uint8 BGR image; ``image`` is left as it was.
+    """
     import cv2
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('model', help='the exported .onnx')
-    parser.add_argument('image')
-    parser.add_argument('--score-thr', type=float, default=0.3)
-    args = parser.parse_args()
-    image = cv2.imread(args.image, cv2.IMREAD_COLOR)
-    if image is None:
-        raise SystemExit(f'{args.image}: not an image OpenCV can read')
+    out = image.copy()
+    keep = np.flatnonzero(result['scores'] >= score_thr)
+    order = keep[np.argsort(result['scores'][keep], kind='stable')]
+    h, w = image.shape[:2]
+    thickness = max(1, round(min(h, w) / 300))
+    font, font_scale = cv2.FONT_HERSHEY_SIMPLEX, max(0.3, min(h, w) / 900)
+    for i in order:
+        color = class_color(result['labels'][i])
+        mask = result['masks'][i]
+        out[mask] = (out[mask] * (1 - alpha) + np.array(color) * alpha
+                     ).astype(np.uint8)
+        contours, _ = cv2.findContours(mask.astype(np.uint8),
+                                       cv2.RETR_EXTERNAL,
+                                       cv2.CHAIN_APPROX_NONE)
+        cv2.drawContours(out, contours, -1, color, thickness)
+    for i in order:
+        color = class_color(result['labels'][i])
+        x0, y0, x1, y1 = (int(round(float(v))) for v in result['boxes'][i])
+        cv2.rectangle(out, (x0, y0), (x1, y1), color, thickness)
+        text = (f'{class_name(classes, result["labels"][i])} '
+                f'{float(result["scores"][i]):.2f}')
+        (tw, th), base = cv2.getTextSize(text, font, font_scale, 1)
+        top = y0 - th - base - 2 if y0 - th - base - 2 >= 0 else max(y0, 0)
+        x0 = min(max(x0, 0), max(w - tw - 2, 0))
+        cv2.rectangle(out, (x0, top), (x0 + tw + 2, top + th + base + 2),
+                      color, -1)
+        b, g, r = color
+        ink = (0, 0, 0) if 0.299 * r + 0.587 * g + 0.114 * b > 140 \
+            else (255, 255, 255)
+        cv2.putText(out, text, (x0 + 1, top + th + 1), font, font_scale,
+                    ink, 1, cv2.LINE_AA)
+    return out
+
+
+def image_paths(source: str) -> List[str]:
+    """``source`` itself, or the images of folder ``source`` by name."""
+    if not osp.isdir(source):
+        return [source]
+    return [osp.join(source, name) for name in sorted(os.listdir(source))
+            if name.lower().endswith(IMAGE_EXTENSIONS)
+            and osp.isfile(osp.join(source, name))]
+
+
+def out_path(source: str, image: str, out: Optional[str]) -> Optional[str]:
+    """Where the drawn ``image`` goes: ``out`` itself when it names an image
+    file (one input image), else ``out/<image's name>``."""
+    if out is None:
+        return None
+    if not osp.isdir(source) and out.lower().endswith(IMAGE_EXTENSIONS):
+        return out
+    return osp.join(out, osp.basename(image))
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    """The command line (see the module's docstring)."""
+    parser = argparse.ArgumentParser(
+        description=__doc__.split('\n')[0] + ' Needs three packages: '
+        'numpy, OpenCV (opencv-python-headless) and onnxruntime.')
+    parser.add_argument('model', help='the exported .onnx (model.json '
+                        'beside it)')
+    parser.add_argument('source', help='an image, or a folder of images '
+                        f'({", ".join(IMAGE_EXTENSIONS)})')
+    parser.add_argument('--out', help='draw the detections: an image file '
+                        '(one input image) or a folder (drawn images keep '
+                        'their names); default: print only')
+    parser.add_argument('--score-thr', type=float, default=0.3,
+                        help='detections below it are neither printed nor '
+                        'drawn (default 0.3)')
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Print, and with ``--out`` draw, the detections of each image.
+
+    Returns:
+        0, or 1 when no input image could be read; bad input (a missing
+        package, model or image) ends with one ``error:`` line, status 1.
+    """
+    args = parse_args(argv)
+    missing = missing_packages()
+    if missing:
+        raise SystemExit(f'error: {NEEDS}; cannot import '
+                         f'{", ".join(missing)}')
+    import cv2
+    for path, what in ((args.model, 'model'), (args.source, 'image')):
+        if not osp.exists(path):
+            raise SystemExit(f'error: {path}: no such {what}')
+    if not osp.isfile(osp.splitext(args.model)[0] + '.json'):
+        raise SystemExit(f'error: {osp.splitext(args.model)[0]}.json: no '
+                         f'such file (the export writes it beside the .onnx)')
+    paths = image_paths(args.source)
+    if not paths:
+        raise SystemExit(f'error: {args.source}: no image in the folder '
+                         f'({", ".join(IMAGE_EXTENSIONS)})')
     detector = OnnxDetector(args.model)
-    result = detector(image)
-    classes = detector.meta['classes']
-    for i in np.flatnonzero(result['scores'] >= args.score_thr):
-        x0, y0, x1, y1 = result['boxes'][i]
-        print(f'{classes[result["labels"][i]]:>16s} '
-              f'score {result["scores"][i]:.3f} '
-              f'mask score {result["mask_scores"][i]:.3f} '
-              f'box {x0:.1f} {y0:.1f} {x1:.1f} {y1:.1f} '
-              f'mask {int(result["masks"][i].sum())} px')
+    classes = detector.meta.get('classes')
+    unread = 0
+    for path in paths:
+        image = cv2.imread(path, cv2.IMREAD_COLOR)
+        if image is None:
+            print(f'{path}: not an image OpenCV can read; skipped',
+                  file=sys.stderr)
+            unread += 1
+            continue
+        result = detector(image)
+        shown = np.flatnonzero(result['scores'] >= args.score_thr)
+        print(f'{path}: {len(shown)} detection(s) with score >= '
+              f'{args.score_thr:g}')
+        for i in shown:
+            x0, y0, x1, y1 = result['boxes'][i]
+            print(f'{class_name(classes, result["labels"][i]):>16s} '
+                  f'score {result["scores"][i]:.3f} '
+                  f'mask score {result["mask_scores"][i]:.3f} '
+                  f'box {x0:.1f} {y0:.1f} {x1:.1f} {y1:.1f} '
+                  f'mask {int(result["masks"][i].sum())} px')
+        target = out_path(args.source, path, args.out)
+        if target is None:
+            continue
+        if osp.exists(target) and osp.samefile(target, path):
+            raise SystemExit(f'error: {target}: --out would overwrite the '
+                             f'input image')
+        os.makedirs(osp.dirname(target) or '.', exist_ok=True)
+        if not cv2.imwrite(target, draw_detections(
+                image, result, classes, args.score_thr)):
+            raise SystemExit(f'error: {target}: OpenCV cannot write it')
+        print(f'  drawn: {target}')
+    return 1 if unread == len(paths) else 0
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())
