@@ -9,29 +9,68 @@ import platform
 import re
 import subprocess
 from importlib import metadata
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import matplotlib.pyplot as plt
 import pandas as pd
 
 from analysis.results import UNFINISHED, summarize
-from analysis.sections.comparison import comparison_table, plot_ap_by_size
+from analysis.sections.comparison import (COMPARISON_CAPTION,
+                                          comparison_table, plot_ap_by_size)
 from analysis.sections.provenance import arm_differences
 from experiments.store import run_label
 
 @dataclasses.dataclass
 class Section:
-    """A report section: text, tables and figures, in that order."""
+    """A report section: text, tables and figures, in that order.
+
+    Attributes:
+        title: The section's heading.
+        text: Paragraphs before the tables.
+        tables: The tables, in order.
+        captions: ``captions[i]`` is printed just above ``tables[i]`` (what
+            the table shows and what its columns mean); a table past the end
+            of the list has none. :meth:`add_table` keeps the two in step.
+        figures: PNG paths, after the tables.
+    """
 
     title: str
     text: List[str] = dataclasses.field(default_factory=list)
     tables: List[pd.DataFrame] = dataclasses.field(default_factory=list)
     figures: List[str] = dataclasses.field(default_factory=list)
+    captions: List[str] = dataclasses.field(default_factory=list)
+
+    def add_table(self, table: pd.DataFrame, caption: str) -> None:
+        """Append a table with the caption shown above it.
+
+        Args:
+            table: The table.
+            caption: One or two sentences: what a row is, what the columns
+                that are not self-evident mean.
+        """
+        self.captions += [''] * (len(self.tables) - len(self.captions))
+        self.tables.append(table)
+        self.captions.append(caption)
+
+    def captioned_tables(self) -> List[Tuple[str, pd.DataFrame]]:
+        """(caption or '', table) of every non-empty table, in order."""
+        return [(self.captions[i] if i < len(self.captions) else '', t)
+                for i, t in enumerate(self.tables) if not t.empty]
 
 
-def save_figure(fig, path: str, dpi: int = 100) -> str:
-    """Lay out, write and close a figure; return its path."""
-    fig.tight_layout()
+def save_figure(fig, path: str, dpi: int = 100,
+                rect: Tuple[float, float, float, float] = (0, 0, 1, 1)
+                ) -> str:
+    """Lay out, write and close a figure; return its path.
+
+    Args:
+        fig: The figure.
+        path: Where the PNG goes.
+        dpi: Its resolution.
+        rect: The part of the figure (fractions) the axes are laid out in;
+            the rest is left for what is placed around them (a legend).
+    """
+    fig.tight_layout(rect=rect)
     fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path
@@ -107,10 +146,16 @@ _NUMBER_CELL = re.compile(r'^[-+]?[\d.]+(e[-+]?\d+)?( ± [\d.]+)?'
                           r'( \[[-\d., ]+\])?$|^[–-]?$|^nan$')
 
 
-def _table_html(table: pd.DataFrame, table_id: str) -> str:
-    """An HTML table whose number columns are right-aligned, text left."""
+def _table_html(table: pd.DataFrame, table_id: str,
+                caption: str = '') -> str:
+    """An HTML table whose number columns are right-aligned, text left,
+    with its caption (``<caption>``, above it) when it has one."""
     text = table.to_html(index=False, border=0, classes='results',
                          na_rep='–', table_id=table_id)
+    if caption:
+        start = text.index('>', text.index('<table')) + 1
+        text = (text[:start] + f'<caption>{_html_text(caption)}</caption>'
+                + text[start:])
     rules = [f'#{table_id} td:nth-child({i + 1}),'
              f'#{table_id} th:nth-child({i + 1}){{text-align:right}}'
              for i, col in enumerate(table.columns)
@@ -119,9 +164,11 @@ def _table_html(table: pd.DataFrame, table_id: str) -> str:
     return (f'<style>{"".join(rules)}</style>' if rules else '') + text
 
 
-def _md_table(t: pd.DataFrame) -> str:
-    """Markdown table with "–" where a value is missing, as in the HTML."""
-    return t.astype(object).where(t.notna(), '–').to_markdown(index=False)
+def _md_table(t: pd.DataFrame, caption: str = '') -> str:
+    """Markdown table with "–" where a value is missing, as in the HTML,
+    after its caption (pandoc's ``Table:`` paragraph) when it has one."""
+    table = t.astype(object).where(t.notna(), '–').to_markdown(index=False)
+    return f'Table: {caption}\n\n{table}' if caption else table
 
 
 def _html_text(text: str) -> str:
@@ -183,13 +230,14 @@ def write_report(df: pd.DataFrame, out_dir: str, results_path: str,
     md += [f'- [{t}](#{section_anchor(t)})' for t in titles]
     md += ['', '## Provenance', '']
     md += [f'- {p}' for p in provenance]
-    md += ['', '## Comparison', '', _md_table(table), '']
+    md += ['', '## Comparison', '',
+           _md_table(table, COMPARISON_CAPTION), '']
     if figure:
         md += ['## AP by object size', '',
                f'![AP by COCO area bin]({osp.basename(figure)})', '']
     for sec in sections:
         md += [f'## {sec.title}', ''] + [*sec.text, '']
-        md += [_md_table(t) + '\n' for t in sec.tables if not t.empty]
+        md += [_md_table(t, c) + '\n' for c, t in sec.captioned_tables()]
         md += [f'![{sec.title}]({osp.basename(p)})\n' for p in sec.figures]
     if failures:
         md += ['## Failed runs', ''] + [f'- {f}' for f in failures] + ['']
@@ -207,7 +255,7 @@ def write_report(df: pd.DataFrame, out_dir: str, results_path: str,
     parts += ['</ol></nav>', heading('Provenance'), '<ul>']
     parts += [f'<li>{_html_text(p)}</li>' for p in provenance]
     parts += ['</ul>', heading('Comparison'),
-              _table_html(table, 'table-comparison')]
+              _table_html(table, 'table-comparison', COMPARISON_CAPTION)]
     if figure:
         parts += [heading('AP by object size'),
                   _embedded_png(figure, 'AP by COCO area bin')]
@@ -215,8 +263,9 @@ def write_report(df: pd.DataFrame, out_dir: str, results_path: str,
     for sec in sections:
         parts.append(heading(sec.title))
         parts += [f'<p>{_html_text(t)}</p>' for t in sec.text]
-        parts += [_table_html(t, f'table-{section_anchor(sec.title)}-{i}')
-                  for i, t in enumerate(sec.tables) if not t.empty]
+        parts += [_table_html(t, f'table-{section_anchor(sec.title)}-{i}',
+                              c)
+                  for i, (c, t) in enumerate(sec.captioned_tables())]
         for p in sec.figures:
             parts.append(_embedded_png(p, sec.title))
             paths[osp.splitext(osp.basename(p))[0]] = p
@@ -227,6 +276,8 @@ def write_report(df: pd.DataFrame, out_dir: str, results_path: str,
              'table.results{border-collapse:collapse;font-size:13px}'
              'table.results td,table.results th{padding:3px 8px;'
              'border-bottom:1px solid #ddd;text-align:left}'
+             'table.results caption{caption-side:top;text-align:left;'
+             'padding:12px 0 4px;font-size:14px;color:#333}'
              'img{max-width:100%}code{background:#f4f4f4;padding:0 2px}'
              'nav ol{columns:2}')
     with open(paths['html'], 'w') as f:

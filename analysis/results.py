@@ -78,7 +78,8 @@ def summarize(df: pd.DataFrame,
     ``<metric>`` (mean), ``<metric>_ci`` (95% half-width over seeds, NaN
     with one seed), ``params``, ``iterations``, ``wall_time_s``,
     ``gflops``, ``latency_ms`` (means over the seeds that have them),
-    ``run_ids``.
+    ``latency_other_load`` (the most other processes used while one was
+    timed, in cores), ``run_ids``.
     """
     out = []
     for key, group in df.groupby(GROUP, sort=False):
@@ -102,5 +103,10 @@ def summarize(df: pd.DataFrame,
             values = done[m].to_numpy(dtype=float)
             row[m] = (float(np.nanmean(values)) if np.any(~np.isnan(values))
                       else float('nan'))
+        # The most CPU other processes used while a seed was timed.
+        load = done.get('latency_other_load', pd.Series(dtype=float))
+        load = load.to_numpy(dtype=float)
+        row['latency_other_load'] = (float(np.nanmax(load)) if np.any(
+            ~np.isnan(load)) else float('nan'))
         out.append(row)
     return pd.DataFrame(out)

@@ -93,7 +93,7 @@ def how_to_run(grid: str) -> str:
     """The command that runs a declared grid, or that it is not written."""
     path = load_report_grids().get(grid)
     if path and osp.isfile(project_path(path)):
-        return f'python experiments/run_grid.py {path}'
+        return f'.venv/bin/python experiments/run_grid.py {path}'
     return f'a grid "{grid}" (not written yet)'
 
 

@@ -1,7 +1,9 @@
 """Write the Markdown + HTML report of a grid's results.
 
-    python reports/generate_report.py --grid experiments/grids/smoke.yaml
-    python reports/generate_report.py --results work_dirs/smoke/results.csv
+    .venv/bin/python reports/generate_report.py \\
+        --grid experiments/grids/smoke.yaml
+    .venv/bin/python reports/generate_report.py \\
+        --results work_dirs/smoke/results.csv
 
 With ``--grid``, the results table defaults to ``<work_dir>/results.csv`` and
 every run the grid defines but the table lacks is shown as "not run", or
@@ -9,10 +11,13 @@ every run the grid defines but the table lacks is shown as "not run", or
 
 Beyond the comparison, the report re-evaluates every finished run's saved
 detections per image (fine size bins, AP per IoU threshold, bootstrap
-intervals) and gives a verdict on each reviewed weakness W1-W11 from the
-results of every grid declared in ``analysis/data/grids.yaml`` that has a
-results table (``--no-other-grids`` to use only this one). Partial results
-are fine: what is missing is named, with the grid that would produce it.
+intervals) and gives a verdict on each reviewed weakness W1-W11. With
+``--grid`` the verdicts, paper tables and cost sections also read the results
+table of every grid declared in ``analysis/data/grids.yaml`` that has one
+(``--no-other-grids`` to use only this one); ``--results FILE`` alone reads
+FILE and nothing else. Either way the tables read are printed. Partial
+results are fine: what is missing is named, with the grid that would
+produce it.
 """
 import argparse
 import os
@@ -106,17 +111,23 @@ def set_aside_previous_report(out_dir: str) -> None:
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Report a grid\'s results.')
-    parser.add_argument('--grid', default=None, help='grid specification')
-    parser.add_argument('--results', default=None,
+    parser.add_argument('--grid', default=None,
+                        help='grid specification: its runs not in the table '
+                        'are listed as not run, and the verdicts also read '
+                        'every declared grid\'s results table '
+                        '(analysis/data/grids.yaml)')
+    parser.add_argument('--results', default=None, metavar='FILE',
                         help='results.csv (default: <grid work_dir>/'
-                        'results.csv)')
+                        'results.csv); without --grid only FILE is read, '
+                        'the verdicts included')
     parser.add_argument('--out', default=None,
                         help='output directory (default: next to the '
                         'results table, in report/)')
     parser.add_argument('--resamples', type=int, default=1000,
                         help='image-bootstrap resamples')
     parser.add_argument('--no-other-grids', action='store_true',
-                        help='verdicts from this results table only')
+                        help='with --grid: verdicts from this grid\'s '
+                        'results table only')
     return parser.parse_args(argv)
 
 
@@ -146,8 +157,11 @@ def main(argv=None) -> int:
     out_dir = args.out or osp.join(osp.dirname(osp.abspath(results_path)),
                                    'report')
     all_results, sources = df, [results_path]
-    if not args.no_other_grids:
+    if args.grid and not args.no_other_grids:
         all_results, sources = gather_results(df, results_path)
+    print('results read: ' + ', '.join(sources) + (
+        '' if args.grid else ' (--results alone: no other grid\'s table; '
+        'give --grid to read the declared grids\' too)'))
     try:
         os.makedirs(out_dir, exist_ok=True)
         set_aside_previous_report(out_dir)

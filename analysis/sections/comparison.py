@@ -3,7 +3,7 @@ AP with its interval over seeds) and AP by object size. The writer
 (:func:`analysis.report.write_report`) puts them first, after the
 provenance, and then the sections of :mod:`analysis.sections.report_order`.
 """
-from typing import Optional
+from typing import Optional, Tuple
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -15,6 +15,39 @@ from experiments.store import TASKS
 TASK_LABELS = tuple((task, task.capitalize()) for _, task in TASKS)
 SIZE_BINS = (('APs', 'small'), ('APm', 'medium'), ('APl', 'large'))
 TABLE_METRICS = ('AP', 'AP50', 'AP75', 'APs', 'APm', 'APl')
+# Above this many cores' worth of CPU used by other processes while a model
+# was timed, its milliseconds are inflated (experiments/measure_cost.py
+# warns at the same load).
+LOADED_CORES = 0.25
+COMPARISON_CAPTION = (
+    'One row per model/arm/dataset. AP x100 (COCO); "± x" is the half-width '
+    'of the 95% interval over seeds (two or more seeds). ms: median latency '
+    "per image at batch 1; load (cores): how many cores' worth of CPU "
+    'other processes used while it was timed -- above '
+    f'{LOADED_CORES} the ms is inflated and marked "(under load)", not a '
+    'speed of the model. iters and wall (s): training iterations and wall '
+    'time; weights: what the runs started from; runs: their run ids.')
+
+
+def latency_cells(ms: float, load: float) -> Tuple[str, str]:
+    """The comparison table's ``ms`` and ``load (cores)`` cells.
+
+    Args:
+        ms: Median latency per image (NaN: not timed).
+        load: Cores' worth of CPU other processes used while it was timed
+            (NaN: not recorded).
+
+    Returns:
+        ``('14423.7 (under load)', '13.00')`` for a timing above
+        :data:`LOADED_CORES`, ``('41.2', '0.02')`` for a clean one, ``'–'``
+        for what is missing.
+    """
+    if ms != ms:
+        return '–', '–'
+    if load != load:
+        return f'{ms:.1f}', '–'
+    flag = ' (under load)' if load > LOADED_CORES else ''
+    return f'{ms:.1f}{flag}', f'{load:.2f}'
 
 
 def ap_cell(mean: float, ci: float, n: int) -> str:
@@ -40,8 +73,8 @@ def comparison_table(summary: pd.DataFrame) -> pd.DataFrame:
         row['params (M)'] = ('–' if r.params != r.params
                              else f'{r.params / 1e6:.2f}')
         row['GFLOPs'] = '–' if r.gflops != r.gflops else f'{r.gflops:.2f}'
-        row['ms'] = ('–' if r.latency_ms != r.latency_ms
-                     else f'{r.latency_ms:.1f}')
+        row['ms'], row['load (cores)'] = latency_cells(
+            r.latency_ms, r.get('latency_other_load', float('nan')))
         row['iters'] = '–' if r.iterations != r.iterations \
             else f'{int(r.iterations)}'
         row['wall (s)'] = '–' if r.wall_time_s != r.wall_time_s \

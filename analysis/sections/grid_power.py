@@ -115,8 +115,9 @@ def planned_vs_actual(all_results: pd.DataFrame,
                          planned_s=('no rate' if planned is None
                                     else round(planned, 1)),
                          actual_s=round(r.wall_time_s, 1),
-                         ratio=('–' if planned is None
-                                else f'{planned / r.wall_time_s:.2f}'),
+                         **{'planned/actual': (
+                             '–' if planned is None
+                             else f'{planned / r.wall_time_s:.2f}')},
                          rate=(rate.source if rate else '')))
     return pd.DataFrame(rows)
 
@@ -139,13 +140,23 @@ def grid_power_section(all_results: pd.DataFrame, evals,
         'uncertainty/power.py, with the noise these runs show, '
         'analysis/power.py), the seeds per arm the claim '
         'needs, and their device-hours from these runs\' own cost. Before a '
-        'grid runs: python experiments/run_grid.py GRID --plan.'], [table])
+        'grid runs: .venv/bin/python experiments/run_grid.py GRID --plan.'])
+    section.add_table(table, (
+        'What each verdict can decide: claimed: the paper\'s effect (AP '
+        'points); MDE now: the smallest gap the seeds that exist resolve; '
+        'seeds needed: per arm, for 80% power at the claimed effect; '
+        'device-h needed: those seeds\' device-hours at these runs\' cost.'))
     cost = planned_vs_actual(all_results, rates)
-    section.text.append(
-        'Planned against actual wall time of finished runs (rate table '
-        'experiments/cost/iteration_rates.csv; "no rate" where it has no '
-        'row for the config and device: run --plan --probe N '
-        '--save-rates).')
-    if not cost.empty:
-        section.tables.append(cost)
+    if cost.empty:
+        section.text.append('No finished run to set against its planned '
+                            'cost.')
+        return section
+    section.add_table(cost, (
+        'Planned against actual wall time of each finished run: planned_s '
+        'from the rate table (experiments/cost/iteration_rates.csv; "no '
+        'rate" where it has no row for the config and device: run --plan '
+        '--probe N --save-rates), actual_s the run\'s wall time, '
+        'planned/actual = planned_s / actual_s (below 1: the run took '
+        'longer than planned; above 1: shorter); rate: the rate row\'s '
+        'source.'))
     return section

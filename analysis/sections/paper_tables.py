@@ -68,8 +68,12 @@ def paper_tables_section(all_results: pd.DataFrame) -> Section:
         'different trainings (experiments/grid/batch_recipe.py); intervals '
         'are in the bootstrap and verdict sections. latency_ms rows: ours is '
         'the median per image on the device named (experiments/'
-        'measure_cost.py); the paper timed its own GPU, so no delta.'],
-        [table[ran].drop(columns='grid')] if ran.any() else [])
+        'measure_cost.py); the paper timed its own GPU, so no delta.'])
+    if ran.any():
+        section.add_table(table[ran].drop(columns='grid'), (
+            'One row per published number of a paper table that has a run '
+            'of ours: published and ours (x100 for APs), delta = ours - '
+            'published; seeds: runs in our mean.'))
     if missing:
         section.text.append('Tables without a run of ours: '
                             + '; '.join(missing) + '.')
@@ -135,8 +139,9 @@ def threshold_sweep_section(all_results: pd.DataFrame,
             'No grid of ours has bm_* arms, so there is nothing to set '
             'beside the published sweep (' + ', '.join(
                 f'{t}: {pub.get(a, np.nan):.1f}'
-                for t, a in zip(thresholds, arms)) + '); python experiments/'
-            'run_grid.py experiments/grids/retinamask_best_matching.yaml.')
+                for t, a in zip(thresholds, arms)) + '); .venv/bin/python '
+            'experiments/run_grid.py '
+            'experiments/grids/retinamask_best_matching.yaml.')
         return section
     fig, ax = plt.subplots(figsize=(7, 3.5))
     ax.plot(thresholds, [pub.get(a, np.nan) for a in arms], 'k--o',

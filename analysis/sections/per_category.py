@@ -125,7 +125,13 @@ def per_category_section(df: pd.DataFrame, evals, n_resamples: int
         '(seeds averaged on each); "real" means the 95% basic interval '
         'excludes zero. With many categories some intervals exclude zero by '
         'chance (1 in 20 at 95%). ' + caption(df))
-    section.tables.append(pd.DataFrame(ap_rows))
+    section.add_table(pd.DataFrame(ap_rows), (
+        'AP x100 per category: one row per dataset, task and category, one '
+        'column per arm (mean over its seeds; "–": no ground truth of the '
+        'category).'))
     if diff_rows:
-        section.tables.append(pd.DataFrame(diff_rows))
+        section.add_table(pd.DataFrame(diff_rows), (
+            'Differences to the first arm: diff = AP(arm) - AP(first arm) '
+            'per category (AP x100) with its 95% paired image-bootstrap '
+            'interval; real: "yes" when the interval excludes zero.'))
     return section

@@ -69,14 +69,19 @@ def fine_bins_section(df: pd.DataFrame, evals: RunEvals,
     section = Section('Small objects: AP by object size', [
         'AP x100 per COCO size range and per 8 log-spaced area bins (named '
         'by the side of an equal-area square), mean over seeds, recomputed '
-        'from the saved detections. GT counts per bin are in the second '
-        'table; a bin with few objects gives a noisy AP. ' + caption(df)])
+        'from the saved detections; a bin with few objects gives a noisy '
+        'AP. ' + caption(df)])
     if table.empty:
         section.text.append('No finished run has saved detections.')
         return section
-    section.tables += [table.round(1),
-                       pd.DataFrame(counts).T.rename_axis('dataset')
-                       .reset_index()]
+    section.add_table(table.round(1), (
+        'AP x100 per size: one row per arm, dataset and task (box or '
+        'mask); small/medium/large are COCO\'s ranges, the other columns '
+        'the area bins; seeds: how many runs the mean is over.'))
+    section.add_table(
+        pd.DataFrame(counts).T.rename_axis('dataset').reset_index(),
+        'Ground-truth objects per area bin, one row per dataset: how many '
+        'objects each AP above is computed on.')
     section.figures.append(_plot_by_task(
         table, range(len(FINE_BINS)), list(FINE_BINS),
         'AP by object-area bin', osp.join(out_dir, 'ap_by_fine_bin.png'),
@@ -101,7 +106,9 @@ def iou_sweep_section(df: pd.DataFrame, evals: RunEvals,
     if table.empty:
         section.text.append('No finished run has saved detections.')
         return section
-    section.tables.append(table.round(1))
+    section.add_table(table.round(1), (
+        'AP x100 at each IoU threshold (column), one row per arm, dataset '
+        'and task; seeds: how many runs the mean is over.'))
     section.figures.append(_plot_by_task(
         table, IOU_THRESHOLDS, columns, 'AP vs IoU threshold',
         osp.join(out_dir, 'ap_vs_iou.png'), xlabel='IoU threshold'))
@@ -120,8 +127,12 @@ def bootstrap_section(df: pd.DataFrame, evals: RunEvals,
                             f'{100 * e.hi:.1f}]'},
                          seeds=e.n_seeds, images=e.n_images,
                          runs=','.join(runs.run_id)))
-    return Section('Uncertainty: image-bootstrap intervals', [
+    section = Section('Uncertainty: image-bootstrap intervals', [
         f'Basic bootstrap over validation images ({n_resamples} resamples, '
         f'seeds averaged on each resample): the interval reflects which '
-        f'images were drawn, not seed-to-seed variation. ' + caption(df)],
-        [pd.DataFrame(rows)])
+        f'images were drawn, not seed-to-seed variation. ' + caption(df)])
+    section.add_table(pd.DataFrame(rows), (
+        'AP x100 of each arm and task with its 95% image-bootstrap '
+        'interval; seeds and images: what it is computed on; runs: the run '
+        'ids.'))
+    return section

@@ -4,7 +4,10 @@ Per-image mask AP comes from the cached per-image matching
 (:mod:`analysis.coco_eval.image_eval`, one image's weight 1, the rest 0).
 For each arm compared with the dataset's first arm (seed 0 of each, or their
 lowest seed), the images with the largest AP differences either way are
-drawn: ground truth, then each arm's masks with their scores.
+drawn: ground truth, then each arm's masks with their scores. An arm's
+panel shows its image's best-scoring detections whatever their score (at
+least :data:`MIN_DRAWN`; more when more score :data:`SCORE_MIN` or higher),
+so a model whose scores stay low is not drawn as an empty image.
 """
 import os.path as osp
 from typing import Dict, List, Tuple
@@ -23,8 +26,13 @@ from experiments.store import (RUN_CONFIG, detections_file,
 
 PAIRS_PER_COMPARISON = 4
 MAX_IMAGES = 2000  # per-image AP on at most this many images
+# Per image: every detection scoring SCORE_MIN or more, and never fewer than
+# the MIN_DRAWN best whatever their score; at most MAX_DRAWN.
 SCORE_MIN = 0.3
-MAX_DRAWN = 30
+MIN_DRAWN = 5
+MAX_DRAWN = 15
+PANEL_INCHES = 4.6  # each image's panel, at 100 dpi: about 460 px wide
+LABEL_SIZE = 9  # points: about 12 px at 100 dpi
 
 
 def per_image_ap(ev: ImageEval, img_ids: List[int]) -> np.ndarray:
@@ -47,21 +55,46 @@ def _image_dir(run_dir: str) -> str:
     return project_path(osp.join(ds.get('data_root', ''), prefix))
 
 
+def _label_corners(corners: List[Tuple[float, float]], texts: List[str],
+                   image_width: int) -> List[Tuple[float, float]]:
+    """Top-left corners of the labels (image pixels), each moved down past
+    the labels placed before it that it would cover; their sizes are
+    estimated from the panel's scale."""
+    per_px = image_width / (PANEL_INCHES * 100 * 0.95)
+    line = LABEL_SIZE * 100 / 72 * 1.6 * per_px  # a label's height
+    placed: List[Tuple[float, float, float]] = []  # x0, x1, y0
+    out = []
+    for (x, y), text in zip(corners, texts):
+        width = (len(text) * 0.6 + 0.6) * LABEL_SIZE * 100 / 72 * per_px
+        while any(x < x1 and x0 < x + width and abs(y - y0) < line
+                  for x0, x1, y0 in placed):
+            y += line
+        placed.append((x, x + width, y))
+        out.append((x, y))
+    return out
+
+
 def _draw(ax, image: np.ndarray, instances: List[Tuple[dict, str]],
           title: str) -> None:
     ax.imshow(image)
     overlay = np.zeros((*image.shape[:2], 4))
+    corners, texts, colours = [], [], []
     for n, (seg, text) in enumerate(instances):
         m = mask_utils.decode(seg).astype(bool)
         colour = plt.cm.tab10(n % 10)
         overlay[m] = (*colour[:3], 0.45)
         ys, xs = np.nonzero(m)
         if text and xs.size:
-            ax.text(xs.min(), ys.min(), text, fontsize=6, color='white',
-                    bbox=dict(facecolor=colour, alpha=0.7, pad=0.5,
-                              linewidth=0))
+            corners.append((xs.min(), ys.min()))
+            texts.append(text)
+            colours.append(colour)
+    for (x, y), text, colour in zip(
+            _label_corners(corners, texts, image.shape[1]), texts, colours):
+        ax.text(x, y, text, fontsize=LABEL_SIZE, color='white', va='top',
+                clip_on=True, bbox=dict(facecolor=colour, alpha=0.75,
+                                        pad=1.0, linewidth=0))
     ax.imshow(overlay)
-    ax.set_title(title, fontsize=8)
+    ax.set_title(title, fontsize=10)
     ax.axis('off')
 
 
@@ -78,11 +111,34 @@ def _gt_instances(gt: dict, img: dict, names: dict) -> List[Tuple[dict, str]]:
     return out
 
 
+def detections_to_draw(dets: List[dict]) -> List[dict]:
+    """An image's detections to draw.
+
+    Args:
+        dets: One image's detections (COCO results, with ``score``).
+
+    Returns:
+        Best first: every one scoring :data:`SCORE_MIN` or more, at least
+        the :data:`MIN_DRAWN` best whatever their score, at most
+        :data:`MAX_DRAWN`.
+    """
+    ranked = sorted(dets, key=lambda d: -d['score'])
+    above = sum(d['score'] >= SCORE_MIN for d in ranked)
+    return ranked[:min(max(above, MIN_DRAWN), MAX_DRAWN)]
+
+
 def _det_instances(dets: List[dict], names: dict) -> List[Tuple[dict, str]]:
-    kept = sorted((d for d in dets if d['score'] >= SCORE_MIN),
-                  key=lambda d: -d['score'])[:MAX_DRAWN]
     return [(d['segmentation'], f'{names.get(d["category_id"], "")} '
-             f'{d["score"]:.2f}') for d in kept]
+             f'{d["score"]:.2f}') for d in detections_to_draw(dets)]
+
+
+def _det_title(run, ap: float, dets: List[dict]) -> str:
+    top = max((d['score'] for d in dets), default=None)
+    return (f'{run.model}/{run.arm} seed {int(run.seed)}: mask AP '
+            f'{100 * ap:.1f}\n' + ('no detection' if top is None else
+                                   f'{len(detections_to_draw(dets))} of '
+                                   f'{len(dets)} detections drawn, top '
+                                   f'score {top:.2f}'))
 
 
 def _by_image(path: str) -> Dict[int, List[dict]]:
@@ -131,8 +187,9 @@ def qualitative_section(df: pd.DataFrame, evals, out_dir: str) -> Section:
                 continue
             other_dets = _by_image(detections_file(other.detections,
                                                    'segm'))
-            fig, axes = plt.subplots(len(order), 3, squeeze=False,
-                                     figsize=(9, 3 * len(order)))
+            fig, axes = plt.subplots(
+                len(order), 3, squeeze=False,
+                figsize=(3 * PANEL_INCHES, 0.85 * PANEL_INCHES * len(order)))
             for row, i in zip(axes, order):
                 img = images[img_ids[i]]
                 path = osp.join(img_dir, img['file_name'])
@@ -143,25 +200,26 @@ def qualitative_section(df: pd.DataFrame, evals, out_dir: str) -> Section:
                 image = image[:, :, ::-1]
                 _draw(row[0], image, _gt_instances(gt, img, names),
                       f'ground truth: {img["file_name"]}')
-                _draw(row[1], image, _det_instances(
-                    ref_dets.get(img['id'], []), names),
-                    f'{ref.model}/{ref.arm} seed {int(ref.seed)}: mask AP '
-                    f'{100 * ref_ap[i]:.1f}')
-                _draw(row[2], image, _det_instances(
-                    other_dets.get(img['id'], []), names),
-                    f'{other.model}/{other.arm} seed {int(other.seed)}: mask '
-                    f'AP {100 * ap[i]:.1f}')
+                for ax, run, dets, value in (
+                        (row[1], ref, ref_dets, ref_ap[i]),
+                        (row[2], other, other_dets, ap[i])):
+                    dets = dets.get(img['id'], [])
+                    _draw(ax, image, _det_instances(dets, names),
+                          _det_title(run, value, dets))
             name = (f'pairs_{ref.model}_{ref.arm}_vs_{other.model}_'
                     f'{other.arm}_{dataset}.png').replace('/', '-')
-            section.figures.append(save_figure(fig, osp.join(out_dir, name),
-                                               dpi=80))
+            section.figures.append(save_figure(fig, osp.join(out_dir, name)))
             section.text.append(
                 f'{other.model}/{other.arm} vs {ref.model}/{ref.arm} on '
                 f'{dataset}: the {len(order)} of {len(img_ids)} validation '
                 f'images with the largest per-image mask AP difference '
                 f'(runs {ref.run_id} and {other.run_id}, weights '
-                f'{ref.weights} / {other.weights}); detections with score '
-                f'>= {SCORE_MIN}, at most {MAX_DRAWN} per image.')
+                f'{ref.weights} / {other.weights}). Each arm\'s panel draws '
+                f'its best-scoring masks whatever their score: every one '
+                f'scoring {SCORE_MIN} or more and never fewer than the '
+                f'{MIN_DRAWN} best (so a model whose scores stay low still '
+                f'shows what it found), at most {MAX_DRAWN} per image; each '
+                f'label gives the category and the score.')
     if not section.figures:
         section.text.append('Needs two finished arms with saved mask '
                             'detections on one dataset.')

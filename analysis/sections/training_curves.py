@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from analysis.figure_labels import plain_log_ticks
 from analysis.report import Section, save_figure
 from analysis.sections.provenance import caption
 
@@ -95,17 +96,24 @@ def training_curves_section(df: pd.DataFrame, out_dir: str) -> Section:
         if panel.startswith('loss') and (
                 ax.get_ylim()[0] > 0 and ax.get_ylim()[1] > 0):
             ax.set_yscale('log')
+            plain_log_ticks(ax.yaxis)
     for ax in list(axes.flat)[len(panels):]:
         ax.axis('off')
     handles, names = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, names, loc='lower right', fontsize=7)
-    section.figures.append(save_figure(fig, osp.join(out_dir,
-                                                     'training_curves.png')))
+    # The legend goes above the panels, in a band kept free for it: over
+    # the panels it would cover a curve or an axis label.
+    ncol = min(len(names), 4)
+    band = (0.2 * np.ceil(len(names) / ncol) + 0.15) / fig.get_figheight()
+    fig.legend(handles, names, loc='upper center', ncol=ncol, fontsize=7,
+               bbox_to_anchor=(0.5, 1.0), frameon=False)
+    section.figures.append(save_figure(
+        fig, osp.join(out_dir, 'training_curves.png'),
+        rect=(0, 0, 1, 1 - band)))
     section.text.append(
         'mmengine scalars of every finished or failed run (dashed: failed), '
-        'one colour per model/arm, one line per seed; loss panels on a log '
-        'scale; validation AP (coco/*_mAP, a fraction) where the schedule '
-        'validated. ' + caption(df))
+        'one colour per model/arm, one line per seed (legend above the '
+        'panels); loss panels on a log scale; validation AP (coco/*_mAP, a '
+        'fraction) where the schedule validated. ' + caption(df))
     return section
 
 

@@ -20,9 +20,9 @@ def test_sections_build_from_partial_results(tmp_path, results_csv):
     # not dozens of "not run" rows.
     paper = next(s for s in sections if s.title.startswith('Paper'))
     assert not paper.tables
-    assert 'CenterMask Table 1 (14 published numbers): not run; python ' \
-        'experiments/run_grid.py experiments/grids/centermask_table1.yaml' \
-        in ' '.join(paper.text)
+    assert 'CenterMask Table 1 (14 published numbers): not run; ' \
+        '.venv/bin/python experiments/run_grid.py ' \
+        'experiments/grids/centermask_table1.yaml' in ' '.join(paper.text)
     sweep = next(s for s in sections if s.title.startswith('Best-matching'))
     assert not sweep.figures and 'retinamask_best_matching.yaml' in \
         ' '.join(sweep.text)
