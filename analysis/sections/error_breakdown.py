@@ -272,7 +272,10 @@ def error_breakdown_section(df: pd.DataFrame, out_dir: str,
                             sort=False)[columns].agg(_mean_spread)
     summary.insert(0, 'seeds', table.groupby(
         ['task', 'size', 'dataset', 'arm'], sort=False).seed.nunique())
-    section.tables.append(summary.reset_index())
+    section.add_table(summary.reset_index(),
+                      'Per task, size range and arm: AP50 and the dAP50 of '
+                      'each error type (x100), mean over seeds with '
+                      '[min, max].')
     section.figures.append(_plot(table, out_dir))
     return section
 
