@@ -23,13 +23,19 @@ demo: setup
 	$(PY) experiments/measure_cost.py $(GRID) --images 32 --onnxruntime
 	$(PY) reports/generate_report.py --grid $(GRID)
 
+# Both cores: pytest-xdist, one test file per worker at a time (a file's
+# module-scoped trained fixtures are built once); the 25 slowest tests are
+# listed at the end. JOBS=1 runs it in one process.
+JOBS ?= 2
+PYTEST_JOBS = $(if $(filter 1,$(JOBS)),,-n $(JOBS) --dist loadfile)
+
 test: setup
-	$(PY) -m pytest tests -q
+	$(PY) -m pytest tests -q $(PYTEST_JOBS) --durations=25
 
 # Every module's tests except the slow ones (each trains a model for a few
 # iterations) and the end-to-end grid runs (tests/e2e).
 test-fast: setup
-	$(PY) -m pytest tests -q -m "not slow" --ignore=tests/e2e
+	$(PY) -m pytest tests -q $(PYTEST_JOBS) -m "not slow" --ignore=tests/e2e
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -20,6 +20,16 @@ def tiny_builtin(tmp_path_factory):
     return out
 
 
+@pytest.fixture(scope='session', autouse=True)
+def mmdet_default_scope():
+    """mmdet as the registries' default scope for every test, whichever
+    test a worker runs first (under pytest-xdist a file may run before any
+    test that builds a runner has set it)."""
+    from mmdet.utils import register_all_modules
+    register_all_modules(init_default_scope=True)
+    import mmdet_plugins  # noqa: F401
+
+
 @pytest.fixture
 def coco128():
     if not osp.isfile(osp.join(COCO128, 'annotations',
