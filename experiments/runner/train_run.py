@@ -47,6 +47,7 @@ from experiments.runner.progress import (
     RunProgressHook,
     attempt_signals,
 )
+from experiments.runner.resume_row import resume_columns
 from experiments.store import (
     FINISHED,
     append_attempt,
@@ -179,25 +180,6 @@ def add_tracker(cfg: Config, meta: dict) -> None:
     cfg.visualizer = vis
 
 
-def resume_columns(run_dir: str) -> dict:
-    """``resumed_from`` (``iter 2; iter 4``) and ``resume_exact`` of a run
-    that resumed (``RandomStateHook``'s report); empty when it never did."""
-    from mmdet_plugins.engine.random_state_hook import read_resume_report
-    try:
-        report = read_resume_report(run_dir)
-    except (OSError, ValueError):
-        report = None
-    if not report or not report.get('resumes'):
-        return dict(resumed_from='', resume_exact='')
-    resumes = report['resumes']
-    reasons = sorted({r for x in resumes for r in x.get('reasons') or []})
-    return dict(
-        resumed_from='; '.join(f'{x.get("kind", "iter")} {x.get("step")}'
-                               for x in resumes),
-        resume_exact='yes' if report.get('exact') else
-        'no: ' + '; '.join(reasons))
-
-
 def unwrapped(model):
     """The model inside a DDP wrapper."""
     return model.module if hasattr(model, 'module') else model
@@ -297,6 +279,11 @@ def train_and_evaluate(run_dir: str, launcher: str = 'none') -> dict:
                              cfg.get('allow_partial_checkpoint')))
         if rank0:
             runner.register_hook(RunProgressHook(recorder))
+        # Every rank tests rank 0's trained model, resumed or not.
+        from mmdet_plugins.engine.same_model_test_hook import \
+            SameModelTestHook
+        tested = SameModelTestHook()
+        runner.register_hook(tested)
         if not cfg.get('evaluate_only'):
             phase = 'train'
             runner.train()
@@ -339,7 +326,7 @@ def train_and_evaluate(run_dir: str, launcher: str = 'none') -> dict:
         **peaks,
         attempts=len(ends),
         signals=attempt_signals(ends),
-        **resume_columns(run_dir),
+        **resume_columns(run_dir, tested.problems()),
         work_dir=run_dir,
         detections=osp.join(run_dir, 'detections'),
         finished_at=datetime.datetime.now().isoformat(timespec='seconds'),

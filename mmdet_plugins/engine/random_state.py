@@ -1,6 +1,7 @@
 """A process's random state and a model's buffers, captured and put back
 (what :class:`~mmdet_plugins.engine.random_state_hook.RandomStateHook`
 saves beside each checkpoint)."""
+import hashlib
 import random
 from typing import List
 
@@ -72,3 +73,48 @@ def restore_buffers(model, saved: dict) -> List[str]:
         with torch.no_grad():
             buf.copy_(value.to(buf.device))
     return missing
+
+
+def _feed(hasher, obj) -> None:
+    if isinstance(obj, torch.Tensor):
+        value = obj.detach().cpu().contiguous()
+        hasher.update(f'T{value.dtype}{tuple(value.shape)}'.encode())
+        if value.numel():
+            hasher.update(value.reshape(-1).view(torch.uint8).numpy())
+    elif isinstance(obj, dict):
+        hasher.update(f'D{len(obj)}'.encode())
+        for key in sorted(obj, key=repr):
+            hasher.update(repr(key).encode())
+            _feed(hasher, obj[key])
+    elif isinstance(obj, (list, tuple)):
+        hasher.update(f'L{len(obj)}'.encode())
+        for item in obj:
+            _feed(hasher, item)
+    else:
+        hasher.update(f'V{obj!r}'.encode())
+
+
+def state_digest(obj) -> str:
+    """SHA-1 of ``obj``: nested dicts / lists of tensors (their dtype, shape
+    and bytes) and plain values; equal digests, bit-equal states."""
+    hasher = hashlib.sha1()
+    _feed(hasher, obj)
+    return hasher.hexdigest()
+
+
+def model_digest(model) -> str:
+    """Digest of every parameter and buffer of ``model`` (unwrapped),
+    non-persistent buffers included: what this process computes with."""
+    module = unwrap_model(model)
+    return state_digest(dict(module.state_dict(keep_vars=False),
+                             **dict(module.named_buffers())))
+
+
+def optimizer_digest(optim_wrapper) -> str:
+    """Digest of an optimizer wrapper's per-parameter state (momentum and
+    the like, an AMP loss scaler's), its ``param_groups`` left out (the LR
+    schedulers may set them after this hook and before the checkpoint)."""
+    def strip(state):
+        return {k: (strip(v) if isinstance(v, dict) else v)
+                for k, v in state.items() if k != 'param_groups'}
+    return state_digest(strip(optim_wrapper.state_dict()))

@@ -26,6 +26,12 @@ stopped. What decides the rest of training, and how each part comes back:
   variance, which set that rank's beta): the checkpoint holds rank 0's, so
   every rank saves its own beside its random state and puts them back.
 
+With each state go digests of the rank's model (parameters and buffers) and
+optimizer state (``_digests``); after the restore each rank compares its
+own with them, so a resume whose ranks did not get back what they saved is
+recorded as inexact. What every rank then *tests* is
+``SameModelTestHook``'s business (``same_model_test_hook.py``).
+
 Each state is saved twice: at the checkpoint (before ``CheckpointHook``
 writes it) and again at the start of the next iteration / epoch, after the
 validation and the data fetch in between; the second one is exact whatever
@@ -54,7 +60,8 @@ from mmengine.hooks import CheckpointHook, Hook
 from mmengine.registry import HOOKS
 from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop
 
-from .random_state import (capture_random_state, restore_buffers,
+from .random_state import (capture_random_state, model_digest,
+                           optimizer_digest, restore_buffers,
                            restore_random_state, same_data_random_state,
                            unwrap_model)
 
@@ -70,6 +77,13 @@ def read_resume_report(work_dir: str) -> Optional[dict]:
         return None
     with open(path) as f:
         return json.load(f)
+
+
+def _digests(runner) -> dict:
+    """What this process continues from besides its random state: its
+    model's parameters and buffers and its optimizer's state."""
+    return dict(model=model_digest(runner.model),
+                optimizer=optimizer_digest(runner.optim_wrapper))
 
 
 @HOOKS.register_module()
@@ -116,7 +130,8 @@ class RandomStateHook(Hook):
         path = self._path(runner, kind, step)
         payload = dict(kind=kind, step=step, phase=phase, rank=rank,
                        world_size=world_size, iter=runner.iter,
-                       epoch=runner.epoch, state=capture_random_state())
+                       epoch=runner.epoch, state=capture_random_state(),
+                       digests=_digests(runner))
         if world_size > 1:
             # broadcast_buffers=False: BN statistics and the self-adjusting
             # smooth L1's running mean / variance are per process, and the
@@ -268,6 +283,12 @@ class RandomStateHook(Hook):
                         f'{len(missing)} of this process\'s model buffers '
                         f'were not saved with its random state (e.g. '
                         f'{missing[0]}); they are rank 0\'s')
+            for what, digest in _digests(runner).items():
+                if saved.get('digests', {}).get(what) not in (None, digest):
+                    reasons.append(
+                        f'this process\'s {what} state after the resume is '
+                        f'not the one it saved at {resumed["kind"]} '
+                        f'{resumed["step"]}')
         rank, _ = get_dist_info()
         verdicts = all_gather_object(dict(rank=rank, reasons=reasons,
                                           data_checked=data_checked))

@@ -189,3 +189,25 @@ def test_missing_random_state_is_recorded_as_inexact(runs, tiny_builtin,
     assert 'no random state saved for iter 4 on rank 0' in \
         entry['reasons'][0]
     assert max_abs_diff(_weights(runs['full']), _weights(work_dir)) > 0
+
+
+@pytest.mark.slow
+def test_a_state_that_did_not_come_back_is_recorded_as_inexact(
+        tiny_builtin, tmp_path):
+    """Each rank checks the model and optimizer state it resumes from
+    against the digests it saved with its random state (issue 39)."""
+    full, work_dir = str(tmp_path / 'full'), str(tmp_path / 'resumed')
+    _train(_config(tiny_builtin, full, 'mask_rcnn', 4, val=False))
+    _cut_back(full, work_dir, 2)
+    path = osp.join(work_dir, RNG_DIR, 'iter_2.rank0.pth')
+    saved = torch.load(path, weights_only=True)
+    assert set(saved['digests']) == {'model', 'optimizer'}
+    saved['digests']['model'] = 'the state of another run'
+    torch.save(saved, path)
+    _train(_config(tiny_builtin, work_dir, 'mask_rcnn', 4, val=False),
+           resume=True)
+    (entry,) = read_resume_report(work_dir)['resumes']
+    assert entry['exact'] is False
+    assert entry['reasons'] == [
+        'this process\'s model state after the resume is not the one it '
+        'saved at iter 2']
