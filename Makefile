@@ -24,13 +24,18 @@ demo: setup
 	$(PY) reports/generate_report.py --grid $(GRID)
 
 # Both cores: pytest-xdist, one test file per worker at a time (a file's
-# module-scoped trained fixtures are built once); the 25 slowest tests are
-# listed at the end. JOBS=1 runs it in one process.
+# module-scoped trained fixtures are built once); then the `serial` tests
+# (wall-clock estimates, the real Slurm) alone on the machine. The slowest
+# tests of each part are listed at the end. JOBS=1 runs it in one process.
 JOBS ?= 2
 PYTEST_JOBS = $(if $(filter 1,$(JOBS)),,-n $(JOBS) --dist loadfile)
 
 test: setup
-	$(PY) -m pytest tests -q $(PYTEST_JOBS) --durations=25
+	$(PY) -m pytest tests -q $(PYTEST_JOBS) -m "not serial" --durations=25; \
+	parallel=$$?; \
+	$(PY) -m pytest tests -q -m serial --durations=10; \
+	serial=$$?; \
+	exit $$(( parallel || serial ))
 
 # Every module's tests except the slow ones (each trains a model for a few
 # iterations) and the end-to-end grid runs (tests/e2e).

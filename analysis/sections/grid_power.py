@@ -143,7 +143,8 @@ def grid_power_section(all_results: pd.DataFrame, evals,
         'grid runs: .venv/bin/python experiments/run_grid.py GRID --plan.'])
     section.add_table(table, (
         'What each verdict can decide: claimed: the paper\'s effect (AP '
-        'points); MDE now: the smallest gap the seeds that exist resolve; '
+        'points); MDE now: the smallest distance from the verdict\'s '
+        'boundary the seeds that exist resolve at 80% power; '
         'seeds needed: per arm, for 80% power at the claimed effect; '
         'device-h needed: those seeds\' device-hours at these runs\' cost.'))
     cost = planned_vs_actual(all_results, rates)

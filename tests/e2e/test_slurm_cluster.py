@@ -28,7 +28,8 @@ from helpers import (
 from experiments.runner.lock import RunLock
 from experiments.store import PROJECT_ROOT, read_attempts, read_results_csv
 
-pytestmark = pytest.mark.slow
+# A real Slurm daemon, steps raced against its jobs: alone on the machine.
+pytestmark = [pytest.mark.slow, pytest.mark.serial]
 SLURM_ARGS = ['--executor', 'slurm', '--cpus-per-gpu', '1',
               '--mem-gb-per-gpu', '1', '--time-min', '30', '--tick', '1']
 

@@ -30,6 +30,12 @@ def test_quiet_export_drops_only_torchs_harmless_messages():
     from mmdet_plugins.export.exporter import quiet_export
     kept = _Keep()
     logger = logging.getLogger(REGISTRY_LOG)
+    # Whatever an earlier test in this process did to torch's loggers (an
+    # export under pytest-xdist shares the worker), this one listens.
+    saved = logger.level, logger.disabled, logging.root.manager.disable
+    logger.setLevel(logging.WARNING)
+    logger.disabled = False
+    logging.disable(logging.NOTSET)
     logger.addHandler(kept)
     try:
         with warnings.catch_warnings(record=True) as caught:
@@ -47,6 +53,9 @@ def test_quiet_export_drops_only_torchs_harmless_messages():
                 warnings.warn('another deprecation', FutureWarning)
     finally:
         logger.removeHandler(kept)
+        logger.setLevel(saved[0])
+        logger.disabled = saved[1]
+        logging.disable(saved[2])
     assert kept.messages[1:] == ['another problem']
     assert [str(w.message) for w in caught[1:]] == ['another deprecation']
     # Once the export is over, nothing stays silenced.

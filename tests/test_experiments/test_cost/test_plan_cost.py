@@ -58,6 +58,7 @@ def test_plan_trains_and_writes_nothing(grid_dir):
 
 
 @pytest.mark.slow
+@pytest.mark.serial   # wall time against wall time: nothing else may run
 def test_estimate_within_25_percent_of_actual(grid_dir):
     grid_path = write_grid(grid_dir, CONFIGS)
     grid = load_grid(grid_path)
