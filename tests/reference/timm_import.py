@@ -5,8 +5,9 @@ its data package, which imports torchvision's datasets and transforms. The
 only torchvision builds on our package index are CUDA builds that fail to
 load against the CPU torch ("operator torchvision::nms does not exist").
 Where that happens, a stand-in ``torchvision`` whose names are unusable
-placeholders lets timm import; any use of one raises. Where torchvision
-works, it is used as it is.
+placeholders lets timm import; any use of one raises. The stand-in is
+gone again once timm is imported, so the tests that run after it in the same
+process see no torchvision. Where torchvision works, it is used as it is.
 """
 import importlib
 import importlib.abc
@@ -70,5 +71,15 @@ def import_timm():
     for name in [m for m in sys.modules
                  if m == 'timm' or m.startswith(('timm.', 'torchvision'))]:
         del sys.modules[name]
-    sys.meta_path.insert(0, _StandInFinder())
-    return importlib.import_module('timm')
+    finder = _StandInFinder()
+    sys.meta_path.insert(0, finder)
+    try:
+        return importlib.import_module('timm')
+    finally:
+        # timm keeps what it imported; the rest of the process must not see
+        # a torchvision (mmengine's collect_env reads its __version__, torch's
+        # ONNX exporter asks whether it is installed).
+        sys.meta_path.remove(finder)
+        for name in [m for m in sys.modules
+                     if m == 'torchvision' or m.startswith('torchvision.')]:
+            del sys.modules[name]
