@@ -19,7 +19,7 @@ import pandas as pd
 from analysis.evidence import make_evidence, scale
 from uncertainty.decision import gap
 from uncertainty.difference import pooled_seed_var
-from uncertainty.noise import Noise, prior
+from uncertainty.noise import PRIOR_IMAGES, Noise, prior
 
 # Claimed effects the published table (analysis/data/published.csv) cannot
 # give: (effect in AP points, source).
@@ -95,7 +95,7 @@ def measured_noise(a_runs: pd.DataFrame, b_runs: pd.DataFrame, metric: str,
     """
     n_images = int(np.nanmax(pd.concat([a_runs, b_runs]).val_images)) \
         if 'val_images' in a_runs and len(a_runs) else 0
-    base = base or prior(metric, n_images or 5000)
+    base = base or prior(metric, n_images or PRIOR_IMAGES)
     unit = scale(metric)
     d = make_evidence(evals, n_resamples)(a_runs, b_runs, metric) \
         if evals is not None else None

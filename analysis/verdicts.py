@@ -31,7 +31,7 @@ from analysis.evidence import Evidence, scale
 from experiments.store import project_path
 from uncertainty.decision import KINDS, decide
 from uncertainty.difference import Difference, from_run_values
-from uncertainty.noise import Noise, prior
+from uncertainty.noise import PRIOR_IMAGES, Noise, prior
 from uncertainty.power import mde
 
 __all__ = ['Evidence', 'KINDS', 'Verdict', 'decide', 'how_to_run', 'judge',
@@ -129,7 +129,7 @@ def fallback_difference(a: np.ndarray, b: np.ndarray, n_images: int,
     """The effect from the runs' values alone (no saved detections): the
     prior's image term for an AP column; None with one seed of a metric
     the prior does not cover."""
-    noise = prior(metric, n_images or 5000) \
+    noise = prior(metric, n_images or PRIOR_IMAGES) \
         if metric_task_area(metric) else None
     if noise is None:
         noise = Noise(0.0, float('nan'), float('nan'), n_images,
