@@ -106,6 +106,14 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='keep runs whose model, arm, dataset or seed '
                         'equals VALUE; repeat to combine')
     add_cfg_options_argument(parser)
+    parser.add_argument('--random-init-missing-weights', action='store_true',
+                        help='start from random initialisation where an '
+                        'initial weight (ImageNet backbone, load_from) is not '
+                        'in the cache its run reads (a machine without '
+                        'internet); recorded in the run\'s config and '
+                        '"weights", so these are other runs. Default: refuse '
+                        'the grid, one line per missing file '
+                        '(tools/fetch_weights.py GRID fetches them)')
     parser.add_argument('--executor', default='local',
                         choices=['local', 'slurm', 'submitit-local'],
                         help='local: this machine\'s GPUs or CPU slots; '
@@ -301,7 +309,9 @@ def _main(argv=None) -> int:
     # unless the grid or --processes-per-run says more.
     on_cpu = not slot_ids or slot_ids[0].startswith(CPU_SLOT_PREFIX)
     planned, problems = plan(grid, runs, work_dir,
-                             devices=1 if on_cpu else len(slot_ids))
+                             devices=1 if on_cpu else len(slot_ids),
+                             random_init_missing_weights=args
+                             .random_init_missing_weights)
     if slot_ids:
         for p in planned:
             if p.processes > len(slot_ids):

@@ -224,12 +224,17 @@ def resolve_run(run: RunSpec, dataset: PreparedDataset, grid_path: str,
 def weights_source(cfg: Config) -> str:
     """What a run starts from, for its results row.
 
-    ``evaluated: <checkpoint>`` for an evaluation-only run, ``backbone:
-    <checkpoint>`` for a backbone's pretrained weights, else
+    ``evaluated: <checkpoint>`` for an evaluation-only run, ``random init
+    (not in the cache: <checkpoint>)`` for one whose weights were missing,
+    ``backbone: <checkpoint>`` for a backbone's pretrained weights, else
     ``from scratch``.
     """
     if cfg.get('evaluate_only'):
         return f'evaluated: {cfg.load_from}'
+    if cfg.get('random_init_weights'):
+        # run_grid.py --random-init-missing-weights (weights_check.py).
+        return 'random init (not in the cache: ' + ', '.join(
+            cfg.random_init_weights.values()) + ')'
     init = (cfg.model.get('backbone') or {}).get('init_cfg')
     if isinstance(init, dict) and init.get('type') == 'Pretrained':
         return f'backbone: {init["checkpoint"]}'

@@ -14,6 +14,11 @@ from experiments.grid.run_config import (
     resolve_run,
 )
 from experiments.grid.spec import GridSpec, GridSpecError, RunSpec
+from experiments.plan.weights_check import (
+    drop_unavailable_weights,
+    refusal,
+    weight_sources,
+)
 from experiments.runner.launch import PlannedRun
 from experiments.runner.lock import is_locked
 from experiments.store import (RUN_META, run_dir_name, run_status,
@@ -54,13 +59,24 @@ def estimated_cost(p: PlannedRun) -> float:
                  * p.processes)
 
 
+def _shown(path: str) -> str:
+    """``path`` relative to the working directory when under it."""
+    rel = osp.relpath(path)
+    return path if rel.startswith('..') else rel
+
+
 def plan(grid: GridSpec, runs: List[RunSpec], work_dir: str,
-         devices: int = 1) -> Tuple[List[PlannedRun], List[str]]:
+         devices: int = 1, random_init_missing_weights: bool = False
+         ) -> Tuple[List[PlannedRun], List[str]]:
     """Resolve every run; collect every problem instead of stopping early.
 
     Args:
         devices: GPUs (or CPU slots) one run may take: a run without a
             process count of its own takes as many as split its total batch.
+        random_init_missing_weights: Start from random initialisation where
+            an initial weight is not in its cache (recorded in the run's
+            config, so it is another run); otherwise each missing weight is
+            a problem (``experiments/plan/weights_check.py``).
 
     Returns:
         The planned runs and the problems found.
@@ -79,6 +95,12 @@ def plan(grid: GridSpec, runs: List[RunSpec], work_dir: str,
         dataset = datasets[run.dataset]
         try:
             cfg, recipe = resolve_run(run, dataset, grid.path, devices)
+            # Before the run id: random init makes another run.
+            missing = [s for s in weight_sources(cfg, run.config)
+                       if not s.available]
+            if missing and random_init_missing_weights:
+                drop_unavailable_weights(cfg, missing)
+                missing = []
             run_id = config_hash(cfg)
             run_dir = osp.join(work_dir, run_dir_name(
                 run.model, run.arm, run.dataset, run.seed, run_id))
@@ -91,6 +113,12 @@ def plan(grid: GridSpec, runs: List[RunSpec], work_dir: str,
                 built.add(key)
         except (ConfigBuildError, GridSpecError) as e:
             problems.append(str(e))
+            continue
+        if missing:
+            # Arms and seeds share a backbone: one line per file.
+            problems.extend(line for line in (
+                refusal(s, _shown(grid.path)) for s in missing)
+                if line not in problems)
             continue
         planned.append(PlannedRun(run, run_id, run_dir, cfg, dataset,
                                   recipe))
@@ -131,3 +159,6 @@ def print_dry_run(planned: List[PlannedRun]) -> None:
             print(f'      {key} = {value!r}')
         for key, value in p.run.cfg_options.items():
             print(f'      {key} = {value!r} (--cfg-options)')
+        for key, value in (p.cfg.get('random_init_weights') or {}).items():
+            print(f'      {key}: random init ({value} is not in its '
+                  f'cache; --random-init-missing-weights)')
