@@ -13,12 +13,14 @@ model = dict(
         style='pytorch',
         init_cfg=dict(type='Pretrained', checkpoint='torchvision://resnet50')),
     neck=dict(add_extra_convs='on_input', relu_before_extra_convs=False))
-optim_wrapper = dict(paramwise_cfg=dict(_delete_=True))
 # mmdet's RetinaNet 1x solver, by epochs (retinanet_r50_fpn_1x_coco.py:
 # batch 16, SGD 0.01, linear warm-up from 0.001 over 500 iterations, 12
-# epochs, LR / 10 at epochs 8 and 11).
+# epochs, LR / 10 at epochs 8 and 11), without the base's bias multipliers
+# (one dict: a second `optim_wrapper =` in this file would replace the
+# first, and the base's paramwise_cfg would survive).
 optim_wrapper = dict(
-    optimizer=dict(type='SGD', lr=0.01, momentum=0.9, weight_decay=0.0001))
+    optimizer=dict(type='SGD', lr=0.01, momentum=0.9, weight_decay=0.0001),
+    paramwise_cfg=dict(_delete_=True))
 train_cfg = dict(_delete_=True, type='EpochBasedTrainLoop', max_epochs=12,
                  val_interval=1)
 param_scheduler = [
