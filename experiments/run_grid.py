@@ -281,6 +281,10 @@ def _main(argv=None) -> int:
         grid = load_grid(args.grid)
         if args.tracker:
             grid.tracker = args.tracker
+        if grid.weights_cache:
+            # Before any check reads the caches; the runs inherit it.
+            from experiments.plan.weights_check import use_weights_cache
+            use_weights_cache(grid.weights_cache)
         runs = with_cfg_options(grid.path, select(grid.expand(), args.only),
                                 args.cfg_options)
         slot_ids = (resolve_slots(args.gpus, args.slots)

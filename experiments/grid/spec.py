@@ -37,6 +37,9 @@ A grid file::
                                      # train_dataloader.batch_size)
     tracker: tensorboard             # also log every run to TensorBoard,
                                      # mlflow or wandb (default: none)
+    weights_cache: /shared/weights   # the runs read initial weights from
+                                     # here (as TORCH_HOME and HF_HOME);
+                                     # default: the user's caches
 
 The total batch is the run's, whatever the hardware: the runner places it as
 processes x images per process x gradient accumulation
@@ -67,7 +70,7 @@ from experiments.store.layout import run_label
 _BATCH_KEYS = {'total_batch', 'lr_scaling', 'processes', 'gpus',
                'max_images_per_process'}
 _TOP_KEYS = {'name', 'description', 'work_dir', 'models', 'arms', 'datasets',
-             'seeds', 'overrides', 'tracker'} | _BATCH_KEYS
+             'seeds', 'overrides', 'tracker', 'weights_cache'} | _BATCH_KEYS
 # Live tracking: mmengine's visualisation backend each value adds to every
 # run's visualizer (LocalVisBackend, which the report reads, always stays).
 TRACKERS = {'none': None, 'tensorboard': 'TensorboardVisBackend',
@@ -140,6 +143,9 @@ class GridSpec:
     seeds: List[int]
     overrides: Dict[str, Any]
     tracker: str = 'none'
+    # Where the runs read initial weights (experiments/plan/weights_check.py
+    # use_weights_cache); '' for the user's own caches.
+    weights_cache: str = ''
 
     def expand(self) -> List[RunSpec]:
         """Every run of the grid, in model, arm, dataset, seed order."""
@@ -315,6 +321,7 @@ def load_grid(path: str) -> GridSpec:
                             f'{", ".join(TRACKERS)}, got {tracker!r}')
     return GridSpec(
         path=osp.abspath(path), name=name, tracker=tracker,
+        weights_cache=str(raw.get('weights_cache') or ''),
         description=str(raw.get('description', '')),
         work_dir=str(raw.get('work_dir') or f'work_dirs/{name}'),
         models=models, arms=arms, datasets=datasets, seeds=list(seeds),

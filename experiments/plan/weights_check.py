@@ -47,6 +47,17 @@ TIMM_DEFAULT_TAGS = {
     'ese_vovnet39b': 'ra_in1k',
     'ese_vovnet57b': 'ra4_e3600_r256_in1k',
 }
+# The official ImageNet classifiers the VoVNet configs read from
+# checkpoints/ (docs/weights.md; links of centermask2's README).
+_DROPBOX = 'https://dl.dropbox.com/s/{}/{}?dl=1'
+KNOWN_DOWNLOADS = {name: _DROPBOX.format(key, name) for name, key in (
+    ('vovnet19_ese_detectron2.pth', 'rptgw6stppbiw1u'),
+    ('vovnet19_ese_slim_detectron2.pth', '8h5ybmi4ftbcom0'),
+    ('vovnet19_ese_slim_dw_detectron2.pth', 'f3s7ospitqoals1'),
+    ('vovnet39_ese_detectron2.pth', 'q98pypf96rhtd8y'),
+    ('vovnet57_ese_detectron2.pth', '8xl0cb3jj51f45a'),
+    ('vovnet99_ese_detectron2.pth', '1mlv31coewx8trd'),
+)}
 # Schemes mmengine resolves through its model-zoo tables to an http URL.
 _ZOO_SCHEMES = ('open-mmlab://', 'openmmlab://', 'torchvision://',
                 'modelzoo://', 'mmcls://')
@@ -82,6 +93,11 @@ class WeightSource:
     download_url: Optional[str] = None
 
 
+def known_download(path: str) -> Optional[str]:
+    """Where a local checkpoint a config names is published, if known."""
+    return KNOWN_DOWNLOADS.get(osp.basename(path))
+
+
 def torch_hub_checkpoints() -> str:
     """``torch.hub``'s checkpoint folder as mmengine's ``load_url`` uses
     it (``TORCH_HOME`` is read at each call)."""
@@ -95,6 +111,20 @@ def hf_hub_cache() -> str:
     return os.environ.get('HF_HUB_CACHE') or osp.join(
         os.environ.get('HF_HOME', osp.expanduser('~/.cache/huggingface')),
         'hub')
+
+
+def use_weights_cache(folder: str) -> str:
+    """Make ``folder`` the cache of this process and of the runs it
+    starts (they inherit its environment): torch hub files in
+    ``<folder>/hub/checkpoints``, Hugging Face files in ``<folder>/hub``.
+
+    Returns:
+        The folder, absolute (relative to the checkout).
+    """
+    folder = project_path(osp.expanduser(folder))
+    os.environ['TORCH_HOME'] = folder
+    os.environ['HF_HUB_CACHE'] = osp.join(folder, 'hub')
+    return folder
 
 
 def zoo_url(name: str) -> Optional[str]:
@@ -127,9 +157,9 @@ def zoo_url(name: str) -> Optional[str]:
 
 def _timm_source(name: str) -> Tuple[str, bool, Optional[str]]:
     """Cache path, availability and download URL of ``timm://<name>``."""
-    from mmdet_plugins.converters.vovnet import _timm_cached_file
+    from mmdet_plugins.converters.vovnet import timm_cached_file
     try:
-        cached = _timm_cached_file(name)
+        cached = timm_cached_file(name)
     except ValueError:
         # Several tags cached: the loader refuses the run with its own
         # message; the file is there.
@@ -178,7 +208,6 @@ def resolve_source(config: str, key: str, value: str,
     path = project_path(osp.expanduser(url))
     if not osp.isfile(path) and root is not None and not osp.isabs(url):
         path = osp.join(root, url)
-    from experiments.plan.weights_fetch import known_download
     return WeightSource(config, key, value, path, osp.isfile(path),
                         None, known_download(url))
 

@@ -9,30 +9,13 @@ as downloaded.
 """
 import os
 import os.path as osp
-from typing import List, Optional
+from typing import List
 
 from experiments.plan.weights_check import WeightSource
-
-# The official ImageNet classifiers the VoVNet configs read from
-# checkpoints/ (docs/weights.md; links of centermask2's README).
-_DROPBOX = 'https://dl.dropbox.com/s/{}/{}?dl=1'
-KNOWN_DOWNLOADS = {name: _DROPBOX.format(key, name) for name, key in (
-    ('vovnet19_ese_detectron2.pth', 'rptgw6stppbiw1u'),
-    ('vovnet19_ese_slim_detectron2.pth', '8h5ybmi4ftbcom0'),
-    ('vovnet19_ese_slim_dw_detectron2.pth', 'f3s7ospitqoals1'),
-    ('vovnet39_ese_detectron2.pth', 'q98pypf96rhtd8y'),
-    ('vovnet57_ese_detectron2.pth', '8xl0cb3jj51f45a'),
-    ('vovnet99_ese_detectron2.pth', '1mlv31coewx8trd'),
-)}
 
 
 class FetchError(RuntimeError):
     """A weight cannot be fetched; the message is one line naming it."""
-
-
-def known_download(path: str) -> Optional[str]:
-    """Where a local checkpoint a config names is published, if known."""
-    return KNOWN_DOWNLOADS.get(osp.basename(path))
 
 
 def fetch(source: WeightSource, progress: bool = False) -> str:

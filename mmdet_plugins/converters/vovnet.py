@@ -182,7 +182,7 @@ def convert_vovnet_state_dict(
     return out
 
 
-def _timm_cached_file(name: str) -> Optional[str]:
+def timm_cached_file(name: str) -> Optional[str]:
     """timm's weight file for ``name`` in the Hugging Face cache, if any.
 
     ``name`` may carry timm's pretrained tag (``ese_vovnet39b.ra_in1k``);
@@ -229,7 +229,7 @@ def load_vovnet_weights(source: str, root: Optional[str] = None
     """
     if source.startswith(TIMM_PREFIX):
         name = source[len(TIMM_PREFIX):]
-        cached = _timm_cached_file(name)
+        cached = timm_cached_file(name)
         if cached is not None:
             return convert_vovnet_state_dict(_load_file(cached))
         try:
