@@ -8,6 +8,7 @@ claim needs at 80% power (:mod:`analysis.power`) and their device-hours; for
 every run its estimated wall time and device-hours
 (:mod:`experiments.cost.plan_cost`).
 """
+import copy
 import os
 import os.path as osp
 from typing import Dict, List, Tuple
@@ -31,6 +32,11 @@ from experiments.grid.run_config import config_hash, resolve_run
 from experiments.grid.spec import GridSpec, RunSpec, load_grid
 from experiments.runner.launch import PlannedRun
 from experiments.plan.verdict_plan import other_grid, plan_lines
+from experiments.plan.weights_check import (
+    drop_unavailable_weights,
+    refusal,
+    weight_sources,
+)
 from experiments.store import (COLUMNS, project_path, read_results_csv,
                                run_dir_name)
 
@@ -161,7 +167,11 @@ def print_plan(args, grid: GridSpec, runs: List[RunSpec],
         if args.probe:
             key = p.run.config
             if key not in probed:
-                probed[key] = probe(p.cfg, key, args.probe,
+                # A rate does not depend on the weights: a missing one
+                # (said below) is random init in the probe.
+                cfg = copy.deepcopy(p.cfg)
+                drop_unavailable_weights(cfg, weight_sources(cfg, key))
+                probed[key] = probe(cfg, key, args.probe,
                                     threads=max(1, (os.cpu_count() or 1)
                                                 // max(devices, 1)))
                 if args.save_rates:
@@ -176,6 +186,11 @@ def print_plan(args, grid: GridSpec, runs: List[RunSpec],
     print(f'plan for grid {grid.name}: {len(planned)} run(s) on '
           f'{devices} x {device} (rates: '
           f'{"probe" if args.probe else args.rates or RATES})')
+    # The plan goes on (it trains nothing); the runs would be refused.
+    for line in dict.fromkeys(
+            refusal(w, args.grid) for p in planned
+            for w in weight_sources(p.cfg, p.run.config) if not w.available):
+        print(f'  (weights: {line})')
     total_h, wall = 0.0, 0.0
     for label, seeds, p, c in grouped_runs(costs):
         fits = ''
