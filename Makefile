@@ -13,7 +13,7 @@ ITERS ?=
 DEMO_RUN_ARGS = $(DEMO_ARGS) \
 	$(if $(ITERS),--cfg-options train_cfg.max_iters=$(ITERS))
 
-.PHONY: setup demo test test-fast lint
+.PHONY: setup demo test test-fast lint check-coco
 
 setup:
 	@VENV=$(VENV) bash tools/setup_env.sh
@@ -44,3 +44,12 @@ test-fast: setup
 
 lint: setup
 	$(VENV)/bin/ruff check .
+
+# Every COCO config (configs/*/*_coco*.py) through run_grid.py on the shared
+# coco128-seg: one optimizer step at its recipe's total batch and real input
+# size, the test on 8 images with its own evaluator, the ONNX export and its
+# parity; one table row per config (tools/check_coco_configs.py). Not part of
+# `make test`; see the README for how long it takes.
+CHECK_COCO_ARGS ?=
+check-coco: setup
+	$(PY) tools/check_coco_configs.py $(CHECK_COCO_ARGS)
