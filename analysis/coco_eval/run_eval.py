@@ -109,6 +109,13 @@ class RunEvals:
             note_damaged(self.damaged, row, str(e))
             return None
 
+    def evaluate_all(self, df: pd.DataFrame) -> None:
+        """Evaluate every finished run of ``df``, box and mask, now (the
+        sections then read them)."""
+        done = df[df.status == 'finished']
+        for iou_type in ('bbox', 'segm'):
+            self.for_runs(done, iou_type)
+
     def for_runs(self, runs: pd.DataFrame,
                  iou_type: str) -> List[ImageEval]:
         evals = [self.get(r, iou_type) for r in runs.itertuples()]

@@ -9,7 +9,8 @@ Each finished run is re-evaluated per image once
 reads its detections shares that evaluation; a run whose detections do not
 read is left out of them and named in a last section.
 """
-from typing import List, Optional
+import time
+from typing import Callable, Dict, List, Optional, Tuple
 
 import pandas as pd
 
@@ -34,7 +35,9 @@ from analysis.evidence import make_evidence
 
 def report_sections(df: pd.DataFrame, all_results: pd.DataFrame,
                     out_dir: str, n_resamples: int, sources: List[str],
-                    rates: Optional[RunRates] = None) -> List[Section]:
+                    rates: Optional[RunRates] = None,
+                    timings: Optional[Dict[str, float]] = None
+                    ) -> List[Section]:
     """Every section after the comparison, in the report's order.
 
     Args:
@@ -47,26 +50,43 @@ def report_sections(df: pd.DataFrame, all_results: pd.DataFrame,
         rates: Each finished run's planned rate
             (:data:`~analysis.sections.grid_power.RunRates`); None: no run
             has one.
+        timings: When given, filled with the seconds each step took, by
+            name (``tools/benchmark_report.py``); the per-image evaluation
+            of every run is a step of its own, before the sections that
+            read it.
     """
     evals = RunEvals()
     costs = arm_cost_rows(all_results, n_resamples)
     evidence = make_evidence(evals, n_resamples)
-    sections = [
-        error_breakdown_section(df, out_dir, evals.damaged),
-        per_category_section(df, evals, n_resamples),
-        qualitative_section(df, evals, out_dir),
-        training_curves_section(df, out_dir),
-        fine_bins_section(df, evals, out_dir),
-        iou_sweep_section(df, evals, out_dir),
-        bootstrap_section(df, evals, n_resamples),
-        verdict_section(all_results, evidence, sources),
-        paper_tables_section(all_results),
-        threshold_sweep_section(all_results, out_dir),
-        attention_section(costs),
-        speed_accuracy_section(costs, out_dir),
-        beta_section(df, out_dir),
-        grid_power_section(all_results, evals, evidence, rates or {}),
+    steps: List[Tuple[str, Callable[[], Optional[Section]]]] = [
+        ('error_breakdown',
+         lambda: error_breakdown_section(df, out_dir, evals.damaged)),
+        ('per-image evaluation', lambda: evals.evaluate_all(df)),
+        ('per_category', lambda: per_category_section(df, evals,
+                                                      n_resamples)),
+        ('qualitative', lambda: qualitative_section(df, evals, out_dir)),
+        ('training_curves', lambda: training_curves_section(df, out_dir)),
+        ('fine_bins', lambda: fine_bins_section(df, evals, out_dir)),
+        ('iou_sweep', lambda: iou_sweep_section(df, evals, out_dir)),
+        ('bootstrap', lambda: bootstrap_section(df, evals, n_resamples)),
+        ('verdict', lambda: verdict_section(all_results, evidence, sources)),
+        ('paper_tables', lambda: paper_tables_section(all_results)),
+        ('threshold_sweep',
+         lambda: threshold_sweep_section(all_results, out_dir)),
+        ('attention', lambda: attention_section(costs)),
+        ('speed_accuracy', lambda: speed_accuracy_section(costs, out_dir)),
+        ('beta', lambda: beta_section(df, out_dir)),
+        ('grid_power', lambda: grid_power_section(all_results, evals,
+                                                  evidence, rates or {})),
     ]
+    sections = []
+    for name, build in steps:
+        start = time.perf_counter()
+        section = build()
+        if timings is not None:
+            timings[name] = time.perf_counter() - start
+        if section is not None:
+            sections.append(section)
     if evals.damaged:
         sections.append(damaged_runs_section(evals.damaged))
     return sections
