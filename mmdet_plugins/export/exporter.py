@@ -182,9 +182,13 @@ def export_onnx(model: torch.nn.Module, cfg: Config, out_path: str,
     graph = build_export_graph(model)
     meta = export_meta(model, cfg)
     if sample is None:
+        # On the model's device (load_detector may put it on a GPU); the
+        # same image whatever the device: drawn on the CPU, then moved.
+        device = next(model.parameters()).device
         gen = torch.Generator().manual_seed(0)
-        sample = (torch.randn(1, 3, *SAMPLE_HW, generator=gen),
-                  torch.tensor([SAMPLE_HW[0], SAMPLE_HW[1] - 10]))
+        sample = (torch.randn(1, 3, *SAMPLE_HW, generator=gen).to(device),
+                  torch.tensor([SAMPLE_HW[0], SAMPLE_HW[1] - 10],
+                               device=device))
     div = meta['preprocess']['pad_size_divisor']
     height, width = (div * torch.export.Dim(
         f'{side}_div{div}', min=-(-MIN_SIDE // div), max=MAX_SIDE // div)
