@@ -13,7 +13,7 @@ ITERS ?=
 DEMO_RUN_ARGS = $(DEMO_ARGS) \
 	$(if $(ITERS),--cfg-options train_cfg.max_iters=$(ITERS))
 
-.PHONY: setup demo test test-fast lint check-coco
+.PHONY: setup demo test test-fast lint check-coco gpu-smoke
 
 setup:
 	@VENV=$(VENV) bash tools/setup_env.sh
@@ -53,3 +53,11 @@ lint: setup
 CHECK_COCO_ARGS ?=
 check-coco: setup
 	$(PY) tools/check_coco_configs.py $(CHECK_COCO_ARGS)
+
+# The first hour on a GPU machine (README "Installing on a GPU machine"):
+# the stack, mmcv's CUDA kernels against its CPU ones, each family trained on
+# 1 and 2 GPUs against a CPU run of the same seed (tools/gpu_smoke.py). Runs
+# anywhere; what the machine cannot do is a row saying skipped and why.
+GPU_SMOKE_ARGS ?=
+gpu-smoke: setup
+	$(PY) tools/gpu_smoke.py $(GPU_SMOKE_ARGS)

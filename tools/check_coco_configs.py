@@ -41,7 +41,7 @@ import pandas as pd  # noqa: E402
 
 from analysis.sections.training_curves import read_scalars  # noqa: E402
 from experiments.grid.check_grids import (model_name,  # noqa: E402
-                                         score_threshold_overrides,
+                                         one_step_overrides,
                                          write_check_grid)
 from experiments.store import last_checkpoint_target  # noqa: E402
 
@@ -85,15 +85,16 @@ def coco_configs() -> List[str]:
 def write_grid(configs: List[str], args: argparse.Namespace,
                work_dir: str) -> str:
     """The check's grid file: one model per config, coco128, seed 0."""
-    # One optimizer step; every iteration's losses logged so the check sees
+    # One optimizer step; every step's losses logged so the check sees
     # each of them (the configs log every 50 by default).
     # A frozen, BN-frozen backbone without its weights is refused at
     # planning; here the random one is the point (the row says so).
     return write_check_grid(
         'check_coco', work_dir, configs, args.data_root, args.val_images,
-        {'train_cfg.max_iters': 1, 'default_hooks.logger.interval': 1,
+        {'default_hooks.logger.interval': 1,
          'allow_untrained_frozen_backbone': True},
-        model_overrides={c: score_threshold_overrides(c) for c in configs},
+        model_overrides={c: one_step_overrides(c, args.images_per_step)
+                         for c in configs},
         total_batch=args.images_per_step,
         max_images_per_process=args.max_images_per_process)
 

@@ -87,15 +87,29 @@ def write_check_grid(name: str, work_dir: str, configs: List[str],
     return path
 
 
-def score_threshold_overrides(config: str) -> Dict[str, float]:
-    """Every ``score_thr`` of the config's ``model.test_cfg`` set to 0.
+def one_step_overrides(config: str,
+                       images_per_step: Optional[int] = None
+                       ) -> Dict[str, object]:
+    """A config's overrides for the checks: one optimizer step, and every
+    ``score_thr`` of its ``model.test_cfg`` set to 0.
+
+    An iteration-based loop trains ``max_iters=1`` (one step of the total
+    batch; accumulation multiplies it into micro-batches). An epoch-based
+    one (mmdet's recipes) trains one epoch of the first ``images_per_step``
+    training images (mmengine's ``indices``; default: the recipe's total
+    batch), which is one step.
 
     A model one optimizer step away from random initialisation scores no
     detection above the configs' 0.05, and the test would then check
     nothing of the evaluation path; the checks test the path, not accuracy.
     """
-    test_cfg = Config.fromfile(config).model.get('test_cfg') or {}
-    found = {}
+    cfg = Config.fromfile(config)
+    if 'max_iters' in cfg.train_cfg:
+        found: Dict[str, object] = {'train_cfg.max_iters': 1}
+    else:
+        images = images_per_step or cfg.paper_recipe['total_batch']
+        found = {'train_cfg.max_epochs': 1,
+                 'train_dataloader.dataset.indices': int(images)}
 
     def walk(node, prefix):
         for key, value in node.items():
@@ -103,5 +117,5 @@ def score_threshold_overrides(config: str) -> Dict[str, float]:
                 walk(value, f'{prefix}.{key}')
             elif key == 'score_thr':
                 found[f'{prefix}.{key}'] = 0.0
-    walk(test_cfg, 'model.test_cfg')
+    walk(cfg.model.get('test_cfg') or {}, 'model.test_cfg')
     return found
