@@ -1,0 +1,42 @@
+"""The checking tools' grids: one optimizer step of each COCO config."""
+import json
+
+import yaml
+
+from experiments.grid.check_grids import (one_step_overrides,
+                                          write_check_grid, write_val_subset)
+
+MASK_RCNN = 'configs/mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'
+CENTERMASK = 'configs/centermask/centermask_r50_fpn_1x_coco.py'
+
+
+def test_an_iteration_based_recipe_trains_one_step():
+    assert one_step_overrides(CENTERMASK) == {
+        'train_cfg.max_iters': 1, 'model.test_cfg.score_thr': 0.0}
+
+
+def test_an_epoch_based_recipe_trains_one_epoch_of_one_total_batch():
+    # mmdet's Mask R-CNN: 16 images per step, score_thr in test_cfg.rcnn.
+    assert one_step_overrides(MASK_RCNN) == {
+        'train_cfg.max_epochs': 1, 'train_dataloader.dataset.indices': 16,
+        'model.test_cfg.rcnn.score_thr': 0.0}
+    assert one_step_overrides(MASK_RCNN, images_per_step=2)[
+        'train_dataloader.dataset.indices'] == 2
+
+
+def test_the_grid_names_each_config_and_tests_the_first_images(
+        coco128, tmp_path):
+    path = write_check_grid('check', str(tmp_path), [MASK_RCNN], coco128, 3,
+                            {'a.b': 1}, {MASK_RCNN: {'c': 2}},
+                            total_batch=2, max_images_per_process=1)
+    grid = yaml.safe_load(open(path))
+    assert grid['models'] == {'mask-rcnn_r50_fpn_1x_coco': {
+        'config': MASK_RCNN, 'overrides': {'c': 2}}}
+    assert grid['lr_scaling'] == 'manual' and grid['total_batch'] == 2
+    assert grid['max_images_per_process'] == 1
+    val = json.load(open(grid['datasets']['coco128']['val_ann']))
+    assert len(val['images']) == 3
+    assert {a['image_id'] for a in val['annotations']} == \
+        {i['id'] for i in val['images']}
+    subset = write_val_subset(coco128, 3, str(tmp_path / 'again.json'))
+    assert json.load(open(subset)) == val
