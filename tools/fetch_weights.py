@@ -36,23 +36,20 @@ if PROJECT not in sys.path:
 def grid_sources(grid: 'GridSpec') -> List['WeightSource']:
     """Every file the grid's runs read, once each.
 
-    The config of each run is built as the planner builds it (the config
-    file, then the grid's overrides); the dataset and the placement do not
-    change which weights a run reads, so the data need not be here.
+    The config of each run is built as the planner builds it
+    (:func:`~experiments.plan.weights_check.run_weight_sources`); the data
+    need not be here.
 
     Raises:
         GridSpecError: An override names a path the config lacks.
         ConfigBuildError: A config file is missing or does not parse.
     """
-    from experiments.grid.run_config import apply_overrides, load_run_config
-    from experiments.plan.weights_check import weight_sources
+    from experiments.plan.weights_check import run_weight_sources
     from experiments.plan.weights_fetch import unique_sources
     sources = []
     for run in grid.expand():
-        where = f'{grid.path}: run {run.label} ({run.config})'
-        cfg = load_run_config(run, where)
-        apply_overrides(cfg, run.overrides, where)
-        sources += weight_sources(cfg, run.config)
+        sources += run_weight_sources(
+            run, f'{grid.path}: run {run.label} ({run.config})')
     return unique_sources(sources)
 
 

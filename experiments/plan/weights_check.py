@@ -30,12 +30,16 @@ import dataclasses
 import os
 import os.path as osp
 import re
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import (TYPE_CHECKING, Any, Dict, Iterator, List, Optional,
+                    Sequence, Tuple)
 from urllib.parse import urlparse
 
 from mmengine.config import Config
 
 from experiments.store import project_path
+
+if TYPE_CHECKING:
+    from experiments.grid.spec import RunSpec
 
 TIMM_PREFIX = 'timm://'
 # timm's default pretrained tag of the models a VoVNet config may name
@@ -246,6 +250,24 @@ def weight_sources(cfg: Config, config_path: str) -> List[WeightSource]:
     return [resolve_source(config_path, key, value, root)
             for key, value, root in _initial_weights(
                 cfg.to_dict().get('model'), 'model')]
+
+
+def run_weight_sources(run: 'RunSpec', where: str) -> List[WeightSource]:
+    """The initial weights of one grid run, without its dataset.
+
+    Its config is the planner's (the file, the grid's overrides, then
+    ``--cfg-options``) less what the dataset and the placement set, which
+    change no weight.
+
+    Raises:
+        GridSpecError: An override names a path the config lacks.
+        ConfigBuildError: The config file is missing or does not parse.
+    """
+    from experiments.grid.run_config import apply_overrides, load_run_config
+    cfg = load_run_config(run, where)
+    apply_overrides(cfg, run.overrides, where)
+    apply_overrides(cfg, run.cfg_options, f'{where} --cfg-options')
+    return weight_sources(cfg, run.config)
 
 
 def refusal(source: WeightSource, grid: str) -> str:

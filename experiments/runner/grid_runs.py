@@ -17,6 +17,7 @@ from experiments.grid.spec import GridSpec, GridSpecError, RunSpec
 from experiments.plan.weights_check import (
     drop_unavailable_weights,
     refusal,
+    run_weight_sources,
     weight_sources,
 )
 from experiments.runner.launch import PlannedRun
@@ -89,8 +90,23 @@ def plan(grid: GridSpec, runs: List[RunSpec], work_dir: str,
         except (CocoFormatError, ValueError) as e:
             problems.append(str(e))
     planned, built = [], set()
+
+    def refuse(missing: list) -> None:
+        # Arms and seeds share a backbone: one line per file.
+        problems.extend(line for line in (
+            refusal(s, _shown(grid.path)) for s in missing)
+            if line not in problems)
+
     for run in runs:
         if run.dataset not in datasets:
+            if not random_init_missing_weights:
+                # The weights do not depend on the data: say both now.
+                try:
+                    refuse([s for s in run_weight_sources(
+                        run, f'{grid.path}: run {run.label}')
+                        if not s.available])
+                except (ConfigBuildError, GridSpecError):
+                    pass   # said once the data is there
             continue
         dataset = datasets[run.dataset]
         try:
@@ -115,10 +131,7 @@ def plan(grid: GridSpec, runs: List[RunSpec], work_dir: str,
             problems.append(str(e))
             continue
         if missing:
-            # Arms and seeds share a backbone: one line per file.
-            problems.extend(line for line in (
-                refusal(s, _shown(grid.path)) for s in missing)
-                if line not in problems)
+            refuse(missing)
             continue
         planned.append(PlannedRun(run, run_id, run_dir, cfg, dataset,
                                   recipe))
