@@ -51,8 +51,10 @@ model = dict(
 # CM2's solver (Base-CenterMask-VoVNet.yaml + detectron2 v0.3 defaults):
 # batch 16, SGD 0.01, linear warm-up from 1/1000 over 1000 iterations, 90k
 # iterations, LR / 10 at 60k and 80k. Input stays single-scale 800 as in the
-# paper's Table 4 (CM1's V-39 1x configs: MIN_SIZE_TRAIN (800,)); CM2's base
-# would train at 640-800 (docs/fidelity.md).
+# paper's Table 4 (CM1's only V-39 1x config,
+# centermask_V_39_eSE_dconv_FPN_1x.yaml:39, MIN_SIZE_TRAIN (800,); that
+# config also has modulated DCN in stages 3-5 and INFERENCE_TH 0.03, neither
+# taken here); CM2's base would train at 640-800 (docs/fidelity.md).
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0,
          end=1000),

@@ -151,7 +151,8 @@ def load_config(config: str):
 
 
 def compare(cfg: Any, rows: List[dict]) -> List[dict]:
-    """One record per row: official and our key / value, status, ``ok``."""
+    """One record per row: official and our key / value, the value our
+    config must hold (``expected``), status and reason, ``ok``."""
     out, cfg = [], as_dict(cfg)
     for row in rows:
         kind, reason = status(row)
@@ -165,7 +166,8 @@ def compare(cfg: Any, rows: List[dict]) -> List[dict]:
         out.append(dict(
             official_key=row.get('key', ''), official_value=row.get('value'),
             source=row.get('src', ''), our_key=row['ours'], our_value=plain(
-                got), status=kind, reason=reason, ok=ok))
+                got), expected=plain(expected(row)), status=kind,
+            reason=reason, ok=ok))
     return out
 
 

@@ -37,7 +37,7 @@ def test_config_holds_its_official_values(config):
     table = ov.official_table(config, _cfg(config))
     wrong = table[~table.ok]
     assert wrong.empty, '\n' + wrong[
-        ['our_key', 'our_value', 'official_value', 'status']].to_string()
+        ['our_key', 'our_value', 'expected', 'status']].to_string()
     for row in ov.load_rows(ov.table_path(config)):
         assert row.get('src') or 'unofficial' in row, row
         assert ov.status(row)[0] == 'held' or ov.status(row)[1], row
