@@ -32,6 +32,10 @@ SECTIONS = ('model', 'train_cfg', 'test_cfg', 'optim_wrapper',
             'paper_recipe')
 _TOKEN = re.compile(r"\[([^\]]+)\]|([^.\[\]]+)")
 REL_TOL = 1e-6
+# The fields of a row; any other is a YAML slip (an unquoted comma in a
+# flow mapping starts a new key).
+ROW_FIELDS = {'id', 'ours', 'key', 'value', 'src', 'expect', 'as',
+              'deliberate', 'unofficial', 'drop'}
 
 
 def table_path(config: str) -> str:
@@ -55,6 +59,9 @@ def load_rows(path: str) -> List[dict]:
         for row in load_rows(osp.join(OFFICIAL_DIR, parent)):
             rows[row.get('id', row['ours'])] = row
     for row in data.get('rows', []):
+        if set(row) - ROW_FIELDS:
+            raise ValueError(f'{path}: row {row.get("ours")} has unknown '
+                             f'fields {sorted(set(row) - ROW_FIELDS)}')
         rows[row.get('id', row['ours'])] = dict(row, table=osp.basename(path))
     return [row for row in rows.values() if not row.get('drop')]
 
