@@ -53,7 +53,8 @@ optim_wrapper = dict(
         bias_lr_mult=2., bias_decay_mult=0.,
         custom_keys={'.gn.bias': dict(lr_mult=2., decay_mult=0.)}))
 max_iters = 90000
-train_cfg = dict(_delete_=True, type='IterBasedTrainLoop',
+# Resumed without re-loading the batches already trained on.
+train_cfg = dict(_delete_=True, type='ResumableIterBasedTrainLoop',
                  max_iters=max_iters, val_interval=max_iters)
 param_scheduler = [
     dict(type='ConstantLR', factor=1 / 3, by_epoch=False, begin=0, end=500),

@@ -16,7 +16,8 @@ optim_wrapper = dict(
     optimizer=dict(type='SGD', lr=0.005, momentum=0.9, weight_decay=0.0001),
     paramwise_cfg=dict(bias_lr_mult=2., bias_decay_mult=0.))
 max_iters = 180000
-train_cfg = dict(_delete_=True, type='IterBasedTrainLoop',
+# Resumed without re-loading the batches already trained on.
+train_cfg = dict(_delete_=True, type='ResumableIterBasedTrainLoop',
                  max_iters=max_iters, val_interval=max_iters)
 param_scheduler = [
     dict(type='LinearLR', start_factor=1 / 3, by_epoch=False, begin=0,

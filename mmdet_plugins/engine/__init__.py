@@ -5,12 +5,14 @@ from .backbone_init_check import (BackboneInitCheckHook,
 from .finite_loss_hook import FiniteLossHook
 from .random_state_hook import RandomStateHook
 from .rank_loss_log_hook import RankLossLogHook
+from .resumable_loop import ResumableBatchSampler, ResumableIterBasedTrainLoop
 from .same_model_test_hook import SameModelTestHook
 from .trusted_checkpoint import (TrustedCheckpointRunner,
                                  trust_checkpoints_under)
 
 __all__ = ['AccumulatedParamSchedulerHook', 'AnyDeviceDistributedDataParallel',
            'BackboneInitCheckHook', 'FiniteLossHook', 'RandomStateHook',
-           'RankLossLogHook', 'SameModelTestHook',
+           'RankLossLogHook', 'ResumableBatchSampler',
+           'ResumableIterBasedTrainLoop', 'SameModelTestHook',
            'TrustedCheckpointRunner',
            'trust_checkpoints_under', 'untrained_frozen_backbone']

@@ -46,6 +46,17 @@ def same_data_random_state(saved: dict) -> bool:
             and random.getstate() == _python_state(saved['python']))
 
 
+def same_random_state(saved: dict) -> bool:
+    """Whether every stream of this process (torch, CUDA once in use, numpy,
+    python) equals ``saved``'s."""
+    if not torch.equal(torch.get_rng_state(), saved['torch']):
+        return False
+    if 'cuda' in saved and torch.cuda.is_available() and not torch.equal(
+            torch.cuda.get_rng_state(saved['cuda_device']), saved['cuda']):
+        return False
+    return same_data_random_state(saved)
+
+
 def restore_random_state(saved: dict, data: bool) -> None:
     """Set torch (and CUDA) from ``saved``; numpy and python too if
     ``data``."""

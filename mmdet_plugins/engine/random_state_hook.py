@@ -10,7 +10,12 @@ stopped. What decides the rest of training, and how each part comes back:
   pipeline's numpy / python draws (``RandomFlip``), in the main process with
   ``num_workers=0`` or in workers seeded by mmengine's ``worker_init_fn``:
   ``IterBasedTrainLoop`` re-fetches the ``k`` batches already trained on
-  ("Advance dataloader k steps"), which replays them from the seeded start;
+  ("Advance dataloader k steps"), which replays them from the seeded start.
+  ``ResumableIterBasedTrainLoop`` (``resumable_loop.py``) does not: it
+  positions the samplers on indices alone, and this hook puts back every
+  random stream (torch, numpy, python) as it was just before batch
+  ``k + 1`` was fetched, at ``before_train_epoch`` (``restore_at='fetch'``);
+  the state saved after that fetch then checks all three;
 - the model's torch draws (mmdet's ``RandomSampler`` in the RPN / RoI heads,
   CenterMask's ``max_pos_per_img`` cap): not replayed by the advance; each
   rank saves its torch (CPU, and CUDA of its device) state at every
@@ -63,7 +68,7 @@ from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop
 from .random_state import (capture_random_state, model_digest,
                            optimizer_digest, restore_buffers,
                            restore_random_state, same_data_random_state,
-                           unwrap_model)
+                           same_random_state, unwrap_model)
 
 RNG_DIR = 'rng_states'
 REPORT_FILE = 'resume_exactness.json'
@@ -101,7 +106,7 @@ class RandomStateHook(Hook):
 
     def __init__(self) -> None:
         self._checkpoint: Optional[CheckpointHook] = None
-        self._pending_save = None      # (kind, step) to save again at start
+        self._pending_save = None      # (kind, step, state before fetch)
         self._restore = None           # dict(kind, step, state) or None
         self._resumed = None           # dict(kind, step, reasons)
         self._val_state = None
@@ -124,14 +129,24 @@ class RandomStateHook(Hook):
         return sorted(found)
 
     # -- saving ---------------------------------------------------------
-    def _save(self, runner, kind: str, step: int, phase: str) -> None:
+    def _save(self, runner, kind: str, step: int, phase: str,
+              fetch_state: Optional[dict] = None) -> dict:
+        """Write this rank's state file; return the random state saved.
+
+        ``fetch_state``: at ``phase='start'``, the state saved at the
+        checkpoint, i.e. before this step's batch was fetched (what a loop
+        that positions its data instead of replaying it restores).
+        """
         rank, world_size = get_dist_info()
         os.makedirs(self._dir(runner), exist_ok=True)
         path = self._path(runner, kind, step)
+        state = capture_random_state()
         payload = dict(kind=kind, step=step, phase=phase, rank=rank,
                        world_size=world_size, iter=runner.iter,
-                       epoch=runner.epoch, state=capture_random_state(),
+                       epoch=runner.epoch, state=state,
                        digests=_digests(runner))
+        if fetch_state is not None:
+            payload['fetch_state'] = fetch_state
         if world_size > 1:
             # broadcast_buffers=False: BN statistics and the self-adjusting
             # smooth L1's running mean / variance are per process, and the
@@ -142,6 +157,7 @@ class RandomStateHook(Hook):
         tmp = f'{path}.tmp'
         torch.save(payload, tmp)
         os.replace(tmp, path)   # a kill mid-write leaves the old file whole
+        return state
 
     def _prune(self, runner, kind: str, newest: int) -> None:
         """Keep as many as the checkpoint hook keeps (all if it keeps all);
@@ -193,7 +209,7 @@ class RandomStateHook(Hook):
                              epoch=runner.epoch, reasons=reasons)
         rank, world_size = get_dist_info()
         if isinstance(loop, IterBasedTrainLoop) and not by_epoch:
-            restore_at = 'iter'
+            restore_at = 'iter'   # 'fetch' below if the loop positions
         elif isinstance(loop, EpochBasedTrainLoop) and by_epoch:
             restore_at = 'epoch'
             loader = loop.dataloader
@@ -245,10 +261,16 @@ class RandomStateHook(Hook):
                     f'{saved["world_size"]} processes, resumed with '
                     f'{world_size}')
             else:
+                fetch_state = saved['state'] if saved['phase'] == \
+                    'checkpoint' else saved.get('fetch_state')
+                if restore_at == 'iter' and fetch_state is not None and \
+                        hasattr(loop, 'position_on_resume') and \
+                        loop.position_on_resume():
+                    restore_at = 'fetch'
                 self._restore = dict(at=restore_at, kind=kind, step=step,
-                                     saved=saved)
-        self._resumed['restore_at'] = restore_at or ('epoch' if by_epoch
-                                                     else 'iter')
+                                     saved=saved, fetch_state=fetch_state)
+        self._resumed['restore_at'] = 'iter' if restore_at == 'fetch' else (
+            restore_at or ('epoch' if by_epoch else 'iter'))
         # States of later steps are an abandoned attempt's.
         self._prune(runner, kind, step)
 
@@ -261,7 +283,18 @@ class RandomStateHook(Hook):
         data_checked = False
         if restore is not None:
             saved = restore['saved']
-            if restore['at'] == 'iter':
+            if restore['at'] == 'fetch':
+                # Restored before the fetch (before_train_epoch); after it,
+                # every stream must be where the uninterrupted run's was.
+                if saved['phase'] == 'start':
+                    data_checked = True
+                    if not same_random_state(saved['state']):
+                        reasons.append(
+                            'the random state after fetching batch '
+                            f'{resumed["step"] + 1} differs from the '
+                            'uninterrupted run\'s (the data was not '
+                            'positioned where it was, or its draws differ)')
+            elif restore['at'] == 'iter':
                 # numpy / python drew the already-fetched batch: not
                 # restored; equal to the saved state if the replay was exact.
                 if saved['phase'] == 'start':
@@ -321,6 +354,10 @@ class RandomStateHook(Hook):
                                'random state: the run continues exactly')
 
     def before_train_epoch(self, runner) -> None:
+        if self._restore is not None and self._restore['at'] == 'fetch':
+            # The loop positions its data after this hook and fetches the
+            # next batch with these streams.
+            restore_random_state(self._restore['fetch_state'], data=True)
         if self._resumed is not None and self._resumed['restore_at'] == \
                 'epoch':
             self._finish_resume(runner)
@@ -336,23 +373,30 @@ class RandomStateHook(Hook):
             self._finish_resume(runner)
         if self._pending_save and self._pending_save[0] == 'iter':
             if self._pending_save[1] == runner.iter:
-                self._save(runner, 'iter', runner.iter, 'start')
+                self._save(runner, 'iter', runner.iter, 'start',
+                           fetch_state=self._pending_save[2])
             self._pending_save = None
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None,
                          outputs=None) -> None:
         if self._checkpoint_due(runner, 'iter'):
-            step = runner.iter + 1
-            self._save(runner, 'iter', step, 'checkpoint')
-            self._prune(runner, 'iter', step)
-            self._pending_save = ('iter', step)
+            self.save_iteration_state(runner)
+
+    def save_iteration_state(self, runner) -> None:
+        """Save this rank's state for a checkpoint of the iteration that
+        just ended (``CheckpointHook``'s, or ``StopCheckpointHook``'s on a
+        signal); call before the checkpoint is written."""
+        step = runner.iter + 1
+        state = self._save(runner, 'iter', step, 'checkpoint')
+        self._prune(runner, 'iter', step)
+        self._pending_save = ('iter', step, state)
 
     def after_train_epoch(self, runner) -> None:
         if self._checkpoint_due(runner, 'epoch'):
             step = runner.epoch + 1
-            self._save(runner, 'epoch', step, 'checkpoint')
+            state = self._save(runner, 'epoch', step, 'checkpoint')
             self._prune(runner, 'epoch', step)
-            self._pending_save = ('epoch', step)
+            self._pending_save = ('epoch', step, state)
 
     def after_train(self, runner) -> None:
         # A resume whose restore point never came (nothing left to train).

@@ -161,7 +161,8 @@ def test_bad_override_is_named_and_nothing_runs(finished_grid, tiny_builtin,
     assert 'run mask_rcnn/unbuildable/tiny/seed0' in err
     assert 'model does not build' in err and 'invalid depth 7' in err
     assert 'run mask_rcnn/loop_typo/tiny/seed0' in err
-    assert '"train_cfg.max_iter": IterBasedTrainLoop takes no argument ' \
+    assert '"train_cfg.max_iter": ResumableIterBasedTrainLoop takes no ' \
+        'argument ' \
         '"max_iter" (it takes max_iters,' in err
     assert '"optim_wrapper.optimizer.type" = "SGDD" is not a registered ' \
         'type' in err

@@ -1,8 +1,11 @@
 # Iteration-based schedule for CPU smoke runs: warm-up, then a constant LR.
 # Evaluation happens once, after training (run_grid.py calls runner.test()).
+# ResumableIterBasedTrainLoop: mmengine's loop, resumed without re-loading
+# the batches already trained on (mmdet_plugins/engine/resumable_loop.py).
 max_iters = 200
 train_cfg = dict(
-    type='IterBasedTrainLoop', max_iters=max_iters, val_interval=10**9)
+    type='ResumableIterBasedTrainLoop', max_iters=max_iters,
+    val_interval=10**9)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 
