@@ -52,11 +52,9 @@ reproduce the data's random state) is logged as one warning, and every
 resume, exact or not, is appended to ``<work_dir>/resume_exactness.json``.
 """
 import glob
-import json
 import os
 import os.path as osp
 import re
-import time
 from typing import List, Optional
 
 import torch
@@ -69,19 +67,12 @@ from .random_state import (capture_random_state, model_digest,
                            optimizer_digest, restore_buffers,
                            restore_random_state, same_data_random_state,
                            same_random_state, unwrap_model)
+from .resume_report import REPORT_FILE, read_resume_report, record_resume
+
+__all__ = ['RNG_DIR', 'REPORT_FILE', 'RandomStateHook', 'read_resume_report']
 
 RNG_DIR = 'rng_states'
-REPORT_FILE = 'resume_exactness.json'
 _NAME = re.compile(r'^(iter|epoch)_(\d+)\.rank(\d+)\.pth$')
-
-
-def read_resume_report(work_dir: str) -> Optional[dict]:
-    """``resume_exactness.json`` of a run dir, None when it never resumed."""
-    path = osp.join(work_dir, REPORT_FILE)
-    if not osp.isfile(path):
-        return None
-    with open(path) as f:
-        return json.load(f)
 
 
 def _digests(runner) -> dict:
@@ -325,33 +316,8 @@ class RandomStateHook(Hook):
         rank, _ = get_dist_info()
         verdicts = all_gather_object(dict(rank=rank, reasons=reasons,
                                           data_checked=data_checked))
-        if rank != 0:
-            return
-        all_reasons = [f'rank {v["rank"]}: {r}' if len(verdicts) > 1 else r
-                       for v in verdicts for r in v['reasons']]
-        entry = dict(kind=resumed['kind'], step=resumed['step'],
-                     iter=resumed['iter'], epoch=resumed['epoch'],
-                     exact=not all_reasons, reasons=all_reasons,
-                     data_rng_checked=all(v['data_checked']
-                                          for v in verdicts),
-                     processes=len(verdicts),
-                     time=time.strftime('%Y-%m-%dT%H:%M:%S'))
-        report = read_resume_report(runner.work_dir) or dict(resumes=[])
-        report['resumes'].append(entry)
-        report['exact'] = all(e['exact'] for e in report['resumes'])
-        path = osp.join(runner.work_dir, REPORT_FILE)
-        with open(f'{path}.tmp', 'w') as f:
-            json.dump(report, f, indent=1)
-        os.replace(f'{path}.tmp', path)
-        where = f'{resumed["kind"]} {resumed["step"]}'
-        if all_reasons:
-            runner.logger.warning(
-                f'Resumed from {where} INEXACTLY: the rest of training will '
-                'not be the uninterrupted run\'s: ' + '; '.join(all_reasons)
-                + f' (recorded in {REPORT_FILE})')
-        else:
-            runner.logger.info(f'Resumed from {where} with every rank\'s '
-                               'random state: the run continues exactly')
+        if rank == 0:
+            record_resume(runner, resumed, verdicts)
 
     def before_train_epoch(self, runner) -> None:
         if self._restore is not None and self._restore['at'] == 'fetch':

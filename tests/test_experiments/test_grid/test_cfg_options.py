@@ -57,7 +57,8 @@ def test_cfg_options_make_another_run_recorded_in_run_json(
 
 
 @pytest.mark.parametrize('item, named', [
-    ('train_cfg.max_iter=3', 'IterBasedTrainLoop takes no argument'),
+    ('train_cfg.max_iter=3',
+     'ResumableIterBasedTrainLoop takes no argument'),
     ('model.roi_headd.bbox_head.num_classes=3',
      '"model.roi_headd" does not exist in the config'),
 ])
