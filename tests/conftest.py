@@ -30,7 +30,7 @@ def mmdet_default_scope():
     import mmdet_plugins  # noqa: F401
 
 
-@pytest.fixture
+@pytest.fixture(scope='session')
 def coco128():
     if not osp.isfile(osp.join(COCO128, 'annotations',
                                'instances_train2017.json')):

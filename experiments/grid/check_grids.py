@@ -118,4 +118,25 @@ def one_step_overrides(config: str,
             elif key == 'score_thr':
                 found[f'{prefix}.{key}'] = 0.0
     walk(cfg.model.get('test_cfg') or {}, 'model.test_cfg')
+    found.update(random_backbone_overrides(cfg, config))
     return found
+
+
+def random_backbone_overrides(cfg: Config, config: str) -> Dict[str, bool]:
+    """``model.backbone.norm_eval=False`` when the backbone's pretrained
+    weights are not in this machine's cache and its BN is frozen.
+
+    Frozen BN from random initialisation normalises nothing (mean 0,
+    variance 1): activations grow through every block, and a deep one
+    (VoVNet-39 here: a MaskIoU loss of 9e4 after one step) predicts
+    nothing finite. With batch statistics the random backbone's features
+    stay in range, so the rest of the path is still checked; the row's
+    ``weights`` says the backbone was random.
+    """
+    from experiments.plan.weights_check import weight_sources
+    backbone = cfg.model.get('backbone') or {}
+    missing = [s for s in weight_sources(cfg, config) if not s.available
+               and s.key.startswith('model.backbone.')]
+    if missing and backbone.get('norm_eval'):
+        return {'model.backbone.norm_eval': False}
+    return {}

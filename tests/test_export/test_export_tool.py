@@ -38,6 +38,9 @@ def trained(tiny_builtin, tmp_path_factory):
         name='export', work_dir=str(tmp / 'work'),
         models={'retinamask': RETINAMASK},
         arms={'default': {}, 'box_only': {'overrides': {
+            # Only its latency is read: a few iterations suffice.
+            'train_cfg.max_iters': 4,
+            'default_hooks.checkpoint.interval': 4,
             'model.mask_roi_extractor': None, 'model.mask_head': None,
             'val_evaluator.metric': ['bbox'],
             'test_evaluator.metric': ['bbox']}}},

@@ -1,27 +1,62 @@
 """The checking tools' grids: one optimizer step of each COCO config."""
+import dataclasses
 import json
 
+import pytest
 import yaml
 
 from experiments.grid.check_grids import (one_step_overrides,
                                           write_check_grid, write_val_subset)
+from experiments.plan import weights_check
 
 MASK_RCNN = 'configs/mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'
 CENTERMASK = 'configs/centermask/centermask_r50_fpn_1x_coco.py'
+V2_39 = 'configs/centermask/centermask_v2-39_fpn_1x_coco.py'
+TINY = 'configs/centermask/centermask_r18-tiny_fpn_builtin.py'
 
 
-def test_an_iteration_based_recipe_trains_one_step():
+def _weights_cached(monkeypatch, cached: bool) -> None:
+    """Every initial weight in (or missing from) this machine's cache,
+    whatever this machine has."""
+    real = weights_check.weight_sources
+
+    def sources(cfg, config):
+        return [dataclasses.replace(s, available=cached)
+                for s in real(cfg, config)]
+    monkeypatch.setattr(weights_check, 'weight_sources', sources)
+
+
+@pytest.fixture
+def all_weights_cached(monkeypatch):
+    _weights_cached(monkeypatch, True)
+
+
+def test_an_iteration_based_recipe_trains_one_step(all_weights_cached):
     assert one_step_overrides(CENTERMASK) == {
         'train_cfg.max_iters': 1, 'model.test_cfg.score_thr': 0.0}
 
 
-def test_an_epoch_based_recipe_trains_one_epoch_of_one_total_batch():
+def test_an_epoch_based_recipe_trains_one_epoch_of_one_total_batch(
+        all_weights_cached):
     # mmdet's Mask R-CNN: 16 images per step, score_thr in test_cfg.rcnn.
     assert one_step_overrides(MASK_RCNN) == {
         'train_cfg.max_epochs': 1, 'train_dataloader.dataset.indices': 16,
         'model.test_cfg.rcnn.score_thr': 0.0}
     assert one_step_overrides(MASK_RCNN, images_per_step=2)[
         'train_dataloader.dataset.indices'] == 2
+
+
+def test_a_random_backbone_with_frozen_bn_trains_with_batch_statistics(
+        monkeypatch):
+    # Random frozen BN (mean 0, variance 1) normalises nothing: a random
+    # VoVNet-39 so frozen predicted no detection after one step.
+    _weights_cached(monkeypatch, False)
+    assert one_step_overrides(V2_39)['model.backbone.norm_eval'] is False
+    assert one_step_overrides(CENTERMASK)['model.backbone.norm_eval'] is False
+    # A backbone already training its BN is left as it is.
+    assert 'model.backbone.norm_eval' not in one_step_overrides(TINY)
+    _weights_cached(monkeypatch, True)
+    assert 'model.backbone.norm_eval' not in one_step_overrides(V2_39)
 
 
 def test_the_grid_names_each_config_and_tests_the_first_images(
