@@ -8,8 +8,8 @@ image the two detection lists are paired detection by detection (same
 class, nearly the same box and score): detections without a partner, and
 the largest differences of boxes (original-image pixels), scores and mask
 scores, and of the binary masks (pixels that differ over pixels in either
-mask, pooled over the pairs) of the pairs. Both lists are also returned as COCO results, so
-that AP can be computed for each through the same evaluator.
+mask, pooled over the pairs). Both lists are also returned as COCO
+results, so that AP can be computed for each through the same evaluator.
 """
 from typing import Dict, List, Optional, Tuple
 
@@ -18,8 +18,9 @@ import torch
 
 # What "equal" means between PyTorch and onnxruntime. Boxes in
 # original-image pixels; masks as pixels that differ over pixels in either
-# mask, pooled over an image's detections (the mask probabilities are thresholded at 0.5, so a probability a
-# rounding error away from it flips a pixel); mask scores absolute, over
+# mask, pooled over an image's detections (the mask probabilities are
+# thresholded at 0.5, so a probability a rounding error away from it flips
+# a pixel); mask scores absolute, over
 # |score| where it exceeds 1 (an untrained MaskIoU head); AP as absolute
 # fractions.
 TOLERANCES = dict(max_box_abs=1e-2, max_score_abs=1e-4,
