@@ -17,6 +17,7 @@ import pandas as pd
 from analysis.coco_eval.bootstrap import Estimate, bootstrap_runs
 from analysis.coco_eval.constants import metric_task_area
 from analysis.coco_eval.image_eval import ImageEval
+from analysis.coco_eval.resampled import resampled_stats
 from analysis.coco_eval.run_eval import RunEvals
 from analysis.latency import paired_latency
 from uncertainty.difference import Difference, from_resamples
@@ -62,6 +63,9 @@ def ap_value(area: str) -> Callable[[ImageEval, Optional[np.ndarray]],
         if counts is None:
             return 100 * ev.ap(None, area)
         return 100 * np.array([ev.ap(w, area) for w in counts])
+    # Every resample at once, computed once per run (the same numbers).
+    value.resampled = lambda ev, n_resamples, seed: 100 * resampled_stats(
+        ev, area, n_resamples, seed)['ap']
     return value
 
 

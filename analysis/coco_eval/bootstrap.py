@@ -11,12 +11,14 @@ covers the image sampling; the spread over seeds is reported next to it
 """
 import dataclasses
 import warnings
-from typing import (Any, Callable, Dict, Iterator, List, Optional,
+from typing import (Any, Callable, Dict, List, Optional,
                     Sequence)
 
 import numpy as np
 
+from analysis.coco_eval.draws import resample_counts
 from analysis.coco_eval.image_eval import ImageEval
+from analysis.coco_eval.resampled import resampled_stats
 
 
 @dataclasses.dataclass
@@ -34,34 +36,6 @@ class Estimate:
     @property
     def excludes_zero(self) -> bool:
         return self.lo > 0 or self.hi < 0
-
-
-# The most recent draws, by (n_images, n_resamples, seed, chunk): a report
-# resamples the same validation set for every arm, section and verdict.
-_DRAWS: Dict[tuple, List[np.ndarray]] = {}
-_DRAWS_KEPT = 2
-
-
-def resample_counts(n_images: int, n_resamples: int, seed: int = 0,
-                    chunk: int = 100) -> Iterator[np.ndarray]:
-    """Draw counts (chunk x n_images) of image bootstrap resamples (the
-    same draws for the same arguments; the latest are kept in memory)."""
-    key = (n_images, n_resamples, seed, chunk)
-    if key not in _DRAWS:
-        rng = np.random.default_rng(seed)
-        p = np.full(n_images, 1.0 / n_images)
-        blocks, done = [], 0
-        while done < n_resamples:
-            size = min(chunk, n_resamples - done)
-            block = rng.multinomial(n_images, p, size=size).astype(
-                np.float64)
-            block.setflags(write=False)
-            blocks.append(block)
-            done += size
-        while len(_DRAWS) >= _DRAWS_KEPT:
-            _DRAWS.pop(next(iter(_DRAWS)))
-        _DRAWS[key] = blocks
-    yield from _DRAWS[key]
 
 
 def _check_same_images(arms: Dict[str, Sequence[ImageEval]]) -> List[int]:
@@ -132,8 +106,39 @@ def bootstrap_ap(arms: Dict[str, Sequence[ImageEval]], n_resamples: int = 1000,
     Returns:
         Arm name -> array of shape (n_resamples,).
     """
-    return bootstrap_stat(arms, lambda ev, w: _ap(ev, w, area, iou_index),
-                          n_resamples, seed)
+    if iou_index is not None:
+        return bootstrap_stat(arms,
+                              lambda ev, w: _ap(ev, w, area, iou_index),
+                              n_resamples, seed)
+    # Each run's resampled APs are computed once per report, in blocks
+    # (resampled.py): the same numbers as _ap on each resample.
+    return _seed_means(arms, 'ap', area, n_resamples, seed)
+
+
+def bootstrap_category_ap(arms: Dict[str, Sequence[ImageEval]],
+                          n_resamples: int = 1000,
+                          seed: int = 0) -> Dict[str, np.ndarray]:
+    """AP (0.50:0.95) of each category, every arm (mean over its seeds) on
+    each shared resample: :func:`bootstrap_stat` of
+    :func:`~analysis.coco_eval.resampled.category_ap`, computed once per
+    run.
+
+    Returns:
+        Arm name -> array of shape (n_resamples, categories).
+    """
+    return _seed_means(arms, 'per_category', 'all', n_resamples, seed)
+
+
+def _seed_means(arms, stat: str, area: str, n_resamples: int,
+                seed: int) -> Dict[str, np.ndarray]:
+    _check_same_images(arms)
+    out = {}
+    for name, evals in arms.items():
+        runs = [resampled_stats(ev, area, n_resamples, seed)[stat]
+                for ev in evals]
+        out[name] = np.asarray([seed_mean([r[i] for r in runs])
+                                for i in range(n_resamples)])
+    return out
 
 
 def _ap(ev: ImageEval, w: Optional[np.ndarray], area: str,
@@ -194,7 +199,9 @@ def bootstrap_runs(runs: Sequence[Any], n_images: int,
         runs: The runs (of every arm, so that the resamples are shared).
         n_images: Validation images, the same for every run.
         value: ``value(run, counts)``: the run's metric on each row of a
-            (chunk, n_images) block of draw counts.
+            (chunk, n_images) block of draw counts. When it has a
+            ``resampled`` attribute, ``value.resampled(run, n_resamples,
+            seed)`` gives every resample's at once (the same numbers).
         n_resamples: Bootstrap resamples.
         seed: Seed of the resampling (the same draws as
             :func:`bootstrap_stat`'s with this seed).
@@ -202,6 +209,10 @@ def bootstrap_runs(runs: Sequence[Any], n_images: int,
     Returns:
         (n_resamples, len(runs)).
     """
+    resampled = getattr(value, 'resampled', None)
+    if resampled is not None and n_resamples > 0:
+        return np.stack([np.asarray(resampled(run, n_resamples, seed), float)
+                         for run in runs], axis=1)
     blocks = [np.stack([np.asarray(value(run, counts), float)
                         for run in runs], axis=1)
               for counts in resample_counts(n_images, n_resamples, seed)]

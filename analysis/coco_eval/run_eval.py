@@ -18,6 +18,7 @@ from analysis.coco_eval import eval_cache
 from analysis.coco_eval.constants import COCO_AREAS, FINE_BINS
 from analysis.coco_eval.detections import load_detections
 from analysis.coco_eval.image_eval import ImageEval, evaluate_images
+from analysis.parallel import map_runs
 from experiments.store import (detections_file, evaluation_gt_file,
                                run_label, warn)
 
@@ -62,6 +63,26 @@ def image_eval_for_run(detections_dir: str, ann_file: str, iou_type: str,
     if use_cache:
         eval_cache.store(ev, path, ann_file, iou_type)
     return ev
+
+
+_WORKER_GT: Dict[str, COCO] = {}
+
+
+def evaluate_in_worker(det_dir: str, ann_file: str, iou_type: str
+                       ) -> Tuple[Optional[ImageEval], Optional[str]]:
+    """(evaluation, None) or (None, what is damaged) of one run, as
+    :class:`RunEvals` computes it; the ground truth is loaded once per
+    process."""
+    def ground_truth():
+        if ann_file not in _WORKER_GT:
+            _WORKER_GT[ann_file] = load_ground_truth(ann_file)
+        return _WORKER_GT[ann_file]
+
+    try:
+        return image_eval_for_run(det_dir, ann_file, iou_type,
+                                  REPORT_AREAS, ground_truth), None
+    except (ValueError, OSError) as e:
+        return None, str(e)
 
 
 def note_damaged(damaged: Dict[str, str], row, message: str) -> None:
@@ -111,10 +132,34 @@ class RunEvals:
 
     def evaluate_all(self, df: pd.DataFrame) -> None:
         """Evaluate every finished run of ``df``, box and mask, now (the
-        sections then read them)."""
-        done = df[df.status == 'finished']
+        sections then read them): from the cache, and what it lacks on
+        every core (:func:`analysis.parallel.map_runs`), each run whole."""
+        todo = []
         for iou_type in ('bbox', 'segm'):
-            self.for_runs(done, iou_type)
+            for row in df[df.status == 'finished'].itertuples():
+                key = (row.run_id, iou_type)
+                det_dir = row.detections if isinstance(row.detections,
+                                                       str) else ''
+                ann = evaluation_gt_file(row.work_dir) if det_dir else None
+                if key in self._evals or not ann or not osp.isfile(
+                        detections_file(det_dir, iou_type)):
+                    self.get(row, iou_type)
+                    continue
+                try:
+                    cached = eval_cache.load(
+                        detections_file(det_dir, iou_type), ann, iou_type,
+                        REPORT_AREAS)
+                except OSError:
+                    cached = None  # the worker names the problem
+                if cached is not None:
+                    self._evals[key] = cached
+                else:
+                    todo.append((row, (det_dir, ann, iou_type)))
+        results = map_runs(evaluate_in_worker, [args for _, args in todo])
+        for (row, (_, _, iou_type)), (ev, error) in zip(todo, results):
+            if error is not None:
+                note_damaged(self.damaged, row, error)
+            self._evals[(row.run_id, iou_type)] = ev
 
     def for_runs(self, runs: pd.DataFrame,
                  iou_type: str) -> List[ImageEval]:

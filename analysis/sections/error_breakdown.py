@@ -47,6 +47,7 @@ from analysis.coco_eval.constants import COCO_AREAS, RECALL_THRESHOLDS
 from analysis.coco_eval.counted import coco_from_dict, counted_detections
 from analysis.coco_eval.detections import load_detections
 from analysis.coco_eval.run_eval import note_damaged
+from analysis.parallel import map_runs
 from analysis.report import Section, save_figure
 from analysis.sections.provenance import caption, gt_json
 from experiments.store import (DETECTIONS, TASKS, detections_file,
@@ -201,6 +202,25 @@ def run_breakdown(detections_dir: str, ann_file: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _uncached(detections_dir: str, ann_file: str) -> bool:
+    """Does a task of the run lack its TIDE cache entry?"""
+    return any(
+        osp.isfile(det_file) and not osp.isfile(eval_cache.rows_path(
+            det_file, ann_file, f'tide-{iou_type}', VERSION))
+        for det_file, iou_type in ((detections_file(detections_dir, t), t)
+                                   for t, _ in TASKS))
+
+
+def breakdown_or_error(detections_dir: str, ann_file: str
+                       ) -> Tuple[Optional[pd.DataFrame], Optional[str]]:
+    """(:func:`run_breakdown`, None), or (None, why the run's files do not
+    read): what a worker process returns."""
+    try:
+        return run_breakdown(detections_dir, ann_file), None
+    except (ValueError, OSError) as e:
+        return None, str(e)
+
+
 def _arm(r) -> str:
     return f'{r.model}/{r.arm}'
 
@@ -213,18 +233,29 @@ def breakdown_table(df: pd.DataFrame,
     A run whose detections do not read is left out and recorded in
     ``damaged`` (run label -> message), with a warning.
     """
-    frames = []
+    runs = []
     for r in df[df.status == 'finished'].itertuples():
         if not isinstance(r.work_dir, str):
             continue
         det_dir = osp.join(r.work_dir, DETECTIONS)
         ann = evaluation_gt_file(r.work_dir)
-        if not ann or not osp.isdir(det_dir):
-            continue
+        if ann and osp.isdir(det_dir):
+            runs.append((r, det_dir, ann))
+    # The runs TIDE has not seen yet, on every core, each run whole.
+    missing = []
+    for _, det_dir, ann in runs:
         try:
-            b = run_breakdown(det_dir, ann)
-        except (ValueError, OSError) as e:
-            note_damaged(damaged if damaged is not None else {}, r, str(e))
+            if _uncached(det_dir, ann) and (det_dir, ann) not in missing:
+                missing.append((det_dir, ann))
+        except OSError:
+            pass  # named below, as the serial path names it
+    computed = dict(zip(missing, map_runs(breakdown_or_error, missing)))
+    frames = []
+    for r, det_dir, ann in runs:
+        b, error = computed.get((det_dir, ann)) or breakdown_or_error(
+            det_dir, ann)
+        if error is not None:
+            note_damaged(damaged if damaged is not None else {}, r, error)
             continue
         if b.empty:
             continue

@@ -13,9 +13,10 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from analysis.coco_eval.bootstrap import (basic_interval, bootstrap_stat,
-                                          seed_mean)
+from analysis.coco_eval.bootstrap import (basic_interval,
+                                          bootstrap_category_ap, seed_mean)
 from analysis.coco_eval.image_eval import ImageEval
+from analysis.coco_eval.resampled import category_ap
 from analysis.report import Section
 from analysis.sections.provenance import caption, gt_json
 from experiments.store import TASKS, evaluation_gt_file
@@ -25,12 +26,7 @@ def per_category_ap(ev: ImageEval, weights: Optional[np.ndarray] = None,
                     area: str = 'all') -> np.ndarray:
     """AP (0.50:0.95) of each category in ``ev.cat_ids`` order; NaN for a
     category without ground truth on these images."""
-    p = ev.precision(weights, area)
-    valid = p > -1
-    counts = valid.sum(axis=(0, 1))
-    sums = np.where(valid, p, 0.0).sum(axis=(0, 1))
-    with np.errstate(invalid='ignore', divide='ignore'):
-        return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+    return category_ap(ev.precision(weights, area))
 
 
 def category_differences(arms: Dict[str, Sequence[ImageEval]],
@@ -46,7 +42,7 @@ def category_differences(arms: Dict[str, Sequence[ImageEval]],
     cats = {tuple(ev.cat_ids) for evals in arms.values() for ev in evals}
     if len(cats) > 1:
         raise ValueError('the arms were evaluated on other categories')
-    samples = bootstrap_stat(arms, per_category_ap, n_resamples, seed)
+    samples = bootstrap_category_ap(arms, n_resamples, seed)
     values = {arm: seed_mean([per_category_ap(ev) for ev in evals])
               for arm, evals in arms.items()}
     rows = []

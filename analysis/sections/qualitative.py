@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from pycocotools import mask as mask_utils
 
+from analysis.coco_eval import resampled
 from analysis.coco_eval.detections import load_detections
 from analysis.coco_eval.image_eval import ImageEval
 from analysis.report import Section, save_figure
@@ -37,13 +38,7 @@ LABEL_SIZE = 9  # points: about 12 px at 100 dpi
 
 def per_image_ap(ev: ImageEval, img_ids: List[int]) -> np.ndarray:
     """AP of each image alone (NaN for an image without ground truth)."""
-    index = {i: n for n, i in enumerate(ev.img_ids)}
-    out = np.full(len(img_ids), np.nan)
-    for n, img in enumerate(img_ids):
-        w = np.zeros(ev.num_images)
-        w[index[img]] = 1.0
-        out[n] = ev.ap(w)
-    return out
+    return resampled.per_image_ap(ev, img_ids)
 
 
 def _image_dir(run_dir: str) -> str:
