@@ -80,11 +80,13 @@ def load(det_file: str, ann_file: str, iou_type: str,
             names = [str(n) for n in z['area_names']]
             tables = [AreaTable(**{f: z[f'{a}.{f}'] for f in _FIELDS})
                       for a in range(len(names))]
-            return ImageEval([int(i) for i in z['img_ids']],
-                             [int(c) for c in z['cat_ids']],
-                             {n: tuple(r) for n, r in
-                              zip(names, z['area_ranges'].tolist())},
-                             tables)
+            ev = ImageEval([int(i) for i in z['img_ids']],
+                           [int(c) for c in z['cat_ids']],
+                           {n: tuple(r) for n, r in
+                            zip(names, z['area_ranges'].tolist())},
+                           tables)
+        ev.cache_path = path
+        return ev
     except (OSError, ValueError, KeyError, EOFError,
             zipfile.BadZipFile) as e:
         warn(f'{path}: unreadable evaluation cache ({e}); evaluating '
@@ -123,6 +125,7 @@ def store(ev: ImageEval, det_file: str, ann_file: str, iou_type: str,
         warn(f'cannot cache the evaluation of {det_file} ({e.strerror}: '
              f'{e.filename}); it is evaluated again next time')
         return None
+    ev.cache_path = path
     return path
 
 

@@ -45,6 +45,9 @@ class ImageEval:
         self.areas = areas
         self.area_names = list(areas)
         self.tables = tables
+        # Its eval-cache entry (set by analysis.coco_eval.eval_cache), next
+        # to which its resampled APs are kept; None when not cached.
+        self.cache_path: Optional[str] = None
 
     @property
     def num_images(self) -> int:

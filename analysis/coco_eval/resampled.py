@@ -19,9 +19,16 @@ thread start each, and one pass over every detection). Here:
   (``tests/test_analysis/test_coco_eval/test_resampled.py``).
 - :func:`resampled_stats` keeps, per run, area range and resampling, the AP
   of each resample (and per category for all areas), computed from those
-  tables with the very numpy reductions the per-resample code used.
+  tables with the very numpy reductions the per-resample code used; in
+  memory, and on disk next to the run's eval-cache entry
+  (``resampled-<entry>-<resampling>.npz``: the arrays as computed, so a
+  cached report reads the same numbers back).
 """
+import hashlib
+import os
+import os.path as osp
 import weakref
+import zipfile
 from typing import Dict, Optional
 
 import numpy as np
@@ -29,6 +36,7 @@ import numpy as np
 from analysis.coco_eval.constants import IOU_THRESHOLDS, RECALL_THRESHOLDS
 from analysis.coco_eval.draws import resample_counts
 from analysis.coco_eval.engine import precision_kernel
+from experiments.store import atomic_write, warn
 
 try:
     import numba
@@ -263,6 +271,11 @@ def resampled_stats(ev, area: str, n_resamples: int, seed: int = 0
     """
     key = (area, ev.num_images, n_resamples, seed)
     memo = _STATS.setdefault(ev, {})
+    path = _disk_path(ev, key)
+    if key not in memo and path:
+        memo[key] = _load(path, area == 'all')
+        if memo[key] is None:
+            del memo[key]
     if key not in memo:
         table = ev.tables[ev.area_names.index(area)]
         num_k = table.npig.shape[0]
@@ -277,7 +290,59 @@ def resampled_stats(ev, area: str, n_resamples: int, seed: int = 0
         memo[key] = dict(ap=np.asarray(ap))
         if area == 'all':
             memo[key]['per_category'] = np.asarray(per_cat)
+        if path:
+            _store(path, memo[key])
     return memo[key]
+
+
+# Part of the on-disk name: another resampling format, numpy (its
+# multinomial draws) or chunking of the draws makes another file.
+_DISK_VERSION = 1
+
+
+def _disk_path(ev, key: tuple) -> Optional[str]:
+    """Where ``ev``'s resamples of ``key`` are kept; None when ``ev`` has
+    no eval-cache entry."""
+    entry = getattr(ev, 'cache_path', None)
+    if not entry:
+        return None
+    spec = repr((key, np.__version__, _DISK_VERSION))
+    tag = hashlib.sha1(spec.encode()).hexdigest()[:12]
+    stem = osp.splitext(osp.basename(entry))[0]
+    return osp.join(osp.dirname(entry), f'resampled-{stem}-{tag}.npz')
+
+
+def _load(path: str, per_category: bool) -> Optional[Dict[str, np.ndarray]]:
+    if not osp.isfile(path):
+        return None
+    try:
+        with np.load(path) as z:
+            out = {k: z[k] for k in (('ap', 'per_category') if per_category
+                                     else ('ap',))}
+    except (OSError, ValueError, KeyError, EOFError,
+            zipfile.BadZipFile) as e:
+        warn(f'{path}: unreadable resampled APs ({e}); computing them again')
+        return None
+    return out
+
+
+def _store(path: str, arrays: Dict[str, np.ndarray]) -> None:
+    """Write ``arrays``; remove the run's entries of another evaluation
+    (the same task with other detections or ground truth)."""
+    directory, name = osp.split(path)
+    stem = name[:name.rindex('-')]
+    task = stem[:stem.index('-', len('resampled-')) + 1]
+    try:
+        atomic_write(path, lambda f: np.savez(f, **arrays), binary=True)
+        for other in os.listdir(directory):
+            if other.startswith(task) and not other.startswith(stem + '-'):
+                try:
+                    os.remove(osp.join(directory, other))
+                except FileNotFoundError:
+                    pass  # another build removed it first
+    except OSError as e:
+        warn(f'cannot keep the resampled APs in {path} ({e.strerror}); '
+             f'they are computed again next time')
 
 
 def forget(ev: Optional[object] = None) -> None:

@@ -128,3 +128,36 @@ def test_without_the_compiled_engine_the_block_loops(runs, monkeypatch):
         np.testing.assert_array_equal(
             resampled.as_tkr(flat, table.npig.shape[0]),
             table._precision_numpy(w, table.npig @ w))
+
+
+def test_resamples_are_kept_next_to_the_eval_cache(runs, tmp_path,
+                                                   monkeypatch):
+    _, box, _ = runs
+    ev = copy.copy(box[0])
+    ev.cache_path = str(tmp_path / 'bbox-aaaa.npz')
+    resampled.forget()
+    first = resampled.resampled_stats(ev, 'all', 40, seed=2)
+    small = resampled.resampled_stats(ev, 'small', 40, seed=2)
+    kept = sorted(p.name for p in tmp_path.glob('resampled-*'))
+    assert len(kept) == 2 and all(k.startswith('resampled-bbox-aaaa-')
+                                  for k in kept)
+
+    def no_compute(*args, **kwargs):
+        raise AssertionError('computed again')
+
+    resampled.forget()
+    monkeypatch.setattr(resampled, 'precision_block', no_compute)
+    again = resampled.resampled_stats(ev, 'all', 40, seed=2)
+    for k in ('ap', 'per_category'):
+        np.testing.assert_array_equal(again[k], first[k])
+    np.testing.assert_array_equal(
+        resampled.resampled_stats(ev, 'small', 40, seed=2)['ap'],
+        small['ap'])
+    monkeypatch.undo()
+    # Another evaluation of the task replaces the run's entries.
+    ev.cache_path = str(tmp_path / 'bbox-bbbb.npz')
+    resampled.forget()
+    resampled.resampled_stats(ev, 'all', 40, seed=2)
+    assert [p.name.startswith('resampled-bbox-bbbb-')
+            for p in tmp_path.glob('resampled-*')] == [True]
+    resampled.forget()
