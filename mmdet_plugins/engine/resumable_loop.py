@@ -27,8 +27,10 @@ back (it calls :meth:`ResumableIterBasedTrainLoop.position_on_resume`);
 otherwise it replays like mmengine's loop, which is then the only way to get
 the main process's draws back.
 """
+import atexit
 import logging
 import random
+import weakref
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -40,6 +42,8 @@ from mmengine.registry import DATA_SAMPLERS, LOOPS
 from mmengine.runner import IterBasedTrainLoop
 from mmengine.runner.loops import _InfiniteDataloaderIterator
 from torch.utils.data import BatchSampler, DataLoader, Sampler
+
+from .stop_checkpoint_hook import WorkersLeaveStopsToTheMain
 
 
 class _NumberedBatch(list):
@@ -185,6 +189,12 @@ class ResumableBatchSampler(Sampler):
         return epoch
 
 
+def _shutdown_workers_of(loop_ref) -> None:
+    loop = loop_ref()
+    if loop is not None:
+        loop.shutdown_workers()
+
+
 @LOOPS.register_module()
 class ResumableIterBasedTrainLoop(IterBasedTrainLoop):
     """``IterBasedTrainLoop`` whose resume positions the data instead of
@@ -225,9 +235,21 @@ class ResumableIterBasedTrainLoop(IterBasedTrainLoop):
             # An instance attribute: torch's fetcher looks it up per batch.
             dataloader.dataset.__getitems__ = SeededBatchesInWorkers(
                 dataloader.dataset, runner.seed, get_dist_info()[0])
+            # StopCheckpointHook's stop is the main process's alone.
+            dataloader.worker_init_fn = WorkersLeaveStopsToTheMain(
+                dataloader.worker_init_fn)
         super().__init__(runner, dataloader, max_iters, val_begin,
                          val_interval, dynamic_intervals)
         self._position = False
+        # Before multiprocessing's own exit handler (they run last first),
+        # which terminates workers that ignore SIGTERM and waits on them.
+        atexit.register(_shutdown_workers_of, weakref.ref(self))
+
+    def shutdown_workers(self) -> None:
+        """Stop the data workers as torch does when a loader is done."""
+        iterator = getattr(self.dataloader_iterator, '_iterator', None)
+        if hasattr(iterator, '_shutdown_workers'):
+            iterator._shutdown_workers()
 
     def position_on_resume(self) -> bool:
         """Called by a hook at ``before_train`` that will restore the data

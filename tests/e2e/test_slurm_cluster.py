@@ -6,14 +6,17 @@ cannot be had or the daemons cannot start, every test here skips with the
 reason. Slurm holds a requeued job for about two minutes (``BeginTime``);
 the tests release it at once with ``scontrol update StartTime=now``.
 """
+import glob
 import json
 import os
 import os.path as osp
 import re
 import subprocess
 import sys
+import time
 
 import pytest
+import torch
 import yaml
 from helpers import (
     TINY_BATCH,
@@ -55,7 +58,7 @@ def slurm(tmp_path_factory):
 
 
 def _grid(tmp_path, name, dataset, models, seeds=(0,), max_iters=2,
-          arms=None) -> str:
+          arms=None, overrides=None) -> str:
     path = tmp_path / f'{name}.yaml'
     path.write_text(yaml.safe_dump(dict(
         **TINY_BATCH,
@@ -63,7 +66,8 @@ def _grid(tmp_path, name, dataset, models, seeds=(0,), max_iters=2,
         arms=arms or {'base': {}}, seeds=list(seeds),
         datasets={'tiny': tiny_dataset_entry(dataset)},
         overrides={'train_cfg.max_iters': max_iters,
-                   'default_hooks.checkpoint.interval': 2})))
+                   'default_hooks.checkpoint.interval': 2,
+                   **(overrides or {})})))
     return str(path)
 
 
@@ -296,3 +300,91 @@ def test_local_runner_and_slurm_job_never_train_one_run(slurm, tiny_builtin,
     [launch] = _launches(seed0)
     assert launch['note'] == f'in Slurm job {job}'
     assert not osp.exists(osp.join(seed1, 'slurm_job.json'))
+
+
+# Slurm checks time limits every 30 s: with a 2-minute limit and the signal
+# 60 s before it, USR2 comes 60-90 s into the job, after the training child
+# has started (about 15-50 s here). 200 iterations do not fit in that even
+# on an idle machine; the requeued job gets a longer limit to finish in one
+# more attempt.
+TIME_LIMIT = ['--time-min', '2', '--signal-delay-s', '60']
+LONG_RUN = {'default_hooks.checkpoint.interval': 1000,
+            'default_hooks.logger.interval': 1}
+ITER_LINE = re.compile(r'Iter\(train\) \[\s*(\d+)/(\d+)\]')
+
+
+def test_a_time_limit_checkpoints_the_iteration_and_requeues_to_the_end(
+        slurm, tiny_builtin, tmp_path):
+    """Issue 35, item 4: the time limit's USR2 saves a checkpoint at the
+    iteration it interrupts; the requeued job resumes there, trains every
+    iteration once (the run's log shows each one once) and ends with the
+    uninterrupted run's weights and AP."""
+    iters = 200
+    models = {'m': TINY_MASK_RCNN}
+    grid = _grid(tmp_path, 'limit', tiny_builtin, models, max_iters=iters,
+                 overrides=LONG_RUN)
+    reference = _grid(tmp_path, 'reference', tiny_builtin, models,
+                      max_iters=iters, overrides=LONG_RUN)
+    # The uninterrupted run, meanwhile, on 1 thread as the job's 1 CPU.
+    local = subprocess.Popen(
+        [sys.executable, 'experiments/run_grid.py', reference, '--slots',
+         '2', '--tick', '1'], cwd=PROJECT_ROOT, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True)
+    runner = subprocess.Popen(
+        [sys.executable, 'experiments/run_grid.py', grid, *SLURM_ARGS[:-4],
+         *TIME_LIMIT, '--tick', '1'], cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    work_dir = str(tmp_path / 'limit')
+    try:
+        deadline = time.monotonic() + 900
+        while runner.poll() is None:
+            assert time.monotonic() < deadline, 'the grid never finished'
+            logs = glob.glob(osp.join(work_dir, '*', 'run.log'))
+            stopped = logs and 'stopped after iteration' in open(
+                logs[0]).read()
+            requeued = logs and any(r['event'] == 'end' for r in
+                                    read_attempts(osp.dirname(logs[0])))
+            for job, (state,) in _squeue(slurm).items():
+                if state == 'PENDING' and requeued:
+                    # Slurm holds a requeued job about two minutes. Once a
+                    # stop has been seen (not a signal during the build),
+                    # the job may finish.
+                    slurm.run(['scontrol', 'update', f'JobId={job}',
+                               'StartTime=now'] +
+                              (['TimeLimit=30'] if stopped else []),
+                              timeout=30)
+            time.sleep(2)
+        out = runner.communicate()[0]
+        local_out = local.communicate(timeout=900)[0]
+    finally:
+        runner.kill()
+        local.kill()
+    assert runner.returncode == 0, out
+    assert local.returncode == 0, local_out
+    [row] = read_results_csv(osp.join(work_dir, 'results.csv')).itertuples()
+    [ref] = read_results_csv(str(tmp_path / 'reference' / 'results.csv')
+                             ).itertuples()
+    assert row.status == 'finished' and row.iterations == iters
+    assert row.attempts >= 2 and 'requeued' in row.signals, row.signals
+    log = open(osp.join(row.work_dir, 'run.log')).read()
+    [(signame, stop)] = re.findall(
+        r'(SIG\w+): stopped after iteration (\d+)', log)
+    trained = [int(i) for i, _ in ITER_LINE.findall(log)]
+    print(f'{row.attempts} attempts; {signame} stopped one after iteration '
+          f'{stop}; iterations logged: {len(trained)} for {iters}')
+    assert 0 < int(stop) < iters
+    # Each iteration trained once: the next attempt starts at the stop.
+    assert trained == list(range(1, iters + 1)), trained
+    starts = [r['iter'] for r in read_attempts(row.work_dir)
+              if r['event'] == 'start']
+    assert starts[-1] == int(stop) and set(starts) == {0, int(stop)}, \
+        starts
+    assert row.resume_exact == 'yes', row.resume_exact
+    weights = [torch.load(osp.join(d, f'iter_{iters}.pth'),
+                          map_location='cpu',
+                          weights_only=False)['state_dict']
+               for d in (row.work_dir, ref.work_dir)]
+    assert all(torch.equal(weights[0][k], weights[1][k])
+               for k in weights[0])
+    for column in ('box_AP', 'mask_AP', 'box_AP50', 'mask_AP50'):
+        assert getattr(row, column) == getattr(ref, column)
