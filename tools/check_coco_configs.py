@@ -125,11 +125,47 @@ def count_detections(run_dir: str, rel: str) -> int:
 
 
 NOT_APPLICABLE = 'not applicable (box-only)'
+WITHIN_NOISE = 'yes, parity within float32 noise (random init)'
+
+
+def float32_noise(run_dir: str, ckpt: str) -> float:
+    """The run's model's own float32-vs-float64 score gap
+    (:func:`mmdet_plugins.export.float_noise.float32_score_noise`)."""
+    import torch
+    from mmengine.config import Config
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+    register_all_modules()
+    import mmdet_plugins  # noqa: F401
+    from mmdet_plugins.export.checkpoint import load_weights
+    from mmdet_plugins.export.float_noise import (first_test_inputs,
+                                                  float32_score_noise)
+    cfg = Config.fromfile(osp.join(run_dir, 'config.py'))
+    model = MODELS.build(cfg.model)
+    load_weights(model, ckpt, target=run_dir)
+    with torch.no_grad():
+        return float32_score_noise(model, first_test_inputs(model, cfg))
+
+
+def judge_failed_parity(parity_file: str, noise: float) -> bool:
+    """Is a failed parity's largest score difference within the model's
+    own float32 rounding (``noise``, on the same image)? Each float32
+    runtime is about ``noise`` from the float64 result, in its own
+    direction, so two of them can be 2 x ``noise`` apart: within that the
+    parity cannot tell a wrong graph from rounding at these weights."""
+    with open(parity_file) as f:
+        summary = json.load(f)['summary']
+    return summary['max_score_abs'] <= 2 * noise
 
 
 def export(run_dir: str, config: str, args: argparse.Namespace,
-           out_dir: str) -> Dict[str, str]:
-    """Export the run's final checkpoint and compare it with PyTorch."""
+           out_dir: str, random_init: bool = False) -> Dict[str, str]:
+    """Export the run's final checkpoint and compare it with PyTorch.
+
+    A parity that fails for a randomly initialised model is judged against
+    the model's own float32 rounding (:func:`judge_failed_parity`): a
+    random deep network can be too ill-conditioned for float32 to decide.
+    """
     ckpt = last_checkpoint_target(run_dir)
     if not ckpt:
         return {'exported': 'no', 'export_error': 'no checkpoint'}
@@ -146,8 +182,15 @@ def export(run_dir: str, config: str, args: argparse.Namespace,
         # The exporter's own refusal: it exports instance segmentation
         # models, and a box-only baseline has nothing else to check.
         return {'exported': NOT_APPLICABLE, 'export_error': tail[0][:200]}
-    return {'exported': status,
-            'export_error': '' if proc.returncode == 0 else tail[0][:200]}
+    row = {'exported': status,
+           'export_error': '' if proc.returncode == 0 else tail[0][:200]}
+    parity_file = out[:-len('.onnx')] + '.parity.json'
+    if proc.returncode == 1 and random_init and osp.isfile(parity_file):
+        noise = float32_noise(run_dir, ckpt)
+        row['float32_noise'] = noise
+        if judge_failed_parity(parity_file, noise):
+            row['exported'] = WITHIN_NOISE
+    return row
 
 
 def table(work_dir: str, configs: List[str], args: argparse.Namespace,
@@ -187,7 +230,9 @@ def table(work_dir: str, configs: List[str], args: argparse.Namespace,
         if r['status'] == 'finished' and not args.no_export:
             started = time.perf_counter()
             row.update(export(run_dir, config, args,
-                              osp.join(work_dir, 'exports')))
+                              osp.join(work_dir, 'exports'),
+                              random_init='random init' in str(
+                                  r['weights'])))
             row['export_s'] = round(time.perf_counter() - started, 1)
         rows.append(row)
     return pd.DataFrame(rows)
@@ -202,7 +247,8 @@ def failed(df: pd.DataFrame) -> pd.Series:
     bad |= df['box_AP'].isna()
     if 'exported' in df:
         bad |= ~df['exported'].fillna('').isin(['yes, parity ok',
-                                                NOT_APPLICABLE])
+                                                NOT_APPLICABLE,
+                                                WITHIN_NOISE])
     return bad
 
 

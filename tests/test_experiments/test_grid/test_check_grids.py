@@ -3,6 +3,7 @@ import dataclasses
 import json
 
 import pytest
+import torch
 import yaml
 
 from experiments.grid.check_grids import (one_step_overrides,
@@ -50,9 +51,24 @@ def test_a_random_backbone_with_frozen_bn_trains_with_batch_statistics(
         monkeypatch):
     # Random frozen BN (mean 0, variance 1) normalises nothing: a random
     # VoVNet-39 so frozen predicted no detection after one step.
+    # Momentum None: the test normalises with the statistics trained on.
     _weights_cached(monkeypatch, False)
-    assert one_step_overrides(V2_39)['model.backbone.norm_eval'] is False
-    assert one_step_overrides(CENTERMASK)['model.backbone.norm_eval'] is False
+    for config in (V2_39, CENTERMASK):
+        found = one_step_overrides(config)
+        assert found['model.backbone.norm_eval'] is False
+        assert found['model.backbone.norm_cfg.momentum'] is None
+    from mmdet.registry import MODELS
+    from mmengine.config import Config
+    cfg = Config.fromfile(V2_39)
+    cfg.merge_from_dict({k: v for k, v in one_step_overrides(V2_39).items()
+                         if k.startswith('model.backbone.')})
+    cfg.model.backbone.init_cfg = None
+    backbone = MODELS.build(cfg.model.backbone)
+    bns = [m for m in backbone.modules()
+           if isinstance(m, torch.nn.BatchNorm2d)]
+    assert bns and all(m.momentum is None for m in bns)
+    backbone.train()
+    assert all(m.training for m in bns)
     # A backbone already training its BN is left as it is.
     assert 'model.backbone.norm_eval' not in one_step_overrides(TINY)
     _weights_cached(monkeypatch, True)
