@@ -273,7 +273,8 @@ def resampled_stats(ev, area: str, n_resamples: int, seed: int = 0
     memo = _STATS.setdefault(ev, {})
     path = _disk_path(ev, key)
     if key not in memo and path:
-        memo[key] = _load(path, area == 'all')
+        memo[key] = _load(path, ('ap', 'per_category') if area == 'all'
+                          else ('ap',))
         if memo[key] is None:
             del memo[key]
     if key not in memo:
@@ -295,14 +296,11 @@ def resampled_stats(ev, area: str, n_resamples: int, seed: int = 0
     return memo[key]
 
 
-# Part of the on-disk name: another resampling format, numpy (its
-# multinomial draws) or chunking of the draws makes another file.
-_DISK_VERSION = 1
+_DISK_VERSION = 1  # with numpy's version (its draws), in the file's name
 
 
 def _disk_path(ev, key: tuple) -> Optional[str]:
-    """Where ``ev``'s resamples of ``key`` are kept; None when ``ev`` has
-    no eval-cache entry."""
+    """Where ``ev``'s ``key`` is kept; None without an eval-cache entry."""
     entry = getattr(ev, 'cache_path', None)
     if not entry:
         return None
@@ -312,13 +310,12 @@ def _disk_path(ev, key: tuple) -> Optional[str]:
     return osp.join(osp.dirname(entry), f'resampled-{stem}-{tag}.npz')
 
 
-def _load(path: str, per_category: bool) -> Optional[Dict[str, np.ndarray]]:
+def _load(path: str, names) -> Optional[Dict[str, np.ndarray]]:
     if not osp.isfile(path):
         return None
     try:
         with np.load(path) as z:
-            out = {k: z[k] for k in (('ap', 'per_category') if per_category
-                                     else ('ap',))}
+            out = {k: z[k] for k in names}
     except (OSError, ValueError, KeyError, EOFError,
             zipfile.BadZipFile) as e:
         warn(f'{path}: unreadable resampled APs ({e}); computing them again')
@@ -327,8 +324,7 @@ def _load(path: str, per_category: bool) -> Optional[Dict[str, np.ndarray]]:
 
 
 def _store(path: str, arrays: Dict[str, np.ndarray]) -> None:
-    """Write ``arrays``; remove the run's entries of another evaluation
-    (the same task with other detections or ground truth)."""
+    """Write ``arrays``; remove the task's entries of other evaluations."""
     directory, name = osp.split(path)
     stem = name[:name.rindex('-')]
     task = stem[:stem.index('-', len('resampled-')) + 1]
@@ -341,8 +337,7 @@ def _store(path: str, arrays: Dict[str, np.ndarray]) -> None:
                 except FileNotFoundError:
                     pass  # another build removed it first
     except OSError as e:
-        warn(f'cannot keep the resampled APs in {path} ({e.strerror}); '
-             f'they are computed again next time')
+        warn(f'cannot keep {path} ({e.strerror}); computed again next time')
 
 
 def forget(ev: Optional[object] = None) -> None:
@@ -374,7 +369,21 @@ def per_image_ap(ev, img_ids, area: str = 'all',
                  chunk: int = 100) -> np.ndarray:
     """AP of each image alone (weight 1 on it, 0 elsewhere), in
     ``img_ids`` order; NaN for an image without ground truth. The same
-    numbers as ``ev.ap(one_hot)`` per image."""
+    numbers as ``ev.ap(one_hot)`` per image; kept on disk as the
+    resamples are."""
+    ids = np.asarray(img_ids, np.int64)
+    path = _disk_path(ev, ('per_image', area, ev.num_images, hashlib.sha1(
+        ids.tobytes()).hexdigest()))
+    kept = _load(path, ('ap',)) if path else None
+    if kept is not None and kept['ap'].shape == ids.shape:
+        return kept['ap']
+    out = _per_image_ap(ev, img_ids, area, chunk)
+    if path:
+        _store(path, dict(ap=out))
+    return out
+
+
+def _per_image_ap(ev, img_ids, area: str, chunk: int) -> np.ndarray:
     index = {i: n for n, i in enumerate(ev.img_ids)}
     table = ev.tables[ev.area_names.index(area)]
     num_k = table.npig.shape[0]

@@ -161,3 +161,18 @@ def test_resamples_are_kept_next_to_the_eval_cache(runs, tmp_path,
     assert [p.name.startswith('resampled-bbox-bbbb-')
             for p in tmp_path.glob('resampled-*')] == [True]
     resampled.forget()
+
+
+def test_per_image_ap_is_kept_next_to_the_eval_cache(runs, tmp_path,
+                                                     monkeypatch):
+    _, _, mask = runs
+    ev = copy.copy(mask)
+    ev.cache_path = str(tmp_path / 'segm-cccc.npz')
+    img_ids = ev.img_ids[::-1]
+    first = resampled.per_image_ap(ev, img_ids)
+    np.testing.assert_array_equal(first, resampled.per_image_ap(mask,
+                                                                img_ids))
+    monkeypatch.setattr(resampled, 'precision_block', None)  # not called
+    np.testing.assert_array_equal(resampled.per_image_ap(ev, img_ids), first)
+    with pytest.raises(TypeError):  # other images: computed
+        resampled.per_image_ap(ev, img_ids[:3])
