@@ -34,16 +34,12 @@ import sys
 import time
 from typing import Dict, List, Optional
 
+import pandas as pd
+
+# The project's modules are imported where they are used, after this.
 PROJECT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, PROJECT)
-
-import pandas as pd  # noqa: E402
-
-from analysis.sections.training_curves import read_scalars  # noqa: E402
-from experiments.grid.check_grids import (model_name,  # noqa: E402
-                                         one_step_overrides,
-                                         write_check_grid)
-from experiments.store import last_checkpoint_target  # noqa: E402
+if PROJECT not in sys.path:
+    sys.path.insert(0, PROJECT)
 
 COCO128 = osp.join(osp.dirname(PROJECT), 'shared', 'datasets', 'coco128-seg')
 def parse_args(argv=None) -> argparse.Namespace:
@@ -85,6 +81,8 @@ def coco_configs() -> List[str]:
 def write_grid(configs: List[str], args: argparse.Namespace,
                work_dir: str) -> str:
     """The check's grid file: one model per config, coco128, seed 0."""
+    from experiments.grid.check_grids import (one_step_overrides,
+                                             write_check_grid)
     # One optimizer step; every step's losses logged so the check sees
     # each of them (the configs log every 50 by default).
     # A frozen, BN-frozen backbone without its weights is refused at
@@ -101,6 +99,7 @@ def write_grid(configs: List[str], args: argparse.Namespace,
 
 def losses_finite(run_dir: str) -> Optional[bool]:
     """Whether every logged loss is finite (None: nothing logged)."""
+    from analysis.sections.training_curves import read_scalars
     scalars = read_scalars(run_dir)
     cols = [c for c in scalars.columns if c == 'loss' or
             c.startswith('loss_')] if len(scalars) else []
@@ -166,6 +165,8 @@ def export(run_dir: str, config: str, args: argparse.Namespace,
     the model's own float32 rounding (:func:`judge_failed_parity`): a
     random deep network can be too ill-conditioned for float32 to decide.
     """
+    from experiments.grid.check_grids import model_name
+    from experiments.store import last_checkpoint_target
     ckpt = last_checkpoint_target(run_dir)
     if not ckpt:
         return {'exported': 'no', 'export_error': 'no checkpoint'}
@@ -197,6 +198,7 @@ def table(work_dir: str, configs: List[str], args: argparse.Namespace,
           grid_stderr: str) -> pd.DataFrame:
     """One row per config from the grid's results and run dirs; a config
     with no row gets the lines of ``run_grid.py``'s refusal naming it."""
+    from experiments.grid.check_grids import model_name
     results = pd.read_csv(osp.join(work_dir, 'results.csv')) \
         if osp.exists(osp.join(work_dir, 'results.csv')) else pd.DataFrame()
     rows = []

@@ -30,16 +30,13 @@ import subprocess
 import sys
 from typing import Dict, List, Optional
 
+import pandas as pd
+import torch
+
 PROJECT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, PROJECT)
-
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-
-from analysis.sections.training_curves import read_scalars  # noqa: E402
-from experiments.grid.check_grids import (model_name,  # noqa: E402
-                                          one_step_overrides,
-                                          write_check_grid)
+# The project's modules are imported where they are used, after this.
+if PROJECT not in sys.path:
+    sys.path.insert(0, PROJECT)
 
 FAMILIES = {
     'CenterMask R-50': 'configs/centermask/centermask_r50_fpn_1x_coco.py',
@@ -121,6 +118,7 @@ def run_family_grid(name: str, configs: List[str], args, steps: int,
                     env: Dict[str, str], extra: List[str]) -> str:
     """Train ``configs`` for ``steps`` optimizer steps through run_grid.py;
     return the grid's work dir."""
+    from experiments.grid.check_grids import write_check_grid
     work_dir = osp.abspath(osp.join(args.work_dir, name))
     os.makedirs(work_dir, exist_ok=True)
     grid = write_check_grid(
@@ -141,6 +139,7 @@ def steps_overrides(config: str, steps: int,
                     images_per_step: Optional[int]) -> Dict[str, object]:
     """``steps`` optimizer steps of ``config`` (an epoch-based loop: that
     many epochs of one total batch each), score thresholds 0."""
+    from experiments.grid.check_grids import one_step_overrides
     found = one_step_overrides(config, images_per_step)
     key = 'train_cfg.max_iters' if 'train_cfg.max_iters' in found \
         else 'train_cfg.max_epochs'
@@ -150,6 +149,8 @@ def steps_overrides(config: str, steps: int,
 
 def run_summary(work_dir: str, config: str) -> Optional[dict]:
     """Status, per-step losses and seconds per iteration of one run."""
+    from analysis.sections.training_curves import read_scalars
+    from experiments.grid.check_grids import model_name
     path = osp.join(work_dir, 'results.csv')
     if not osp.exists(path):
         return None

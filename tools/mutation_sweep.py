@@ -37,8 +37,6 @@ PROJECT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if PROJECT not in sys.path:
     sys.path.insert(0, PROJECT)
 
-from experiments.grid import official_values as ov  # noqa: E402
-
 RECIPE_TESTS = 'tests/test_configs_official_recipe.py'
 BATCH_TESTS = 'tests/test_experiments/test_grid/test_batch_recipe.py'
 
@@ -76,6 +74,7 @@ def recipe_checks(config: str) -> List[Tuple[str, Tuple[str, ...],
                                              Callable]]:
     """(name, sections it reads, check(cfg)) of the existing pinning tests
     that apply to ``config``; a check raises when its test would fail."""
+    from experiments.grid import official_values as ov
     rec, batch = _load(RECIPE_TESTS), _load(BATCH_TESTS)
     checks = []
 
@@ -150,6 +149,7 @@ def _fails(check: Callable, cfg) -> bool:
 
 def sweep(config: str) -> Dict:
     """Counts and the green leaves of one config."""
+    from experiments.grid import official_values as ov
     from mmengine.config import Config
     base = ov.as_dict(ov.load_config(config))
     rows = ov.load_rows(ov.table_path(config))

@@ -20,8 +20,6 @@ PROJECT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if PROJECT not in sys.path:
     sys.path.insert(0, PROJECT)
 
-from experiments.grid.official_values import official_table  # noqa: E402
-
 
 def _cell(value) -> str:
     text = value if isinstance(value, str) else json.dumps(value)
@@ -43,6 +41,7 @@ def markdown(table) -> str:
 
 
 def main() -> int:
+    from experiments.grid.official_values import official_table
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('configs', nargs='+')
     parser.add_argument('--summary', action='store_true',
