@@ -29,7 +29,13 @@ the main process's draws back.
 """
 import atexit
 import logging
+import multiprocessing
+# Imported now so that its exit handler (SIGTERM to daemonic children, then
+# a join without timeout) is registered before this module's, which then
+# runs first: atexit runs the last registered first.
+import multiprocessing.util  # noqa: F401
 import random
+import signal
 import weakref
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
@@ -193,6 +199,31 @@ def _shutdown_workers_of(loop_ref) -> None:
     loop = loop_ref()
     if loop is not None:
         loop.shutdown_workers()
+    _kill_data_workers()
+
+
+def _kill_data_workers() -> None:
+    """SIGKILL every data-loader worker of this process still alive.
+
+    The training loader's workers ignore SIGTERM
+    (:class:`~.stop_checkpoint_hook.WorkersLeaveStopsToTheMain`), and
+    multiprocessing's own exit handler ends daemonic children with SIGTERM
+    and then waits on them without a timeout: a worker whose iterator was
+    not shut down (its loop already collected, e.g. a runner deleted after
+    training while the iterator lived on in a reference cycle) hung the
+    process at exit forever (a CenterMask V2-57 run in ``make
+    check-coco``). Every daemonic child is ended so, as multiprocessing's
+    handler would end it, only with SIGKILL (a started ``Process`` no
+    longer says what it runs); torch's SIGCHLD check is reset first: these
+    workers are meant to end.
+    """
+    workers = [p for p in multiprocessing.active_children() if p.daemon]
+    if not workers:
+        return
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    for p in workers:
+        p.kill()
+        p.join(timeout=5)
 
 
 @LOOPS.register_module()
