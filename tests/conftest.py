@@ -64,6 +64,7 @@ SLOW_FILES = {
     'tests/test_engine/test_exact_resume.py': 210,
     'tests/test_export/test_export_tool.py': 190,
     'tests/test_experiments/test_runner/test_signal_retry.py': 150,
+    'tests/test_engine/test_stop_checkpoint_hook.py': 150,
     'tests/test_analysis/test_calibration.py': 130,
     'tests/e2e/test_run_grid_kill.py': 121,
     'tests/e2e/test_run_grid_faults.py': 115,
