@@ -155,8 +155,8 @@ def paste_mask(prob: np.ndarray, box: np.ndarray, img_h: int, img_w: int
 
 
 def postprocess(outputs: Dict[str, np.ndarray], scale_factor: np.ndarray,
-                ori_shape: Tuple[int, int], mask_thr_binary: float = 0.5
-                ) -> Dict[str, np.ndarray]:
+                ori_shape: Tuple[int, int], mask_thr_binary: float = 0.5,
+                return_probs: bool = False) -> Dict[str, np.ndarray]:
     """Detections in original-image pixels with full-size binary masks.
 
     Args:
@@ -164,16 +164,21 @@ def postprocess(outputs: Dict[str, np.ndarray], scale_factor: np.ndarray,
         scale_factor: ``(w_scale, h_scale)`` from :func:`resize`.
         ori_shape: ``(h, w)`` of the original image.
         mask_thr_binary: Mask probability threshold (``>=``).
+        return_probs: Also return ``mask_probs``, ``mask_thr_binary`` and
+            ``pasted_probs`` (:func:`paste_mask`'s, per detection).
     """
     h, w = ori_shape
     boxes = outputs['boxes'] / np.tile(scale_factor.astype(np.float32), 2)
     masks = np.zeros((len(boxes), h, w), dtype=bool)
-    for i, (prob, box) in enumerate(zip(outputs['mask_probs'], boxes)):
-        pasted, region = paste_mask(prob, box, h, w)
+    pasted_probs = [paste_mask(p, b, h, w)
+                    for p, b in zip(outputs['mask_probs'], boxes)]
+    for i, (pasted, region) in enumerate(pasted_probs):
         masks[(i, ) + region] = pasted >= mask_thr_binary
-    return dict(boxes=boxes, scores=outputs['scores'],
-                labels=outputs['labels'], masks=masks,
-                mask_scores=outputs['mask_scores'])
+    out = dict(boxes=boxes, scores=outputs['scores'], masks=masks,
+               labels=outputs['labels'], mask_scores=outputs['mask_scores'])
+    return dict(out, mask_probs=outputs['mask_probs'],
+                pasted_probs=pasted_probs,
+                mask_thr_binary=mask_thr_binary) if return_probs else out
 
 
 class OnnxDetector:
@@ -197,11 +202,13 @@ class OnnxDetector:
         return dict(zip(OUTPUTS, values))
 
     def from_resized(self, resized: np.ndarray, scale_factor: np.ndarray,
-                     ori_shape: Tuple[int, int]) -> Dict[str, np.ndarray]:
-        """Detections of an image already resized by the test pipeline."""
+                     ori_shape: Tuple[int, int], return_probs: bool = False
+                     ) -> Dict[str, np.ndarray]:
+        """Detections of an image resized by the test pipeline."""
         image, img_shape = normalize_and_pad(resized, self.meta)
         return postprocess(self.run_network(image, img_shape), scale_factor,
-                           ori_shape, self.meta['mask_thr_binary'])
+                           ori_shape, self.meta['mask_thr_binary'],
+                           return_probs=return_probs)
 
     def __call__(self, image: np.ndarray) -> Dict[str, np.ndarray]:
         """Detections of a BGR image (as ``cv2.imread`` reads it)."""

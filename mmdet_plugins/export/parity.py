@@ -8,13 +8,18 @@ image the two detection lists are paired detection by detection (same
 class, nearly the same box and score): detections without a partner, and
 the largest differences of boxes (original-image pixels), scores and mask
 scores, and of the binary masks (pixels that differ over pixels in either
-mask, pooled over the pairs). Both lists are also returned as COCO
-results, so that AP can be computed for each through the same evaluator.
+mask, pooled over the pairs); and, from the mask probabilities
+(:mod:`.mask_parity`), the largest difference of the M x M probabilities
+and the binary flips those differences do not explain. Both lists are
+also returned as COCO results, so that AP can be computed for each through
+the same evaluator.
 """
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
+
+from .mask_parity import captured_mask_probs, compare_mask_probs
 
 # What "equal" means between PyTorch and onnxruntime. Boxes in
 # original-image pixels; masks as pixels that differ over pixels in either
@@ -22,9 +27,16 @@ import torch
 # thresholded at 0.5, so a probability a rounding error away from it flips
 # a pixel); mask scores absolute, over
 # |score| where it exceeds 1 (an untrained MaskIoU head); AP as absolute
-# fractions.
+# fractions. Where the mask probabilities are compared, the M x M
+# probabilities are held to 1e-3: 10x the scores', since each runtime's
+# mask head pools (RoIAlign) at its own box, up to max_box_abs apart, after
+# more layers than the scores pass; a wrong graph (another class's map, a
+# missing sigmoid, a transposed map) is off by 1e-1 or more. The binary
+# masks then may differ only where those differences explain it (no
+# unexplained pixel); their raw difference is reported, not judged.
 TOLERANCES = dict(max_box_abs=1e-2, max_score_abs=1e-4,
                   max_mask_score_abs=1e-4, max_mask_pixel_diff=1e-2,
+                  max_mask_prob_abs=1e-3, mask_pixel_unexplained=0,
                   bbox_AP_abs=1e-3, segm_AP_abs=1e-3)
 
 
@@ -37,8 +49,13 @@ def within_tolerance(summary: dict) -> List[str]:
             f'{summary["images"] - summary["images_same_detections"]} of '
             f'{summary["images"]} images have detections the other runtime '
             f'does not have (class, box or score)')
+    # With the probabilities compared, a flip they explain is rounding at
+    # the threshold; without them (an older summary) the binary masks are
+    # all there is to judge.
+    mask_keys = ('max_mask_prob_abs', 'mask_pixel_unexplained') \
+        if 'max_mask_prob_abs' in summary else ('max_mask_pixel_diff', )
     for key in ('max_box_abs', 'max_score_abs', 'max_mask_score_abs',
-                'max_mask_pixel_diff'):
+                *mask_keys):
         if not summary[key] <= TOLERANCES[key]:
             problems.append(f'{key} = {summary[key]:.3g} > '
                             f'{TOLERANCES[key]}')
@@ -134,6 +151,7 @@ def compare_detections(ref: Dict[str, np.ndarray],
                 TOLERANCES['max_score_abs']
             out['cut_ties' if tie else 'unmatched'] += 1
     out['same_detections'] = out['unmatched'] == 0
+    out.update(compare_mask_probs(ref, got, pairs))
     if not pairs:
         return out
     a, b = (np.array(x) for x in zip(*pairs))
@@ -157,23 +175,33 @@ def compare_detections(ref: Dict[str, np.ndarray],
     return out
 
 
-def detect_batch(detector, data: dict) -> Tuple[int, Dict[str, np.ndarray]]:
+def detect_batch(detector, data: dict, return_probs: bool = False
+                 ) -> Tuple[int, Dict[str, np.ndarray]]:
     """``(img_id, detections)`` of an ``OnnxDetector`` on one data-loader
-    batch of one image, from the test pipeline's resized image."""
+    batch of one image, from the test pipeline's resized image
+    (``return_probs``: with the mask probabilities, see ``postprocess``)."""
     meta = data['data_samples'][0].metainfo
     resized = np.ascontiguousarray(data['inputs'][0].permute(1, 2, 0).numpy())
+    extra = dict(return_probs=True) if return_probs else {}
     return int(meta['img_id']), detector.from_resized(
         resized, np.asarray(meta['scale_factor'], dtype=np.float32),
-        tuple(meta['ori_shape'][:2]))
+        tuple(meta['ori_shape'][:2]), **extra)
 
 
 def run_both(model: torch.nn.Module, data: dict, detector) -> tuple:
     """``(img_id, PyTorch detections, detector's detections)`` of one
-    data-loader batch of one image."""
-    with torch.no_grad():
+    data-loader batch of one image, each with its M x M mask
+    probabilities (``mask_probs``) for :func:`compare_detections`."""
+    with torch.no_grad(), captured_mask_probs(model) as captured:
         sample = model.test_step(data)[0]
-    img_id, got = detect_batch(detector, data)
-    return img_id, torch_detections(sample), got
+    img_id, got = detect_batch(detector, data, return_probs=True)
+    ref = torch_detections(sample)
+    # The head's probabilities are the final detections', in their order;
+    # without a box to segment it never ran.
+    probs = captured[0]['probs'] if captured else np.zeros((0, 1, 1))
+    if len(probs) == len(ref['scores']):
+        ref['mask_probs'] = probs
+    return img_id, ref, got
 
 
 def compare_on_split(model: torch.nn.Module, loader, detector,
@@ -210,4 +238,9 @@ def compare_on_split(model: torch.nn.Module, loader, detector,
         **{f'max_{k}': max(r[k] for r in images)
            for k in ('box_abs', 'score_abs', 'mask_score_abs',
                      'mask_pixel_diff')})
+    if all('mask_prob_abs' in r for r in images):
+        summary.update(
+            max_mask_prob_abs=max(r['mask_prob_abs'] for r in images),
+            mask_pixel_unexplained=sum(r['mask_pixel_unexplained']
+                                       for r in images))
     return dict(images=images, summary=summary, coco=coco)

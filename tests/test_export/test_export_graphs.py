@@ -62,14 +62,15 @@ class EagerGraph:
     def __init__(self, model, meta: dict) -> None:
         self.graph, self.meta = build_export_graph(model), meta
 
-    def from_resized(self, resized, scale_factor, ori_shape):
+    def from_resized(self, resized, scale_factor, ori_shape,
+                     return_probs=False):
         image, img_shape = normalize_and_pad(resized, self.meta)
         with torch.no_grad():
             out = self.graph(torch.from_numpy(image),
                              torch.from_numpy(img_shape))
         names = ('boxes', 'scores', 'labels', 'mask_probs', 'mask_scores')
         return postprocess({k: v.numpy() for k, v in zip(names, out)},
-                           scale_factor, ori_shape)
+                           scale_factor, ori_shape, return_probs=return_probs)
 
 
 @pytest.mark.parametrize('name', list(CONFIGS))
