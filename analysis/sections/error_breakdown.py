@@ -29,6 +29,12 @@ category (COCO's cap is applied first and TIDE's lifted); of equally good
 ground truths TIDE takes the first, COCOeval the last (TIDE gets them in
 reverse). A range's AP50 equals COCOeval's to float rounding (1e-13).
 
+tidecv evaluates in Python, one range at a time;
+:mod:`analysis.sections.tide_fast` computes the same numbers, bit for bit,
+in arrays for every range at once (IoUs once per image), and is what runs
+(``tide_breakdowns(..., engine='tidecv')`` runs tidecv itself, as the tests
+do to compare them).
+
 Each run's breakdown is cached in ``<detections>/eval-cache/tide-*.json``,
 keyed by the detection and annotation files' contents.
 """
@@ -49,11 +55,12 @@ from analysis.coco_eval.detections import load_detections
 from analysis.coco_eval.run_eval import note_damaged
 from analysis.parallel import map_runs
 from analysis.report import Section, save_figure
+from analysis.sections import tide_fast
 from analysis.sections.provenance import caption, gt_json
 from experiments.store import (DETECTIONS, TASKS, detections_file,
                                evaluation_gt_file)
 
-ERRORS = ('Cls', 'Loc', 'Both', 'Dupe', 'Bkg', 'Miss')
+ERRORS = tide_fast.ERRORS
 # TIDE's IoU threshold for a true positive (its default): AP50.
 TIDE_IOU = 0.5
 # 2: ranges include both ends (COCOeval's); mask areas in chunks.
@@ -62,8 +69,8 @@ VERSION = 3
 
 
 def tide_breakdowns(gt: dict, dets: List[dict], iou_type: str,
-                    sizes: Dict[str, Tuple[float, float]] = COCO_AREAS
-                    ) -> Dict[str, Dict[str, float]]:
+                    sizes: Dict[str, Tuple[float, float]] = COCO_AREAS,
+                    engine: str = 'fast') -> Dict[str, Dict[str, float]]:
     """AP50 and TIDE's dAP per main error type, per size range.
 
     Args:
@@ -71,19 +78,25 @@ def tide_breakdowns(gt: dict, dets: List[dict], iou_type: str,
         dets: COCO results (``bbox``, and RLE ``segmentation`` for segm).
         iou_type: ``'bbox'`` or ``'segm'``.
         sizes: Name -> ``(lo, hi)`` object area range, px^2.
+        engine: ``'fast'`` (:mod:`analysis.sections.tide_fast`, the same
+            numbers, bit for bit; tidecv where it does not cover the
+            inputs) or ``'tidecv'`` (tidecv itself, once per range).
 
     Returns:
         Size name -> ``{'AP50': ..., 'Cls': ..., ...}`` (x100); a range's
         AP50 is COCOeval's AP50 for that area range.
     """
+    counted = counted_detections(coco_from_dict(gt), dets, iou_type, sizes,
+                                 iou_threshold=TIDE_IOU)
+    if engine == 'fast' and tide_fast.supported(gt, dets):
+        return tide_fast.breakdowns(gt, dets, iou_type, sizes, counted,
+                                    TIDE_IOU)
     from tidecv import functions as tide_f
     images = {im['id']: im for im in gt['images']}
     # Converted once, for every range.
     gt_masks = [tide_f.toRLE(a['segmentation'], images[a['image_id']]['width'],
                              images[a['image_id']]['height'])
                 for a in gt['annotations']]
-    counted = counted_detections(coco_from_dict(gt), dets, iou_type, sizes,
-                                 iou_threshold=TIDE_IOU)
     return {name: _tide_one_range(
                 gt, gt_masks, [d for d, c in zip(dets, counted[name]) if c],
                 iou_type, bounds)
@@ -146,17 +159,9 @@ def _class_ap(self) -> float:
     # Score descending, ties in the order pushed (stable, as TIDE's).
     points = sorted(self.data_points.values(), key=lambda p: -p[0])
     correct = np.array([bool(p[1]) for p in points], bool)
-    tp = np.cumsum(correct).astype(float)
-    fp = np.cumsum(~correct).astype(float)
-    recall = tp / self.num_gt_positives
-    precision = np.maximum.accumulate(
-        (tp / (fp + tp + np.spacing(1)))[::-1])[::-1]
-    at = np.searchsorted(recall, RECALL_THRESHOLDS, side='left')
-    sampled = np.zeros(len(RECALL_THRESHOLDS))
-    reached = at < len(precision)
-    sampled[reached] = precision[at[reached]]
-    self.curve = (RECALL_THRESHOLDS, list(sampled))
-    return float(sampled.mean() * 100)
+    sampled, ap = tide_fast.sampled_ap(correct, self.num_gt_positives)
+    self.curve = (RECALL_THRESHOLDS, sampled)
+    return ap
 
 
 def _mean_ap(self) -> float:
