@@ -184,6 +184,11 @@ def run_local(args, grid: GridSpec, planned: List[PlannedRun],
               work_dir: str, slot_ids: List[str],
               run_dirs: List[str]) -> int:
     cpu_threads = max(1, (os.cpu_count() or 1) // len(slot_ids))
+    # A thread count the user (or `make test`, two workers on two cores)
+    # set is a ceiling: more threads than cores makes OpenMP spin.
+    if os.environ.get('OMP_NUM_THREADS', '').isdigit():
+        cpu_threads = max(1, min(cpu_threads,
+                                 int(os.environ['OMP_NUM_THREADS'])))
     progress = GridProgress(len(planned), len(slot_ids),
                             {p.run.label: p.run_dir for p in planned})
 

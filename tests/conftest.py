@@ -1,6 +1,17 @@
+import os
 import os.path as osp
 
 import pytest
+
+# Under pytest-xdist every worker (and every run it starts: run_grid.py
+# reads this as a ceiling) computes with one thread. Two workers with
+# torch's default of one thread per core put four OpenMP threads on two
+# cores, and their spin-waits made a training test 5x slower
+# (tests/test_models/test_mask_branch_training.py, two copies at once on
+# this 2-core machine: 348 s at 2 threads each, 68 s at 1).
+if int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', '1')) > 1:
+    for _name in ('OMP_NUM_THREADS', 'MKL_NUM_THREADS'):
+        os.environ[_name] = '1'
 
 SHARED = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), '..',
                   'shared')
@@ -25,6 +36,10 @@ def mmdet_default_scope():
     """mmdet as the registries' default scope for every test, whichever
     test a worker runs first (under pytest-xdist a file may run before any
     test that builds a runner has set it)."""
+    import torch
+    if int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', '1')) > 1:
+        # torch may have been imported before this file set the variables.
+        torch.set_num_threads(1)
     from mmdet.utils import register_all_modules
     register_all_modules(init_default_scope=True)
     import mmdet_plugins  # noqa: F401
@@ -59,6 +74,7 @@ def fresh_mmengine_logger(request):
 # (longest-processing-time-first scheduling). Files not listed keep their
 # order, after these.
 SLOW_FILES = {
+    'tests/e2e/test_slurm_cluster.py': 320,
     'tests/e2e/test_run_grid.py': 260,
     'tests/e2e/test_check_coco.py': 240,
     'tests/test_engine/test_exact_resume.py': 210,

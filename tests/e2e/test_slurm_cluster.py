@@ -31,8 +31,11 @@ from helpers import (
 from experiments.runner.lock import RunLock
 from experiments.store import PROJECT_ROOT, read_attempts, read_results_csv
 
-# A real Slurm daemon, steps raced against its jobs: alone on the machine.
-pytestmark = [pytest.mark.slow, pytest.mark.serial]
+# A real Slurm daemon that only this file uses: under pytest-xdist's
+# --dist loadfile one worker runs it while the other runs other files (its
+# steps wait on Slurm's own clock: the time-limit test waits 60-90 s for
+# USR2), so it is not `serial`.
+pytestmark = [pytest.mark.slow]
 SLURM_ARGS = ['--executor', 'slurm', '--cpus-per-gpu', '1',
               '--mem-gb-per-gpu', '1', '--time-min', '30', '--tick', '1']
 
