@@ -162,6 +162,16 @@ NOISE_EXCUSES = (
     ('mask_prob_noise', 'max_mask_prob_abs', ('max_mask_prob_abs', )),
     ('mask_score_noise', 'max_mask_score_abs', ('max_mask_score_abs', )),
 )
+# A noise whose double spans a quantity's whole range (a probability's: 1)
+# would excuse any difference, a wrong graph's too: it excuses nothing,
+# and the row says the parity cannot decide at these weights.
+NOISE_RANGE = dict(score_noise=1.0, mask_prob_noise=1.0)
+
+
+def saturated_noise(noise: dict) -> List[str]:
+    """The noises of ``noise`` too large to excuse anything."""
+    return [k for k, top in NOISE_RANGE.items()
+            if 2 * noise.get(k, 0.0) >= top]
 
 
 def judge_failed_parity(parity_file: str, noise) -> bool:
@@ -188,7 +198,8 @@ def judge_failed_parity(parity_file: str, noise) -> bool:
     summary, problems = parity['summary'], parity.get('problems', [])
     excused = set()
     for name, key, lines in NOISE_EXCUSES:
-        if name in noise and summary.get(key, math.inf) <= 2 * noise[name]:
+        if name in noise and name not in saturated_noise(noise) and \
+                summary.get(key, math.inf) <= 2 * noise[name]:
             excused |= {p for p in problems if any(w in p for w in lines)}
     left = [p for p in problems if p not in excused]
     # The segm AP follows from the masks, their scores and the detections:
@@ -240,6 +251,12 @@ def export(run_dir: str, config: str, args: argparse.Namespace,
             if k in summary})
         if judge_failed_parity(parity_file, noise):
             row['exported'] = WITHIN_NOISE
+        elif saturated_noise(noise):
+            row['export_error'] = (
+                'undecidable at these weights: float32 noise '
+                + ', '.join(f'{k} = {noise[k]:.3g}'
+                            for k in saturated_noise(noise))
+                + ' spans the range; ' + row['export_error'])[:300]
     return row
 
 

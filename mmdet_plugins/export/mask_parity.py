@@ -25,8 +25,10 @@ import numpy as np
 import torch
 
 # Float32 differences between two pastes of the same values (torch's
-# grid_sample against numpy's matrix products), far under any tolerance.
-PASTE_EPS = 1e-5
+# grid_sample against numpy's matrix products): a few ulps of 0.5 (6e-8).
+# The flips of the random-init CenterMask-Lite MV2 in make check-coco sat
+# 3e-8 from the threshold.
+PASTE_EPS = 1e-6
 
 
 def mask_head_of(model: torch.nn.Module) -> Optional[torch.nn.Module]:

@@ -59,3 +59,16 @@ def test_unexplained_flips_are_never_excused(tmp_path):
                      ['mask_pixel_unexplained = 3 > 0'])
     assert not check.judge_failed_parity(parity, dict(
         score_noise=1., mask_prob_noise=1., mask_score_noise=1.))
+
+
+def test_a_noise_spanning_the_probabilities_excuses_nothing(tmp_path):
+    # A random VoVNet-99 (make check-coco): float32 mask probabilities
+    # 0.998 from float64, so 2 x noise covers any difference, a wrong
+    # graph's too: undecidable, not within noise.
+    check = load_script('tools/check_coco_configs.py', 'check_coco_configs')
+    parity = _parity(tmp_path, dict(max_score_abs=0., max_mask_prob_abs=1.,
+                                    mask_pixel_unexplained=0),
+                     ['max_mask_prob_abs = 1 > 0.001'])
+    noise = dict(score_noise=0., mask_prob_noise=0.998, mask_score_noise=0.)
+    assert check.saturated_noise(noise) == ['mask_prob_noise']
+    assert not check.judge_failed_parity(parity, noise)
