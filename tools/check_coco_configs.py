@@ -238,17 +238,18 @@ def export(run_dir: str, config: str, args: argparse.Namespace,
     row = {'exported': status,
            'export_error': '' if proc.returncode == 0 else tail[0][:200]}
     parity_file = out[:-len('.onnx')] + '.parity.json'
+    if proc.returncode in (0, 1) and osp.isfile(parity_file):
+        with open(parity_file) as f:
+            summary = json.load(f)['summary']
+        # The figures a verdict rests on, in every row (honest table).
+        row.update({k: summary[k] for k in (
+            'max_score_abs', 'max_mask_score_abs', 'max_mask_prob_abs',
+            'mask_pixel_unexplained', 'max_mask_pixel_diff')
+            if k in summary})
     if proc.returncode == 1 and random_init and osp.isfile(parity_file):
         noise = float32_noise(run_dir, ckpt)
         row['float32_noise'] = noise['score_noise']
         row.update({k: v for k, v in noise.items() if k != 'score_noise'})
-        with open(parity_file) as f:
-            summary = json.load(f)['summary']
-        # The figures the verdict rests on, in the row (honest table).
-        row.update({k: summary[k] for k in (
-            'max_mask_prob_abs', 'mask_pixel_unexplained',
-            'max_mask_pixel_diff', 'max_mask_score_abs', 'max_score_abs')
-            if k in summary})
         if judge_failed_parity(parity_file, noise):
             row['exported'] = WITHIN_NOISE
         elif saturated_noise(noise):
