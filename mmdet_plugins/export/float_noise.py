@@ -71,7 +71,7 @@ def _mask_outputs(model, inputs, rois, kwargs, labels) -> tuple:
     feats = model.extract_feat(inputs)[:extractor.num_inputs]
     mask_feats = extractor(feats, rois, **kwargs)
     logits = head(mask_feats)
-    index = torch.arange(len(labels))
+    index = torch.arange(len(labels), device=logits.device)
     iou = None
     if maskiou is not None:  # as MaskOnDetectionsDetector.predict_masks
         iou = maskiou(mask_feats, logits[index, labels])[index, labels]
@@ -118,8 +118,9 @@ def float32_mask_noise(model: torch.nn.Module, inputs: torch.Tensor,
         if not captured or not len(captured[0]['labels']):
             return {}
         rois, kwargs = seen[-1]
-        labels = torch.as_tensor(captured[0]['labels'])
-        scores = torch.as_tensor(captured[0]['scores']).double()
+        labels = torch.as_tensor(captured[0]['labels'], device=rois.device)
+        scores = torch.as_tensor(captured[0]['scores'],
+                                 device=rois.device).double()
         p32, iou32 = _mask_outputs(model, inputs.float(), rois, kwargs,
                                    labels)
         p64, iou64 = _mask_outputs(copy.deepcopy(model).double(),

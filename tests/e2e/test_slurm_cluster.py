@@ -17,16 +17,16 @@ import time
 
 import pytest
 import torch
-import yaml
 from helpers import (
-    TINY_BATCH,
     TINY_MASK_RCNN,
     last_checkpoint_iteration,
     load_script,
-    run_grid_cli,
-    tiny_dataset_entry,
     wait_for,
 )
+
+from slurm_steps import (SLURM_ARGS, grid_file, launches, run_dir_of,
+                         run_slurm_grid, set_partition, squeue,
+                         submit_and_collect, submitted)
 
 from experiments.runner.lock import RunLock
 from experiments.store import PROJECT_ROOT, read_attempts, read_results_csv
@@ -36,8 +36,6 @@ from experiments.store import PROJECT_ROOT, read_attempts, read_results_csv
 # steps wait on Slurm's own clock: the time-limit test waits 60-90 s for
 # USR2), so it is not `serial`.
 pytestmark = [pytest.mark.slow]
-SLURM_ARGS = ['--executor', 'slurm', '--cpus-per-gpu', '1',
-              '--mem-gb-per-gpu', '1', '--time-min', '30', '--tick', '1']
 
 
 @pytest.fixture(scope='module')
@@ -60,96 +58,43 @@ def slurm(tmp_path_factory):
         cluster.stop()
 
 
-def _grid(tmp_path, name, dataset, models, seeds=(0,), max_iters=2,
-          arms=None, overrides=None) -> str:
-    path = tmp_path / f'{name}.yaml'
-    path.write_text(yaml.safe_dump(dict(
-        **TINY_BATCH,
-        name=name, work_dir=str(tmp_path / name), models=models,
-        arms=arms or {'base': {}}, seeds=list(seeds),
-        datasets={'tiny': tiny_dataset_entry(dataset)},
-        overrides={'train_cfg.max_iters': max_iters,
-                   'default_hooks.checkpoint.interval': 2,
-                   **(overrides or {})})))
-    return str(path)
-
-
-def _run_grid(grid, *args, executor=SLURM_ARGS, timeout=420):
-    return run_grid_cli(grid, *executor, *args, timeout=timeout)
-
-
-def _submitted(out: str) -> dict:
-    """``{label: job id}`` from the runner's "submitted as job" lines."""
-    return dict(re.findall(r'^(\S+): submitted as job (\S+)$', out, re.M))
-
-
-def _squeue(slurm, fmt='%i|%T') -> dict:
-    out = slurm.run(['squeue', '-h', '--states=all', '-r', '-o', fmt],
-                    timeout=30, check=True).stdout
-    return {line.split('|')[0]: line.split('|')[1:]
-            for line in out.splitlines() if line}
-
-
-def _run_dir(work_dir, label_part) -> str:
-    [found] = [osp.join(work_dir, d) for d in os.listdir(work_dir)
-               if label_part in d and osp.isdir(osp.join(work_dir, d))
-               and d.count('__') == 4]
-    return found
-
-
-def _launches(run_dir):
-    return [r for r in read_attempts(run_dir) if r['event'] == 'launch']
-
-
 def test_sacct_does_not_work_here_so_nothing_may_need_it(slurm):
     assert slurm.run(['sacct'], timeout=30).returncode != 0
 
 
 def test_one_array_per_gpu_count_no_wait_then_collect(slurm, tiny_builtin,
                                                       tmp_path):
-    grid = _grid(tmp_path, 'arrays', tiny_builtin, models={
+    grid = grid_file(tmp_path, 'arrays', tiny_builtin, models={
         'one': TINY_MASK_RCNN,
         'two': {'config': TINY_MASK_RCNN, 'gpus': 2}}, seeds=(0, 1))
-    done = _run_grid(grid, '--no-wait')
-    assert done.returncode == 0, done.stdout + done.stderr
-    jobs = _submitted(done.stdout)
-    assert len(jobs) == 4, done.stdout
-    assert 'run the same command again to collect' in done.stdout
-    queue = _squeue(slurm, '%i|%F|%K|%b')
-    arrays = {}
-    for label, job_id in jobs.items():
-        array_id, task, tres = queue[job_id]
-        arrays.setdefault(label.split('/')[0], set()).add(
-            (array_id, task, tres))
-    # Real arrays: one per GPU count, a task per seed, GPUs per node asked.
-    one, two = arrays['one'], arrays['two']
-    assert {a for a, _, _ in one} & {a for a, _, _ in two} == set()
-    assert len({a for a, _, _ in one}) == len({a for a, _, _ in two}) == 1
-    assert {t for _, t, _ in one} == {t for _, t, _ in two} == {'0', '1'}
-    assert {g for _, _, g in one} == {'gres:gpu:1'}
-    assert {g for _, _, g in two} == {'gres:gpu:2'}
-    # Cancel the 2-GPU runs while they wait for the CPUs the 1-GPU runs hold
-    # (a 2-process run as a job is test_two_processes_are_one_job).
-    slurm.run(['scancel', next(iter(two))[0]], timeout=30, check=True)
-
-    collect = _run_grid(grid, '--only', 'model=one')
-    assert collect.returncode == 0, collect.stdout + collect.stderr
+    # The partition is down until the collecting invocation has seen the
+    # jobs queued: a 2-iteration job may otherwise finish before it starts
+    # (as it did beside another test worker), and "already queued" would
+    # go untested.
+    set_partition(slurm, 'DOWN')
+    try:
+        done = run_slurm_grid(grid, '--no-wait')
+        assert done.returncode == 0, done.stdout + done.stderr
+        jobs, collect, seen = submit_and_collect(slurm, grid, done)
+    finally:
+        set_partition(slurm, 'UP')
+    out = seen + collect.communicate(timeout=420)[0]
+    assert collect.returncode == 0, out
     for label in ('one/base/tiny/seed0', 'one/base/tiny/seed1'):
-        assert f'{label}: already queued as Slurm job {jobs[label]}' in \
-            collect.stdout
-        assert f'{label}: job {jobs[label]}: finished' in collect.stdout
-    assert 'submitted as job' not in collect.stdout
+        assert f'{label}: already queued as Slurm job {jobs[label]}' in out
+        assert f'{label}: job {jobs[label]}: finished' in out
+    assert 'submitted as job' not in out
     df = read_results_csv(str(tmp_path / 'arrays' / 'results.csv'))
     assert sorted(df.model) == ['one', 'one']
     assert (df.status == 'finished').all()
     for run_dir in df.work_dir:
-        [launch] = _launches(run_dir)  # trained once, by its job
+        [launch] = launches(run_dir)  # trained once, by its job
         assert launch['note'].startswith('in Slurm job ')
     # Another invocation submits nothing finished, and says what became of
     # the cancelled runs before it submits them again.
-    again = _run_grid(grid, '--no-wait')
+    again = run_slurm_grid(grid, '--no-wait')
     assert again.stdout.count('finished earlier, skipped') == 2
-    resubmitted = _submitted(again.stdout)
+    resubmitted = submitted(again.stdout)
     assert sorted(resubmitted) == ['two/base/tiny/seed0',
                                    'two/base/tiny/seed1']
     for label in resubmitted:
@@ -162,16 +107,16 @@ def test_one_array_per_gpu_count_no_wait_then_collect(slurm, tiny_builtin,
 def test_two_processes_are_one_job(slurm, tiny_builtin, tmp_path):
     """A 2-process run is one Slurm job asking 2 GPUs per node; on this
     GPU-less node its ranks are gloo CPU processes."""
-    grid = _grid(tmp_path, 'twoproc', tiny_builtin, models={
+    grid = grid_file(tmp_path, 'twoproc', tiny_builtin, models={
         'two': {'config': TINY_MASK_RCNN, 'processes': 2}})
-    done = _run_grid(grid)
+    done = run_slurm_grid(grid)
     assert done.returncode == 0, done.stdout + done.stderr
     [row] = read_results_csv(str(tmp_path / 'twoproc' / 'results.csv')
                              ).itertuples()
     assert row.status == 'finished', row.error
     assert (row.world_size, row.images_per_process, row.total_batch) == (
         2, 1, 2)
-    [launch] = _launches(row.work_dir)
+    [launch] = launches(row.work_dir)
     assert launch['note'].startswith('in Slurm job ')
     log = open(osp.join(row.work_dir, 'run.log')).read()
     for rank in (0, 1):
@@ -181,14 +126,14 @@ def test_two_processes_are_one_job(slurm, tiny_builtin, tmp_path):
 def test_preempted_and_requeued_jobs_resume_and_finish_once(slurm,
                                                             tiny_builtin,
                                                             tmp_path):
-    grid = _grid(tmp_path, 'preempt', tiny_builtin,
-                 models={'m': TINY_MASK_RCNN}, seeds=(0, 1), max_iters=16)
-    done = _run_grid(grid, '--no-wait')
+    grid = grid_file(tmp_path, 'preempt', tiny_builtin,
+                     models={'m': TINY_MASK_RCNN}, seeds=(0, 1), max_iters=16)
+    done = run_slurm_grid(grid, '--no-wait')
     assert done.returncode == 0, done.stdout + done.stderr
-    jobs = _submitted(done.stdout)
+    jobs = submitted(done.stdout)
     work_dir = str(tmp_path / 'preempt')
-    usr2_dir, term_dir = (_run_dir(work_dir, 'seed0'),
-                          _run_dir(work_dir, 'seed1'))
+    usr2_dir, term_dir = (run_dir_of(work_dir, 'seed0'),
+                          run_dir_of(work_dir, 'seed1'))
     usr2_job, term_job = jobs['m/base/tiny/seed0'], jobs['m/base/tiny/seed1']
     stopped_at = {}
     # What Slurm sends ahead of the time limit (--signal=USR2@...), and what
@@ -203,12 +148,12 @@ def test_preempted_and_requeued_jobs_resume_and_finish_once(slurm,
     stopped_at[term_dir] = last_checkpoint_iteration(term_dir)
     slurm.run(['scontrol', 'requeue', term_job], timeout=30, check=True)
     for job in (usr2_job, term_job):
-        wait_for(lambda: _squeue(slurm).get(job, ['?'])[0] == 'PENDING',
+        wait_for(lambda: squeue(slurm).get(job, ['?'])[0] == 'PENDING',
                   120, f'job {job} to be requeued')
         slurm.run(['scontrol', 'update', f'JobId={job}', 'StartTime=now'],
                   timeout=30, check=True)
 
-    collect = _run_grid(grid)
+    collect = run_slurm_grid(grid)
     assert collect.returncode == 0, collect.stdout + collect.stderr
     # Requeued, not resubmitted.
     assert 'submitted as job' not in collect.stdout
@@ -219,7 +164,7 @@ def test_preempted_and_requeued_jobs_resume_and_finish_once(slurm,
         row = df.loc[run_dir]
         assert row.status == 'finished' and row.iterations == 16
         assert row.attempts == 2 and cause in row.signals
-        first, second = _launches(run_dir)
+        first, second = launches(run_dir)
         job = usr2_job if run_dir == usr2_dir else term_job
         assert first['note'] == second['note'] == f'in Slurm job {job}'
         ends = [r for r in read_attempts(run_dir) if r['event'] == 'end']
@@ -236,8 +181,8 @@ def test_preempted_and_requeued_jobs_resume_and_finish_once(slurm,
 
 def test_failed_runs_are_reported_with_their_slurm_log(slurm, tiny_builtin,
                                                        tmp_path):
-    grid = _grid(tmp_path, 'fails', tiny_builtin,
-                 models={'m': TINY_MASK_RCNN}, max_iters=30, arms={
+    grid = grid_file(tmp_path, 'fails', tiny_builtin,
+                     models={'m': TINY_MASK_RCNN}, max_iters=30, arms={
                      'nan': {'overrides': {
                          'model.data_preprocessor.std': [0, 0, 0]}},
                      'cancelled': {}})
@@ -249,7 +194,7 @@ def test_failed_runs_are_reported_with_their_slurm_log(slurm, tiny_builtin,
     try:
         wait_for(lambda: osp.isdir(work_dir) and any(
             'cancelled' in d for d in os.listdir(work_dir)), 60, 'a run dir')
-        cancelled = _run_dir(work_dir, 'cancelled')
+        cancelled = run_dir_of(work_dir, 'cancelled')
         wait_for(lambda: last_checkpoint_iteration(cancelled) >= 2, 240,
                  'a checkpoint')
         job = json.load(open(osp.join(cancelled, 'slurm_job.json')))['job_id']
@@ -259,8 +204,8 @@ def test_failed_runs_are_reported_with_their_slurm_log(slurm, tiny_builtin,
         runner.kill()
     assert runner.returncode == 1, out
     # The NaN run failed in its child: the error, no automatic retry.
-    nan = _run_dir(work_dir, 'nan')
-    assert len(_launches(nan)) == 1
+    nan = run_dir_of(work_dir, 'nan')
+    assert len(launches(nan)) == 1
     assert re.search(r'm/nan/tiny/seed0: job \S+: FAILED: FloatingPointError '
                      r'during train: non-finite loss', out), out
     # The cancelled job stopped its attempt as "stopped by Slurm": the job's
@@ -278,29 +223,29 @@ def test_failed_runs_are_reported_with_their_slurm_log(slurm, tiny_builtin,
 
 def test_local_runner_and_slurm_job_never_train_one_run(slurm, tiny_builtin,
                                                         tmp_path):
-    grid = _grid(tmp_path, 'both', tiny_builtin,
-                 models={'m': TINY_MASK_RCNN}, seeds=(0, 1), max_iters=6)
+    grid = grid_file(tmp_path, 'both', tiny_builtin,
+                     models={'m': TINY_MASK_RCNN}, seeds=(0, 1), max_iters=6)
     work_dir = str(tmp_path / 'both')
-    done = _run_grid(grid, '--only', 'seed=0', '--no-wait')
+    done = run_slurm_grid(grid, '--only', 'seed=0', '--no-wait')
     assert done.returncode == 0, done.stdout + done.stderr
-    [job] = _submitted(done.stdout).values()
+    [job] = submitted(done.stdout).values()
     # The local runner leaves the queued run to its job, even before the
     # job has started and taken the run's lock.
-    local = _run_grid(grid, '--only', 'seed=0', executor=['--tick', '1'])
+    local = run_slurm_grid(grid, '--only', 'seed=0', executor=['--tick', '1'])
     assert f'queued as Slurm job {job}; skipped' in local.stdout, local.stdout
-    seed0 = _run_dir(work_dir, 'seed0')
+    seed0 = run_dir_of(work_dir, 'seed0')
     # The other way round: a run a local runner trains (it holds the run's
     # lock) is not submitted.
-    dry = _run_grid(grid, '--only', 'seed=1', '--dry-run')
+    dry = run_slurm_grid(grid, '--only', 'seed=1', '--dry-run')
     seed1 = osp.join(work_dir, re.search(r'(\S+seed1__\w+)',
                                          dry.stdout).group(1))
     with RunLock(seed1):
-        held = _run_grid(grid, '--only', 'seed=1', '--no-wait')
+        held = run_slurm_grid(grid, '--only', 'seed=1', '--no-wait')
     assert 'being trained by' in held.stdout, held.stdout
-    assert not _submitted(held.stdout)
-    collect = _run_grid(grid, '--only', 'seed=0')
+    assert not submitted(held.stdout)
+    collect = run_slurm_grid(grid, '--only', 'seed=0')
     assert collect.returncode == 0, collect.stdout + collect.stderr
-    [launch] = _launches(seed0)
+    [launch] = launches(seed0)
     assert launch['note'] == f'in Slurm job {job}'
     assert not osp.exists(osp.join(seed1, 'slurm_job.json'))
 
@@ -324,9 +269,9 @@ def test_a_time_limit_checkpoints_the_iteration_and_requeues_to_the_end(
     uninterrupted run's weights and AP."""
     iters = 200
     models = {'m': TINY_MASK_RCNN}
-    grid = _grid(tmp_path, 'limit', tiny_builtin, models, max_iters=iters,
-                 overrides=LONG_RUN)
-    reference = _grid(tmp_path, 'reference', tiny_builtin, models,
+    grid = grid_file(tmp_path, 'limit', tiny_builtin, models, max_iters=iters,
+                     overrides=LONG_RUN)
+    reference = grid_file(tmp_path, 'reference', tiny_builtin, models,
                       max_iters=iters, overrides=LONG_RUN)
     # The uninterrupted run, meanwhile, on 1 thread as the job's 1 CPU.
     local = subprocess.Popen(
@@ -347,7 +292,7 @@ def test_a_time_limit_checkpoints_the_iteration_and_requeues_to_the_end(
                 logs[0]).read()
             requeued = logs and any(r['event'] == 'end' for r in
                                     read_attempts(osp.dirname(logs[0])))
-            for job, (state,) in _squeue(slurm).items():
+            for job, (state,) in squeue(slurm).items():
                 if state == 'PENDING' and requeued:
                     # Slurm holds a requeued job about two minutes. Once a
                     # stop has been seen (not a signal during the build),

@@ -21,7 +21,6 @@ import time
 
 import pytest
 import torch
-from mmengine.registry import RUNNERS
 
 import mmdet_plugins  # noqa: F401 -- registers the hooks
 from helpers import checkpoint_path, tiny_config
@@ -80,8 +79,12 @@ def _weights(work_dir):
 @pytest.mark.parametrize('accumulation, workers', [(1, 0), (2, 1)])
 def test_sigterm_checkpoints_the_current_iteration_and_resumes_exactly(
         tiny_builtin, tmp_path, accumulation, workers):
+    # The uninterrupted run in a fresh process too, as the stopped one: a
+    # run in this worker would inherit what earlier tests left in it.
     full = str(tmp_path / 'full')
-    RUNNERS.build(config(tiny_builtin, full, accumulation, workers)).train()
+    with open(tmp_path / 'full.log', 'w') as out:
+        assert _child(tiny_builtin, full, accumulation, workers, False,
+                      out).wait(300) == 0, (tmp_path / 'full.log').read_text()
 
     stopped = str(tmp_path / 'stopped')
     first_log = tmp_path / 'first.log'
