@@ -23,11 +23,15 @@ demo: setup
 	$(PY) experiments/measure_cost.py $(GRID) --images 32 --onnxruntime
 	$(PY) reports/generate_report.py --grid $(GRID)
 
-# Both cores: pytest-xdist, one test file per worker at a time (a file's
-# module-scoped trained fixtures are built once); then the `serial` tests
-# (wall-clock estimates, the real Slurm) alone on the machine. The slowest
-# tests of each part are listed at the end. JOBS=1 runs it in one process.
-JOBS ?= 2
+# pytest-xdist, one test file per worker at a time (a file's module-scoped
+# trained fixtures are built once), each worker and what it starts on one
+# thread (tests/conftest.py); then the `serial` test (a wall-clock estimate
+# against the run it estimates) alone on the machine. Three workers on two
+# cores: the end-to-end tests spend much of their time waiting (on a child
+# starting, on Slurm's clock, on a kill), and a third worker fills it. The
+# slowest tests of each part are listed at the end. JOBS=1 runs it in one
+# process.
+JOBS ?= 3
 PYTEST_JOBS = $(if $(filter 1,$(JOBS)),,-n $(JOBS) --dist loadfile)
 
 test: setup

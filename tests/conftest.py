@@ -68,28 +68,30 @@ def fresh_mmengine_logger(request):
 
 
 # Seconds each slow file took in the last measured `make test` (parallel
-# part, fixtures included). pytest-xdist's --dist loadfile hands files to the
-# two workers in collection order, so a long file collected last leaves one
-# worker idle while the other finishes it: the longest files go first
+# part, fixtures included; 2026-12-07, one thread per worker).
+# pytest-xdist's --dist loadfile hands files to the workers in collection
+# order, so a long file collected last leaves one worker idle while the
+# others finish it: the longest files go first
 # (longest-processing-time-first scheduling). Files not listed keep their
 # order, after these.
 SLOW_FILES = {
-    'tests/e2e/test_slurm_cluster.py': 320,
-    'tests/e2e/test_run_grid.py': 260,
-    'tests/e2e/test_check_coco.py': 240,
-    'tests/test_engine/test_exact_resume.py': 210,
-    'tests/test_export/test_export_tool.py': 190,
-    'tests/test_experiments/test_runner/test_signal_retry.py': 150,
-    'tests/test_engine/test_stop_checkpoint_hook.py': 150,
+    'tests/e2e/test_check_coco.py': 470,
+    'tests/e2e/test_slurm_cluster.py': 330,
+    'tests/e2e/test_run_grid_kill.py': 180,
+    'tests/test_engine/test_exact_resume.py': 170,
     'tests/test_analysis/test_calibration.py': 130,
-    'tests/e2e/test_run_grid_kill.py': 121,
-    'tests/e2e/test_run_grid_faults.py': 115,
+    'tests/e2e/test_run_grid.py': 120,
+    'tests/test_engine/test_resumable_loop.py': 110,
     'tests/e2e/test_distributed_parity.py': 100,
-    'tests/test_models/test_centermask.py': 90,
-    'tests/test_export/test_export_graphs.py': 80,
-    'tests/e2e/test_distributed_faults.py': 78,
+    'tests/test_export/test_export_graphs.py': 100,
+    'tests/test_experiments/test_runner/test_signal_retry.py': 90,
+    'tests/test_export/test_export_tool.py': 80,
+    'tests/e2e/test_run_grid_faults.py': 80,
+    'tests/e2e/test_distributed_faults.py': 75,
+    'tests/test_engine/test_stop_checkpoint_hook.py': 75,
     'tests/test_experiments/test_cost/test_measure_cost.py': 60,
     'tests/test_experiments/test_runner/test_resumed_rank_evaluation.py': 50,
+    'tests/test_models/test_centermask.py': 40,
     'tests/test_export/test_export_messages.py': 40,
 }
 
