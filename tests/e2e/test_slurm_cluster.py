@@ -226,12 +226,19 @@ def test_local_runner_and_slurm_job_never_train_one_run(slurm, tiny_builtin,
     grid = grid_file(tmp_path, 'both', tiny_builtin,
                      models={'m': TINY_MASK_RCNN}, seeds=(0, 1), max_iters=6)
     work_dir = str(tmp_path / 'both')
-    done = run_slurm_grid(grid, '--only', 'seed=0', '--no-wait')
-    assert done.returncode == 0, done.stdout + done.stderr
-    [job] = submitted(done.stdout).values()
     # The local runner leaves the queued run to its job, even before the
-    # job has started and taken the run's lock.
-    local = run_slurm_grid(grid, '--only', 'seed=0', executor=['--tick', '1'])
+    # job has started and taken the run's lock: the partition is down
+    # meanwhile (a 6-iteration job may otherwise be over before the local
+    # runner looks).
+    set_partition(slurm, 'DOWN')
+    try:
+        done = run_slurm_grid(grid, '--only', 'seed=0', '--no-wait')
+        assert done.returncode == 0, done.stdout + done.stderr
+        [job] = submitted(done.stdout).values()
+        local = run_slurm_grid(grid, '--only', 'seed=0',
+                               executor=['--tick', '1'])
+    finally:
+        set_partition(slurm, 'UP')
     assert f'queued as Slurm job {job}; skipped' in local.stdout, local.stdout
     seed0 = run_dir_of(work_dir, 'seed0')
     # The other way round: a run a local runner trains (it holds the run's
