@@ -26,12 +26,11 @@ demo: setup
 # pytest-xdist, one test file per worker at a time (a file's module-scoped
 # trained fixtures are built once), each worker and what it starts on one
 # thread (tests/conftest.py); then the `serial` test (a wall-clock estimate
-# against the run it estimates) alone on the machine. Three workers on two
-# cores: the end-to-end tests spend much of their time waiting (on a child
-# starting, on Slurm's clock, on a kill), and a third worker fills it. The
+# against the run it estimates) alone on the machine. Two workers (a third
+# on two cores made the parallel part slower: 1789 s against 1352 s). The
 # slowest tests of each part are listed at the end. JOBS=1 runs it in one
 # process.
-JOBS ?= 3
+JOBS ?= 2
 # --no-loadscope-reorder: files in collection order, the longest first
 # (tests/conftest.py); by default pytest-xdist hands out the files with the
 # most tests first, and a long file of two tests started last.
