@@ -69,8 +69,9 @@ def fresh_mmengine_logger(request):
 
 # Seconds each slow file took in the last measured `make test` (parallel
 # part, fixtures included; 2026-12-07, one thread per worker).
-# pytest-xdist's --dist loadfile --no-loadscope-reorder (the Makefile's)
-# hands files to the workers in collection order, so a long file collected
+# pytest-xdist's --dist loadfile with --no-loadscope-reorder (not the
+# Makefile's default now: see there) hands files to the workers in
+# collection order, so a long file collected
 # last leaves the other workers idle while one finishes it (as the 2-test
 # check-coco file did, alone for its last 6 minutes, under xdist's default
 # of the files with the most tests first): the longest files go first
