@@ -63,7 +63,12 @@ def fresh_mmengine_logger(request):
     writing to it -- depending on when the collector ran.
     """
     from mmengine.logging import MMLogger
+    from mmengine.registry import init_default_scope
     MMLogger.get_instance(f'test-{request.node.nodeid}')
+    # mmdet as the default scope again: a test that left another current
+    # (a runner of another scope) broke later files' registry lookups in a
+    # worker (21 KeyErrors in one file order).
+    init_default_scope('mmdet')
     yield
 
 
