@@ -8,8 +8,10 @@ import pytest
 # torch's default of one thread per core put four OpenMP threads on two
 # cores, and their spin-waits made a training test 5x slower
 # (tests/test_models/test_mask_branch_training.py, two copies at once on
-# this 2-core machine: 348 s at 2 threads each, 68 s at 1).
-if int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', '1')) > 1:
+# this 2-core machine with other jobs running: 348 s at 2 threads each,
+# 68 s at 1).
+XDIST = int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', '1')) > 1
+if XDIST:
     for _name in ('OMP_NUM_THREADS', 'MKL_NUM_THREADS'):
         os.environ[_name] = '1'
 
@@ -37,7 +39,7 @@ def mmdet_default_scope():
     test a worker runs first (under pytest-xdist a file may run before any
     test that builds a runner has set it)."""
     import torch
-    if int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', '1')) > 1:
+    if XDIST:
         # torch may have been imported before this file set the variables.
         torch.set_num_threads(1)
     from mmdet.utils import register_all_modules
