@@ -8,7 +8,7 @@ from mmengine.config import Config
 from experiments.data.prepare import prepare_dataset
 from experiments.grid.spec import DatasetSpec
 from experiments.store import project_path
-from experiments.grid.run_config import set_dataset
+from experiments.grid.run_config import set_dataset, unformatted
 
 TINY_MASK_RCNN = 'configs/mask_rcnn/mask-rcnn_r18-tiny_fpn_builtin.py'
 
@@ -44,8 +44,10 @@ def write_grid(path, work_dir, dataset_root, arms, **extra) -> str:
 
 def tiny_config(root: str, work_dir: str, max_iters: int,
                 config: str = TINY_MASK_RCNN) -> Config:
-    """A tiny-model config on the fixture dataset, checkpointing every 2."""
-    cfg = Config.fromfile(project_path(config))
+    """A tiny-model config on the fixture dataset, checkpointing every 2
+    (its text unformatted, as the grid's runs train: no yapf at each
+    checkpoint)."""
+    cfg = unformatted(Config.fromfile(project_path(config)))
     dataset = prepare_dataset(DatasetSpec(name='tiny',
                                           **tiny_dataset_entry(root)),
                               verbose=False)

@@ -121,6 +121,21 @@ PLACEMENT_KEYS = ('train_dataloader.batch_size',
                   'optim_wrapper.accumulative_counts', 'auto_scale_lr')
 
 
+def unformatted(cfg: Config) -> Config:
+    """``cfg`` with yapf formatting of its text turned off (in place).
+
+    mmengine formats ``Config.pretty_text`` with yapf, 0.5-1 s a call on our
+    configs, and its Runner asks for that text when it starts (the logged
+    and the dumped config) and at every checkpoint (``meta.cfg``): a tiny
+    run checkpointing every iteration spent more time in yapf than in
+    training. The unformatted text is the same Python, one value a line.
+    ``Config.fromfile(..., format_python_code=False)`` should do this, but
+    mmengine 0.10.7 drops that argument for a config that is not lazy.
+    """
+    object.__setattr__(cfg, '_format_python_code', False)
+    return cfg
+
+
 @functools.lru_cache(maxsize=64)
 def _load(path: str, mtime: float) -> Config:
     # A grid resolves one config for many arms and seeds; parsing it (its
@@ -213,7 +228,7 @@ def resolve_run(run: RunSpec, dataset: PreparedDataset, grid_path: str,
     # The child trains from the dumped config.py; a value Python source
     # cannot spell (nan, inf, an object) must fail here, not in the child.
     try:
-        Config.fromstring(cfg.pretty_text, '.py')
+        Config.fromstring(unformatted(copy.copy(cfg)).pretty_text, '.py')
     except Exception as e:  # noqa: BLE001
         raise ConfigBuildError(f'{where}: the resolved config cannot be '
                                f'written as a Python config: '

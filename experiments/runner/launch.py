@@ -25,6 +25,7 @@ from experiments.data.prepare import PreparedDataset
 from experiments.grid.batch_recipe import RunRecipe
 from experiments.grid.run_config import weights_source
 from experiments.grid.spec import GridSpec, RunSpec
+from experiments.runner.child import EXIT_LOCKED, die_with_parent
 from experiments.runner.lock import LOCK_FD_ENV, RunLock
 from experiments.runner.progress import (
     ATTEMPT_ID_ENV,
@@ -36,7 +37,6 @@ from experiments.runner.progress import (
 )
 from experiments.runner.rank_launch import clear_rank_errors
 from experiments.runner.scheduler import AGAIN, Job, StartResult
-from experiments.runner.train_run import EXIT_LOCKED, die_with_parent
 from experiments.store import (
     FAILED,
     FINISHED,

@@ -5,9 +5,10 @@ the runner before the child starts; a ``start`` record (with the iteration
 it resumed from), written by the child once training begins; an ``end``
 record. The child writes the end when it finishes or fails; when it is
 killed, the runner writes it with the exact elapsed time and the signal.
-While it trains, :class:`RunProgressHook` rewrites ``progress.json``
-(iteration, the iteration the attempt started from, elapsed seconds, peak
-memory) every few seconds and at every checkpoint.
+While it trains,
+:class:`~experiments.runner.progress_hook.RunProgressHook` rewrites
+``progress.json`` (iteration, the iteration the attempt started from,
+elapsed seconds, peak memory) every few seconds and at every checkpoint.
 
 When the runner was killed too, nobody wrote the end: the next attempt
 closes it from what is on disk, marked ``exact: false`` -- elapsed up to the
@@ -21,8 +22,6 @@ import resource
 import time
 import uuid
 from typing import Optional
-
-from mmengine.hooks import Hook
 
 from experiments.store import (
     CHECKPOINT_NAME,
@@ -211,41 +210,3 @@ class AttemptRecorder:
 
     def end(self, status: str, iteration: Optional[int]) -> None:
         append_attempt(self.run_dir, self.end_record(status, iteration))
-
-
-class RunProgressHook(Hook):
-    """Records the attempt's start iteration and its progress while training.
-
-    Args:
-        recorder: The attempt's recorder.
-        interval_s: Rewrite ``progress.json`` at most this often.
-    """
-
-    priority = 'VERY_LOW'
-
-    def __init__(self, recorder: AttemptRecorder,
-                 interval_s: float = 10.0) -> None:
-        self.recorder = recorder
-        self.interval_s = interval_s
-        self._last = 0.0
-
-    def before_train(self, runner) -> None:
-        # After the runner loaded a checkpoint: runner.iter is where it
-        # resumed.
-        self.recorder.start(runner.iter)
-        self.recorder.progress(runner.iter, runner.max_iters)
-
-    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        # A kill after this point resumes from this checkpoint: progress must
-        # not lag behind it (one attempt was "killed at 51" and resumed from
-        # 75).
-        self._last = time.time()
-        self.recorder.progress(
-            checkpoint.get('meta', {}).get('iter', runner.iter),
-            runner.max_iters)
-
-    def after_train_iter(self, runner, batch_idx: int, data_batch=None,
-                         outputs=None) -> None:
-        if time.time() - self._last >= self.interval_s:
-            self._last = time.time()
-            self.recorder.progress(runner.iter + 1, runner.max_iters)

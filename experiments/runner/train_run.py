@@ -25,11 +25,9 @@ the attempt exits with status 75 and touches nothing. A run that is already
 finished exits 0 at once.
 """
 import argparse
-import ctypes
 import datetime
 import os
 import os.path as osp
-import signal
 import sys
 import traceback
 import zipfile
@@ -40,13 +38,12 @@ from mmengine.config import Config
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+from experiments.grid.run_config import unformatted
 from experiments.grid.spec import TRACKERS
+from experiments.runner.child import EXIT_LOCKED, die_with_parent
 from experiments.runner.lock import LOCK_FD_ENV, RunLock
-from experiments.runner.progress import (
-    AttemptRecorder,
-    RunProgressHook,
-    attempt_signals,
-)
+from experiments.runner.progress import AttemptRecorder, attempt_signals
+from experiments.runner.progress_hook import RunProgressHook
 from experiments.runner.resume_row import resume_columns
 from experiments.store import (
     FINISHED,
@@ -64,12 +61,12 @@ from experiments.store import (
     set_aside,
 )
 
-# sysexits.h EX_TEMPFAIL: nothing was done, try again later.
-EXIT_LOCKED = 75
-
-
 def build_runner(cfg: Config) -> Runner:
-    """Build the runner the way mmdet's ``tools/train.py`` does."""
+    """Build the runner the way mmdet's ``tools/train.py`` does, without
+    yapf-formatting the config's text at every checkpoint
+    (:func:`~experiments.grid.run_config.unformatted`; the run dir's
+    ``config.py``, written by the grid runner, stays formatted)."""
+    unformatted(cfg)
     if 'runner_type' in cfg:
         return RUNNERS.build(cfg)
     return Runner.from_cfg(cfg)
@@ -227,19 +224,6 @@ def init_cpu_process_group(launcher: str) -> None:
             backend='gloo', timeout=datetime.timedelta(minutes=30))
         print(f'rank {dist.get_rank()} of {dist.get_world_size()}: no CUDA, '
               f'ranks joined with gloo', flush=True)
-
-
-def die_with_parent() -> None:
-    """Ask the kernel to SIGKILL this process when its parent dies.
-
-    A runner killed with SIGKILL cannot stop its children, nor a dead
-    ``rank_launch`` its ranks: none may train on alone, outside the run's
-    lock. Used as ``preexec_fn`` of the runner's child
-    (``experiments/runner/launch.py``) and by every rank at start.
-    """
-    libc = ctypes.CDLL(None, use_errno=True)
-    pr_set_pdeathsig = 1
-    libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
 def write_error(run_dir: str, launcher: str, phase: str,
