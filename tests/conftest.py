@@ -75,34 +75,31 @@ def fresh_mmengine_logger(request):
 
 
 # Seconds each slow file took in the last measured `make test` (parallel
-# part, fixtures included; 2026-12-07, one thread per worker).
-# pytest-xdist's --dist loadfile with --no-loadscope-reorder (not the
-# Makefile's default now: see there) hands files to the workers in
-# collection order, so a long file collected
-# last leaves the other workers idle while one finishes it (as the 2-test
-# check-coco file did, alone for its last 6 minutes, under xdist's default
-# of the files with the most tests first): the longest files go first
-# (longest-processing-time-first scheduling). Files not listed keep their
-# order, after these.
+# part, fixtures included; 2026-12-07 19:15, one thread per worker). The
+# Makefile's --dist loadfile --no-loadscope-reorder hands files to the
+# workers in collection order, so a long file collected last leaves the
+# other worker idle while one finishes it (as the check-coco file did under
+# xdist's default of the files with the most tests first): the longest
+# files go first (longest-processing-time-first scheduling). Files not
+# listed keep their order, after these.
 SLOW_FILES = {
-    'tests/e2e/test_check_coco.py': 470,
-    'tests/e2e/test_slurm_cluster.py': 330,
-    'tests/e2e/test_run_grid_kill.py': 180,
-    'tests/test_engine/test_exact_resume.py': 170,
-    'tests/test_analysis/test_calibration.py': 130,
-    'tests/e2e/test_run_grid.py': 120,
-    'tests/test_engine/test_resumable_loop.py': 110,
-    'tests/e2e/test_distributed_parity.py': 100,
-    'tests/test_export/test_export_graphs.py': 100,
-    'tests/test_experiments/test_runner/test_signal_retry.py': 90,
-    'tests/test_export/test_export_tool.py': 80,
-    'tests/e2e/test_run_grid_faults.py': 80,
-    'tests/e2e/test_distributed_faults.py': 75,
-    'tests/test_engine/test_stop_checkpoint_hook.py': 75,
-    'tests/test_experiments/test_cost/test_measure_cost.py': 60,
-    'tests/test_experiments/test_runner/test_resumed_rank_evaluation.py': 50,
-    'tests/test_models/test_centermask.py': 40,
-    'tests/test_export/test_export_messages.py': 40,
+    'tests/e2e/test_check_coco.py': 400,
+    'tests/e2e/test_slurm_cluster.py': 280,
+    'tests/test_export/test_export_graphs.py': 140,
+    'tests/test_engine/test_exact_resume.py': 140,
+    'tests/test_analysis/test_calibration.py': 120,
+    'tests/e2e/test_run_grid_kill.py': 110,
+    'tests/e2e/test_run_grid.py': 100,
+    'tests/e2e/test_run_grid_faults.py': 100,
+    'tests/e2e/test_distributed_faults.py': 90,
+    'tests/test_engine/test_resumable_loop.py': 80,
+    'tests/test_experiments/test_cost/test_measure_cost.py': 80,
+    'tests/test_experiments/test_runner/test_signal_retry.py': 70,
+    'tests/test_export/test_export_tool.py': 70,
+    'tests/e2e/test_distributed_parity.py': 70,
+    'tests/test_engine/test_stop_checkpoint_hook.py': 50,
+    'tests/test_experiments/test_runner/test_resumed_rank_evaluation.py': 40,
+    'tests/test_models/test_mask_branch_training.py': 40,
 }
 
 
