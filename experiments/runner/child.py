@@ -2,8 +2,9 @@
 
 The grid runner (``experiments/runner/launch.py``) starts
 ``experiments/runner/train_run.py`` as a child; importing that module would
-pull torch and mmengine's runner into every ``run_grid.py`` start (about 2
-s), so the two things the runner needs from it live here.
+pull torch and mmengine's runner into ``run_grid.py`` before anything needs
+them (``run_grid.py --help`` took 4 s), so the two things the runner needs
+from it live here.
 """
 import ctypes
 import signal
