@@ -357,7 +357,23 @@ def main() -> None:
         die_with_parent()
         if os.getppid() == 1:   # the launcher died before the prctl
             raise SystemExit('launcher gone before this rank started')
-    raise SystemExit(run_locked(args.run_dir, args.launcher))
+    code = run_locked(args.run_dir, args.launcher)
+    if args.launcher != 'none':
+        close_process_group()
+    raise SystemExit(code)
+
+
+def close_process_group() -> None:
+    """Destroy the rank's process group while Python still runs.
+
+    Left to the interpreter's teardown, gloo's threads were once destroyed
+    still joinable: rank 1 of a finished run aborted at exit ("terminate
+    called without an active exception", SIGABRT), and its launcher
+    recorded a rank failure for a run that had finished.
+    """
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 if __name__ == '__main__':
