@@ -33,6 +33,8 @@ Where things are (one module per file under ``models/``):
 - ``converters/``: official checkpoints -> ours (centermask2, RetinaMask,
   MobileNetV2; ``vovnet.py``: the VoVNet ImageNet weights ``VoVNet`` loads).
 """
+# First: mmdet without its unused seaborn import (about 1 s a process).
+from . import mmdet_import  # noqa: F401
 from .engine import (BackboneInitCheckHook, FiniteLossHook,
                      TrustedCheckpointRunner, trust_checkpoints_under,
                      untrained_frozen_backbone)
