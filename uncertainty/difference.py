@@ -33,11 +33,13 @@ import math
 from typing import Optional, Sequence, Tuple
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 
 from uncertainty.noise import Noise
 
 LEVEL = 0.95
+# The two-sided normal quantile of LEVEL.
+Z = float(stats.norm.ppf(0.5 + LEVEL / 2))
 
 
 @dataclasses.dataclass
@@ -122,8 +124,10 @@ def interval(value: float, image_var: float, seed_var: float,
         df = var ** 2 / (seed_var ** 2 / seed_dof)
     else:
         df = math.inf
-    q = (stats.norm.ppf(0.5 + LEVEL / 2) if math.isinf(df)
-         else stats.t.ppf(0.5 + LEVEL / 2, df))
+    # scipy.special's quantiles, which stats.t.ppf / stats.norm.ppf wrap
+    # (the same values, without 0.2 ms of argument handling per call: the
+    # calibration simulates this a hundred thousand times).
+    q = Z if math.isinf(df) else special.stdtrit(df, 0.5 + LEVEL / 2)
     half = float(q) * math.sqrt(var)
     return value - half, value + half, df
 

@@ -27,7 +27,7 @@ import numpy as np
 from scipy import optimize, special, stats
 
 from uncertainty.decision import claim_bounds, gap
-from uncertainty.difference import LEVEL
+from uncertainty.difference import LEVEL, Z
 from uncertainty.noise import Noise
 
 POWER = 0.8
@@ -55,7 +55,7 @@ def half_widths(noise: Noise, n_seeds: int) -> Tuple[np.ndarray, float]:
     image_var = noise.image_sd ** 2
     seed_var = 2 / n_seeds * noise.seed_sd ** 2
     sd = max(float(np.sqrt(image_var + seed_var)), 1e-12)
-    z = stats.norm.ppf(0.5 + LEVEL / 2)
+    z = Z
     if n_seeds < 2:
         return np.array([z * sd]), sd
     k = 2 * n_seeds - 2
@@ -64,7 +64,7 @@ def half_widths(noise: Noise, n_seeds: int) -> Tuple[np.ndarray, float]:
     with np.errstate(divide='ignore'):
         df = np.where(s_var > 0, var ** 2 * k / s_var ** 2, np.inf)
     q = np.where(np.isinf(df), z,
-                 stats.t.ppf(0.5 + LEVEL / 2, np.minimum(df, 1e12)))
+                 special.stdtrit(np.minimum(df, 1e12), 0.5 + LEVEL / 2))
     return q * np.sqrt(var), sd
 
 

@@ -19,9 +19,9 @@ from experiments.store import PROJECT_ROOT
 CHILD = '''
 import gc, sys
 from mmengine.registry import RUNNERS
+import mmdet_plugins  # first: mmdet without seaborn (mmdet_import.py)
 from mmdet.utils import register_all_modules
 register_all_modules()
-import mmdet_plugins
 sys.path.insert(0, {tests!r})
 sys.path.insert(0, {here!r})
 from test_stop_checkpoint_hook import config

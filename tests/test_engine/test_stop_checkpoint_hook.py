@@ -33,9 +33,9 @@ ITER_LINE = re.compile(r'Iter\(train\) \[\s*(\d+)/\d+\]')
 CHILD = '''
 import sys
 from mmengine.registry import RUNNERS
+import mmdet_plugins  # first: mmdet without seaborn (mmdet_import.py)
 from mmdet.utils import register_all_modules
 register_all_modules()
-import mmdet_plugins
 sys.path.insert(0, {tests!r})
 sys.path.insert(0, {here!r})
 from test_stop_checkpoint_hook import config
