@@ -2,6 +2,8 @@
 import json
 import os
 import os.path as osp
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -11,7 +13,7 @@ from analysis.coco_eval.run_eval import image_eval_for_run
 from analysis.sections.cost import arm_cost_rows
 from experiments import measure_cost, run_grid
 from experiments.cost.onnx_cost import onnx_path
-from experiments.store import project_path
+from experiments.store import PROJECT_ROOT, project_path
 from experiments.store import ORT_COST, read_json, read_results_csv
 from helpers import TINY_BATCH, load_script, tiny_dataset_entry
 from mmdet_plugins.export.parity import TOLERANCES
@@ -52,17 +54,22 @@ def trained(tiny_builtin, tmp_path_factory):
     row = table.set_index('arm').loc['default']
     run_dir = row.work_dir
     # Where measure_cost --onnxruntime keeps a run's export, which it then
-    # times without exporting again (one export of 20-30 s less).
+    # times without exporting again (one export of 20-30 s less); spelt
+    # with a '..' as a user may type it, and by the command line, whose
+    # output test_the_export_prints_no_noise_and_plain_paths reads.
     out = onnx_path(run_dir)
-    status = export_onnx.main([osp.join(run_dir, 'config.py'),
-                               osp.join(run_dir, 'iter_60.pth'),
-                               '--out', out])
+    done = subprocess.run(
+        [sys.executable, 'tools/export_onnx.py',
+         osp.join(run_dir, 'config.py'), osp.join(run_dir, 'iter_60.pth'),
+         '--out', osp.join(run_dir, 'onnx', '..', 'onnx', 'model.onnx')],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600)
     exported_at = os.stat(out).st_mtime_ns
     assert measure_cost.main([str(grid), '--images', '4', '--warmup', '1',
                               '--flops-images', '1', '--rounds', '2',
                               '--onnxruntime']) == 0
     return dict(grid=str(grid), work=str(tmp / 'work'), run_dir=run_dir,
-                row=row, out=out, status=status, exported_at=exported_at)
+                row=row, out=out, status=done.returncode, export=done,
+                exported_at=exported_at)
 
 
 @pytest.mark.slow
@@ -95,6 +102,20 @@ def test_onnxruntime_ap_equals_the_runs_ap(trained):
     folder = osp.dirname(trained['out'])
     assert sorted(os.listdir(folder)) == [
         'model.json', 'model.onnx', 'model.parity.json', 'onnx_inference.py']
+
+
+@pytest.mark.slow
+def test_the_export_prints_no_noise_and_plain_paths(trained):
+    done = trained['export']
+    assert done.returncode == 0, done.stderr
+    assert 'torchvision is not installed' not in done.stderr
+    assert 'FutureWarning' not in done.stderr, done.stderr
+    plain = osp.splitext(trained['out'])[0]
+    [line] = [line for line in done.stdout.splitlines()
+              if 'exported in' in line]
+    assert line.startswith(f'{plain}.onnx: RetinaMask exported in '), line
+    assert line.endswith(f'; {plain}.json and onnx_inference.py beside it')
+    assert '/../' not in done.stdout
 
 
 @pytest.mark.slow
