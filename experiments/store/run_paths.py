@@ -12,12 +12,16 @@ written, e.g. the evaluation cache) where it is, not where it was:
   no run dir of that name lies next to the table (a table copied away from
   its runs); otherwise the run dir next to the table is the run.
 """
-import os.path as osp
-from typing import Optional
+from __future__ import annotations
 
-import pandas as pd
+import os.path as osp
+from typing import TYPE_CHECKING, Optional
+
 
 from experiments.store.layout import DETECTIONS
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 PATH_COLUMNS = ('work_dir', 'detections')
 
