@@ -110,7 +110,9 @@ def select_runs(df: pd.DataFrame, side: dict) -> pd.DataFrame:
         keep &= ~df.dataset.str.lower().str.startswith('coco').to_numpy(bool)
     elif dataset:
         keep &= column('dataset') == dataset
-    return df[keep]
+    # Positional take: the rows df[keep] gives, at about half its cost
+    # (the calibration selects runs a hundred thousand times).
+    return df.iloc[np.flatnonzero(keep)]
 
 
 def _label(side: dict) -> str:
