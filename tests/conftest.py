@@ -74,6 +74,24 @@ def fresh_mmengine_logger(request):
     yield
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread(request):
+    """Under pytest-xdist, each test starts on one torch thread: a tool
+    called in-process with its threads (or a library) may leave more, and
+    the worker's later training tests then spin-wait against the other
+    worker's (a 60-iteration training test took 8 s after one test and
+    66 s after another), and the device a timing is recorded on changes.
+    The test that left them is named in a warning."""
+    yield
+    if XDIST:
+        import torch
+        if torch.get_num_threads() != 1:
+            import warnings
+            warnings.warn(f'{request.node.nodeid} left torch at '
+                          f'{torch.get_num_threads()} threads; set to 1')
+            torch.set_num_threads(1)
+
+
 # Seconds each slow file took in the last measured `make test` (parallel
 # part, fixtures included; 2026-12-07 19:15, one thread per worker). The
 # Makefile's --dist loadfile --no-loadscope-reorder hands files to the
