@@ -55,15 +55,14 @@ def half_widths(noise: Noise, n_seeds: int) -> Tuple[np.ndarray, float]:
     image_var = noise.image_sd ** 2
     seed_var = 2 / n_seeds * noise.seed_sd ** 2
     sd = max(float(np.sqrt(image_var + seed_var)), 1e-12)
-    z = Z
     if n_seeds < 2:
-        return np.array([z * sd]), sd
+        return np.array([Z * sd]), sd
     k = 2 * n_seeds - 2
     s_var = seed_var * _variance_ratios(k)
     var = image_var + s_var
     with np.errstate(divide='ignore'):
         df = np.where(s_var > 0, var ** 2 * k / s_var ** 2, np.inf)
-    q = np.where(np.isinf(df), z,
+    q = np.where(np.isinf(df), Z,
                  special.stdtrit(np.minimum(df, 1e12), 0.5 + LEVEL / 2))
     return q * np.sqrt(var), sd
 
@@ -113,7 +112,7 @@ def image_floor(kind: str, effect: float, noise: Noise,
     any number of seeds (then only more images help)."""
     sd = noise.image_sd
     return gap(kind, effect, margin) < (
-        stats.norm.ppf(0.5 + LEVEL / 2) + stats.norm.ppf(POWER)) * sd
+        Z + stats.norm.ppf(POWER)) * sd
 
 
 def summarise(kind: str, effect: Optional[float], noise: Noise,

@@ -6,7 +6,6 @@ import os
 import os.path as osp
 from typing import TYPE_CHECKING, Dict, List, Optional
 
-
 from experiments.store.files import (
     DamagedFileError,
     atomic_write_json,
@@ -22,12 +21,11 @@ from experiments.store.run_paths import (
     resolved_paths,
 )
 
-if TYPE_CHECKING:
-    import pandas as pd
-
 # pandas is imported where a table is built or read: a training process
 # imports this package for its file layout and never reads a table (pandas
 # is 0.6 s of its start).
+if TYPE_CHECKING:
+    import pandas as pd
 
 _METRICS = ('AP', 'AP50', 'AP75', 'APs', 'APm', 'APl')
 

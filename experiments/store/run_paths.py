@@ -17,7 +17,6 @@ from __future__ import annotations
 import os.path as osp
 from typing import TYPE_CHECKING, Optional
 
-
 from experiments.store.layout import DETECTIONS
 
 if TYPE_CHECKING:

@@ -70,13 +70,12 @@ def trained(tiny_builtin, tmp_path_factory):
                               '--flops-images', '1', '--rounds', '2',
                               '--threads', '1', '--onnxruntime']) == 0
     return dict(grid=str(grid), work=str(tmp / 'work'), run_dir=run_dir,
-                row=row, out=out, status=done.returncode, export=done,
-                exported_at=exported_at)
+                row=row, out=out, export=done, exported_at=exported_at)
 
 
 @pytest.mark.slow
 def test_onnxruntime_ap_equals_the_runs_ap(trained):
-    assert trained['status'] == 0
+    assert trained['export'].returncode == 0, trained['export'].stderr
     report = json.load(open(osp.splitext(trained['out'])[0]
                             + '.parity.json'))
     summary = report['summary']
