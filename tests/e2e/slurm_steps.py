@@ -10,7 +10,7 @@ import sys
 import time
 
 import yaml
-from helpers import TINY_BATCH, run_grid_cli, tiny_dataset_entry
+from helpers import TINY_BATCH, run_grid_cli, tiny_dataset_entry, wait_for
 
 from experiments.store import PROJECT_ROOT, read_attempts
 
@@ -46,6 +46,26 @@ def squeue(slurm, fmt='%i|%T') -> dict:
                     timeout=30, check=True).stdout
     return {line.split('|')[0]: line.split('|')[1:]
             for line in out.splitlines() if line}
+
+
+# slurmd refuses a job credential created in the second of the kill that
+# requeued the job, or earlier: the restarted job then dies at once
+# ("Killing non-startable batch JobId=2: Job credential revoked" in
+# slurmctld.log) and ends FAILED. Slurm's own hold on a requeued job
+# (cred_expire + 1 s, 121 s by default) is for this; the tests release a
+# job this long after squeue first shows it requeued (PENDING), which comes
+# after the kill.
+REQUEUE_HOLD_S = 2.0
+
+
+def release_requeued(slurm, job, *updates) -> None:
+    """Wait for ``job`` to be requeued, then start it without Slurm's
+    two-minute hold (``updates``: more ``scontrol update`` fields)."""
+    wait_for(lambda: squeue(slurm).get(job, ['?'])[0] == 'PENDING', 120,
+             f'job {job} to be requeued')
+    time.sleep(REQUEUE_HOLD_S)
+    slurm.run(['scontrol', 'update', f'JobId={job}', 'StartTime=now',
+               *updates], timeout=30, check=True)
 
 
 def run_dir_of(work_dir, label_part) -> str:

@@ -4,7 +4,9 @@ The cluster comes from ``tools/local_slurm.py`` (Debian's packages unpacked
 into a cache, daemons as root, fake GPUs, no accounting). Where the packages
 cannot be had or the daemons cannot start, every test here skips with the
 reason. Slurm holds a requeued job for about two minutes (``BeginTime``);
-the tests release it at once with ``scontrol update StartTime=now``.
+the tests release it with ``scontrol update StartTime=now`` 2 s after it
+shows ``PENDING`` (at once, its restart can fail: ``REQUEUE_HOLD_S`` in
+``slurm_steps.py`` says why).
 """
 import glob
 import json
@@ -24,9 +26,10 @@ from helpers import (
     wait_for,
 )
 
-from slurm_steps import (SLURM_ARGS, grid_file, launches, run_dir_of,
-                         run_slurm_grid, set_partition, squeue,
-                         submit_and_collect, submitted)
+from slurm_steps import (REQUEUE_HOLD_S, SLURM_ARGS, grid_file, launches,
+                         release_requeued, run_dir_of, run_slurm_grid,
+                         set_partition, squeue, submit_and_collect,
+                         submitted)
 
 from experiments.runner.lock import RunLock
 from experiments.store import PROJECT_ROOT, read_attempts, read_results_csv
@@ -148,10 +151,7 @@ def test_preempted_and_requeued_jobs_resume_and_finish_once(slurm,
     stopped_at[term_dir] = last_checkpoint_iteration(term_dir)
     slurm.run(['scontrol', 'requeue', term_job], timeout=30, check=True)
     for job in (usr2_job, term_job):
-        wait_for(lambda: squeue(slurm).get(job, ['?'])[0] == 'PENDING',
-                  120, f'job {job} to be requeued')
-        slurm.run(['scontrol', 'update', f'JobId={job}', 'StartTime=now'],
-                  timeout=30, check=True)
+        release_requeued(slurm, job)
 
     collect = run_slurm_grid(grid)
     assert collect.returncode == 0, collect.stdout + collect.stderr
@@ -290,6 +290,7 @@ def test_a_time_limit_checkpoints_the_iteration_and_requeues_to_the_end(
          *TIME_LIMIT, '--tick', '1'], cwd=PROJECT_ROOT,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     work_dir = str(tmp_path / 'limit')
+    pending_since = {}
     try:
         deadline = time.monotonic() + 900
         while runner.poll() is None:
@@ -300,7 +301,11 @@ def test_a_time_limit_checkpoints_the_iteration_and_requeues_to_the_end(
             requeued = logs and any(r['event'] == 'end' for r in
                                     read_attempts(osp.dirname(logs[0])))
             for job, (state,) in squeue(slurm).items():
-                if state == 'PENDING' and requeued:
+                if state != 'PENDING' or not requeued:
+                    pending_since.pop(job, None)
+                    continue
+                since = pending_since.setdefault(job, time.monotonic())
+                if time.monotonic() - since >= REQUEUE_HOLD_S:
                     # Slurm holds a requeued job about two minutes. Once a
                     # stop has been seen (not a signal during the build),
                     # the job may finish.
@@ -308,7 +313,7 @@ def test_a_time_limit_checkpoints_the_iteration_and_requeues_to_the_end(
                                'StartTime=now'] +
                               (['TimeLimit=30'] if stopped else []),
                               timeout=30)
-            time.sleep(2)
+            time.sleep(1)
         out = runner.communicate()[0]
         local_out = local.communicate(timeout=900)[0]
     finally:
