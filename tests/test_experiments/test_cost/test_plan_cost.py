@@ -57,9 +57,20 @@ def test_plan_trains_and_writes_nothing(grid_dir):
     assert not osp.exists(grid_dir / 'work')
 
 
+# A 40-iteration tiny run lasts 6-17 s, a third of it start-up and
+# evaluation, and the same seeded run's wall time varies by up to 20% on the
+# shared 2-core machine (RetinaMask 7.4 and 9.0 s in two runs in a row), a
+# 4-iteration probe's estimate as much (CenterMask 7.6 and 9.9 s). One run
+# therefore has to be within a factor of 1.6 (an error in the estimate's
+# arithmetic -- iterations, images per process, accumulation -- is a factor
+# of 2 or more); the grid's total, what --plan budgets, within 25%.
+RUN_FACTOR = 1.6
+TOTAL_TOLERANCE = 0.25
+
+
 @pytest.mark.slow
 @pytest.mark.serial   # wall time against wall time: nothing else may run
-def test_estimate_within_25_percent_of_actual(grid_dir):
+def test_estimate_of_the_grid_within_25_percent_of_actual(grid_dir):
     grid_path = write_grid(grid_dir, CONFIGS)
     grid = load_grid(grid_path)
     planned, n_train = resolve(grid, grid.expand(), str(grid_dir / 'work'),
@@ -77,9 +88,13 @@ def test_estimate_within_25_percent_of_actual(grid_dir):
     out = run_grid_cli(grid_path, '--slots', '1', timeout=1800)
     assert out.returncode == 0, out.stderr[-2000:]
     results = pd.read_csv(grid_dir / 'work' / 'results.csv')
-    ratios = {r.model: estimates[r.model] / r.wall_time_s
-              for r in results.itertuples()}
-    print('estimate / actual wall time:', ratios)
-    assert len(ratios) == len(CONFIGS)
+    actual = dict(zip(results.model, results.wall_time_s))
+    assert sorted(actual) == sorted(CONFIGS)
+    ratios = {m: estimates[m] / actual[m] for m in actual}
+    total = sum(estimates.values()) / sum(actual.values())
+    print(f'estimate / actual wall time: grid {total:.3f}, runs {ratios}; '
+          f'estimates (s) {estimates}, actual (s) {actual}')
     for model, ratio in ratios.items():
-        assert 0.75 <= ratio <= 1.25, (model, ratio, estimates)
+        assert 1 / RUN_FACTOR <= ratio <= RUN_FACTOR, (model, ratio,
+                                                       estimates, actual)
+    assert abs(total - 1) <= TOTAL_TOLERANCE, (total, estimates, actual)
