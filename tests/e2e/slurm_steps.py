@@ -58,14 +58,14 @@ def squeue(slurm, fmt='%i|%T') -> dict:
 REQUEUE_HOLD_S = 2.0
 
 
-def release_requeued(slurm, job, *updates) -> None:
+def release_requeued(slurm, job) -> None:
     """Wait for ``job`` to be requeued, then start it without Slurm's
-    two-minute hold (``updates``: more ``scontrol update`` fields)."""
+    two-minute hold."""
     wait_for(lambda: squeue(slurm).get(job, ['?'])[0] == 'PENDING', 120,
              f'job {job} to be requeued')
     time.sleep(REQUEUE_HOLD_S)
-    slurm.run(['scontrol', 'update', f'JobId={job}', 'StartTime=now',
-               *updates], timeout=30, check=True)
+    slurm.run(['scontrol', 'update', f'JobId={job}', 'StartTime=now'],
+              timeout=30, check=True)
 
 
 def run_dir_of(work_dir, label_part) -> str:
