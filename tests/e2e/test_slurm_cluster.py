@@ -263,8 +263,34 @@ def test_local_runner_and_slurm_job_never_train_one_run(slurm, tiny_builtin,
 # on an idle machine; the requeued job gets a longer limit to finish in one
 # more attempt.
 TIME_LIMIT = ['--time-min', '2', '--signal-delay-s', '60']
+# USR2 comes 60-90 s after the job starts: 40 iterations, each of the first
+# attempt followed by a 2.5 s sleep (tests/e2e/paced_first_attempt.py), are
+# still training then (~120 s) at the CPU cost of 40 iterations.
+PACED_ITERS = 40
+PACE_S = 2.5
+
+
 LONG_RUN = {'default_hooks.checkpoint.interval': 1000,
             'default_hooks.logger.interval': 1}
+
+
+def _paced_run_overrides() -> dict:
+    from mmengine.config import Config
+    runtime = Config.fromfile(osp.join(PROJECT_ROOT, 'configs', '_base_',
+                                       'plugins_runtime.py'))
+    return {**LONG_RUN,
+            'custom_imports.imports': [*runtime.custom_imports['imports'],
+                                       'paced_first_attempt'],
+            'custom_hooks': [*runtime.to_dict()['custom_hooks'],
+                             dict(type='PacedFirstAttemptHook',
+                                  seconds=PACE_S)]}
+
+
+def _env_with_paced_hook() -> dict:
+    here = osp.dirname(osp.abspath(__file__))
+    path = os.environ.get('PYTHONPATH')
+    return {**os.environ,
+            'PYTHONPATH': here + (os.pathsep + path if path else '')}
 ITER_LINE = re.compile(r'Iter\(train\) \[\s*(\d+)/(\d+)\]')
 
 
@@ -274,21 +300,24 @@ def test_a_time_limit_checkpoints_the_iteration_and_requeues_to_the_end(
     iteration it interrupts; the requeued job resumes there, trains every
     iteration once (the run's log shows each one once) and ends with the
     uninterrupted run's weights and AP."""
-    iters = 200
+    iters = PACED_ITERS
     models = {'m': TINY_MASK_RCNN}
     grid = grid_file(tmp_path, 'limit', tiny_builtin, models, max_iters=iters,
-                     overrides=LONG_RUN)
+                     overrides=_paced_run_overrides())
+    # Unpaced: the sleeps change no number, and the test does not wait for
+    # them twice.
     reference = grid_file(tmp_path, 'reference', tiny_builtin, models,
-                      max_iters=iters, overrides=LONG_RUN)
+                          max_iters=iters, overrides=LONG_RUN)
+    env = _env_with_paced_hook()
     # The uninterrupted run, meanwhile, on 1 thread as the job's 1 CPU.
     local = subprocess.Popen(
         [sys.executable, 'experiments/run_grid.py', reference, '--slots',
          '2', '--tick', '1'], cwd=PROJECT_ROOT, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True)
+        stderr=subprocess.STDOUT, text=True, env=env)
     runner = subprocess.Popen(
         [sys.executable, 'experiments/run_grid.py', grid, *SLURM_ARGS[:-4],
          *TIME_LIMIT, '--tick', '1'], cwd=PROJECT_ROOT,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     work_dir = str(tmp_path / 'limit')
     pending_since = {}
     try:
