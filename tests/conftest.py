@@ -3,6 +3,10 @@ import os.path as osp
 
 import pytest
 
+# Before any test parses a config: mmengine's mmdet:: lookups once per
+# worker (experiments/config_cache.py).
+import experiments  # noqa: F401
+
 # Under pytest-xdist every worker (and every run it starts: run_grid.py
 # reads this as a ceiling) computes with one thread. Two workers with
 # torch's default of one thread per core put four OpenMP threads on two
