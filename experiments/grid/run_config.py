@@ -138,9 +138,8 @@ def unformatted(cfg: Config) -> Config:
 
 @functools.lru_cache(maxsize=64)
 def _load(path: str, mtime: float) -> Config:
-    # A grid resolves one config for many arms and seeds; parsing it (its
-    # mmdet:: bases) is most of the planning time. Keyed by mtime too, so an
-    # edited file is read again.
+    # A grid resolves one config for many arms and seeds: parsed once.
+    # Keyed by mtime too, so an edited file is read again.
     return Config.fromfile(path)
 
 

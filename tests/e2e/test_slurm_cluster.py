@@ -259,19 +259,16 @@ def test_local_runner_and_slurm_job_never_train_one_run(slurm, tiny_builtin,
 
 # Slurm checks time limits every 30 s: with a 2-minute limit and the signal
 # 60 s before it, USR2 comes 60-90 s into the job, after the training child
-# has started (about 15-50 s here). 200 iterations do not fit in that even
-# on an idle machine; the requeued job gets a longer limit to finish in one
-# more attempt.
-TIME_LIMIT = ['--time-min', '2', '--signal-delay-s', '60']
-# USR2 comes 60-90 s after the job starts: 40 iterations, each of the first
+# has started (about 15-50 s here). 40 iterations, each of the first
 # attempt followed by a 2.5 s sleep (tests/e2e/paced_first_attempt.py), are
-# still training then (~120 s) at the CPU cost of 40 iterations.
+# still training then (~120 s) at the CPU cost of 40 iterations; the
+# requeued job gets a longer limit to finish in one more attempt.
+TIME_LIMIT = ['--time-min', '2', '--signal-delay-s', '60']
 PACED_ITERS = 40
 PACE_S = 2.5
-
-
 LONG_RUN = {'default_hooks.checkpoint.interval': 1000,
             'default_hooks.logger.interval': 1}
+ITER_LINE = re.compile(r'Iter\(train\) \[\s*(\d+)/(\d+)\]')
 
 
 def _paced_run_overrides() -> dict:
@@ -291,7 +288,6 @@ def _env_with_paced_hook() -> dict:
     path = os.environ.get('PYTHONPATH')
     return {**os.environ,
             'PYTHONPATH': here + (os.pathsep + path if path else '')}
-ITER_LINE = re.compile(r'Iter\(train\) \[\s*(\d+)/(\d+)\]')
 
 
 def test_a_time_limit_checkpoints_the_iteration_and_requeues_to_the_end(

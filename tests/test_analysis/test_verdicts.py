@@ -3,7 +3,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.verdicts import judge, load_weaknesses, verdict_table
+from analysis.verdicts import (judge, load_weaknesses, select_runs,
+                               verdict_table)
 from uncertainty.difference import from_run_values
 from uncertainty.noise import Noise
 
@@ -99,3 +100,15 @@ def test_smoke_scale_runs_never_decide():
     df['val_images'] = 16
     v = judge('W', W, df)
     assert v.verdict == 'inconclusive' and 'would say supported' in v.sentence
+
+
+@pytest.mark.parametrize('arms', [['a', 'b', 'a', 'b', 'a'],   # a apart
+                                  ['b', 'a', 'a', 'b', 'a']])  # a adjacent
+def test_select_runs_gives_the_rows_a_mask_gives(arms):
+    df = pd.DataFrame(dict(grid='g', model='m', arm=arms, dataset='d',
+                           status=['finished'] * 4 + ['failed'],
+                           seed=range(5)))
+    side = dict(grid='g', model='m', arm='a')
+    keep = ((df.status == 'finished') & (df.grid == 'g') & (df.model == 'm')
+            & (df.arm == 'a'))
+    pd.testing.assert_frame_equal(select_runs(df, side), df[keep])
